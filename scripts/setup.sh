@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing p2pool-rs needs on a fresh Debian machine:
+# cmake and Boost headers (Bitcoin Core's validation engine is compiled by the `bitcoinkernel`
+# crate), plus the test-only tools. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+[ -e /usr/include/boost/version.hpp ] || need_apt+=(libboost-dev)
+if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing ${need_apt[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
+  if ! python3 -c 'import chiapos' >/dev/null 2>&1; then
+    echo "setup: installing chiapos (reference verifier for the Chia tests and benchmark)" >&2
+    python3 -m pip install -q 'chiapos==2.0.12' || echo "setup: chiapos unavailable; tests that compare against it use checked-in vectors" >&2
+  fi
+fi

@@ -1,0 +1,8 @@
+//! The p2pool node: every piece of I/O around the pure `sharechain` crate.
+//!
+//! See `docs/ARCHITECTURE.md` for what each module owns and how data flows between them.
+
+pub mod chia;
+pub mod cli;
+#[cfg(feature = "devchain")]
+pub mod devchain;
