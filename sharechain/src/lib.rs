@@ -3,3 +3,32 @@
 //! This crate is pure: no async runtime, no sockets, no clock, no disk. Time is passed in as an
 //! argument, so everything here can be unit-tested, property-tested, fuzzed and benchmarked in
 //! isolation. If it decides *what is valid*, it lives here.
+//!
+//! - [`params`]: per-network constants.
+//! - [`share`]: wire types and their encoding, stand-alone checks ([`share::CheckedShare`]).
+//! - [`gentx`], [`hash_link`]: the coinbase and the midstate proof of its ending.
+//! - [`pplns`]: incremental PPLNS windows and the payout rule.
+//! - [`target`]: work, difficulty and the retarget.
+//! - [`build`]: a new share on the chain (used to mine and to verify).
+//! - [`tracker`], [`chain`]: the generic share graph and best-chain choice; [`verify`] plugs the
+//!   Bitcoin share rules into it.
+
+pub mod build;
+pub mod chain;
+pub mod encode;
+pub mod gentx;
+pub mod hash_link;
+pub mod params;
+pub mod pplns;
+pub mod share;
+pub mod target;
+#[doc(hidden)]
+pub mod testkit;
+pub mod tracker;
+pub mod verify;
+
+pub use build::{generate, ShareRequest, ShareTemplate};
+pub use params::NetworkParams;
+pub use share::{CheckedShare, Share, ShareHash};
+pub use tracker::{Changes, ShareTracker};
+pub use verify::{new_tracker, ShareVerifier, Tracker, VerifyError};

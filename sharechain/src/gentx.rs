@@ -1,0 +1,198 @@
+//! Coinbase ("gentx") construction.
+//!
+//! Layout of every share's coinbase (non-witness serialization):
+//!
+//! ```text
+//! version(4)=1 | 1 input: null prevout, scriptSig (BIP34 height push first, 2..=100 bytes), sequence
+//! | outputs: [witness commitment] , payouts…, OP_RETURN 0x28 ‖ ref_hash(32) ‖ last_txout_nonce(8)
+//! | lock_time(4)=0
+//! ```
+//!
+//! The miner's extranonce *is* `last_txout_nonce`, 12 bytes before the end: for stratum, coinb1 is
+//! everything before it and coinb2 is the lock time. A coinbase is therefore hashed once up to
+//! the ref hash (the [`crate::hash_link`] midstate) and each submit only hashes the last block.
+
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::{Amount, ScriptBuf};
+
+use crate::encode::{varint_len, write_var_bytes, write_varint};
+
+/// Witness reserved value of the coinbase (BIP141): 32 zero bytes.
+pub const WITNESS_RESERVED_VALUE: [u8; 32] = [0; 32];
+
+/// The constant bytes right before the ref hash: value 0, script length 42, OP_RETURN, push 40.
+pub const REF_OUTPUT_PREFIX: [u8; 11] = [0, 0, 0, 0, 0, 0, 0, 0, 0x2a, 0x6a, 0x28];
+
+/// Bytes after the ref hash: `last_txout_nonce(8) ‖ lock_time(4)`.
+pub const COINBASE_TAIL_LEN: usize = 12;
+
+/// One coinbase output paying a miner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Payout {
+    pub script: ScriptBuf,
+    pub amount: Amount,
+}
+
+/// The minimal push of a block height (BIP34): heights 1..=16 as `OP_1`..`OP_16`, 0 as `OP_0`,
+/// others as a minimal little-endian script number.
+pub fn bip34_height_push(height: u32) -> Vec<u8> {
+    match height {
+        0 => vec![0x00],
+        1..=16 => vec![0x50 + height as u8],
+        _ => {
+            let mut num = Vec::with_capacity(5);
+            let mut h = height;
+            while h > 0 {
+                num.push((h & 0xff) as u8);
+                h >>= 8;
+            }
+            if num.last().is_some_and(|&b| b & 0x80 != 0) {
+                num.push(0);
+            }
+            let mut out = vec![num.len() as u8];
+            out.extend_from_slice(&num);
+            out
+        }
+    }
+}
+
+/// BIP141 commitment `sha256d(witness_merkle_root ‖ reserved)` for the commitment output.
+pub fn witness_commitment(wtxid_merkle_root: &[u8; 32]) -> [u8; 32] {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(wtxid_merkle_root);
+    buf[32..].copy_from_slice(&WITNESS_RESERVED_VALUE);
+    sha256d::Hash::hash(&buf).to_byte_array()
+}
+
+/// The script of the witness commitment output: `OP_RETURN 0x24 aa21a9ed ‖ commitment`.
+pub fn witness_commitment_script(commitment: &[u8; 32]) -> [u8; 38] {
+    let mut s = [0u8; 38];
+    s[..6].copy_from_slice(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]);
+    s[6..].copy_from_slice(commitment);
+    s
+}
+
+/// A coinbase up to (not including) the ref hash, plus what is needed to finish it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoinbasePrefix {
+    /// Serialized coinbase up to and including [`REF_OUTPUT_PREFIX`].
+    pub bytes: Vec<u8>,
+}
+
+impl CoinbasePrefix {
+    /// Serializes the coinbase up to the ref hash.
+    pub fn build(script_sig: &[u8], wtxid_merkle_root: &[u8; 32], payouts: &[Payout]) -> Self {
+        let outputs = payouts.len() as u64 + 2;
+        let payout_bytes: usize = payouts
+            .iter()
+            .map(|p| 8 + varint_len(p.script.len() as u64) + p.script.len())
+            .sum();
+        let mut out = Vec::with_capacity(64 + script_sig.len() + 47 + payout_bytes + 11);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.push(1);
+        out.extend_from_slice(&[0u8; 32]);
+        out.extend_from_slice(&u32::MAX.to_le_bytes());
+        write_var_bytes(&mut out, script_sig);
+        out.extend_from_slice(&u32::MAX.to_le_bytes());
+        write_varint(&mut out, outputs);
+        out.extend_from_slice(&0u64.to_le_bytes());
+        write_var_bytes(
+            &mut out,
+            &witness_commitment_script(&witness_commitment(wtxid_merkle_root)),
+        );
+        for p in payouts {
+            out.extend_from_slice(&p.amount.to_sat().to_le_bytes());
+            write_var_bytes(&mut out, p.script.as_bytes());
+        }
+        out.extend_from_slice(&REF_OUTPUT_PREFIX);
+        CoinbasePrefix { bytes: out }
+    }
+
+    /// The whole coinbase for a ref hash and extranonce.
+    pub fn finish(&self, ref_hash: &[u8; 32], last_txout_nonce: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len() + 44);
+        out.extend_from_slice(&self.bytes);
+        out.extend_from_slice(ref_hash);
+        out.extend_from_slice(&last_txout_nonce.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out
+    }
+
+    /// Stratum's split for a ref hash: `coinb1` ends right before the 8-byte extranonce,
+    /// `coinb2` is the lock time.
+    pub fn stratum_split(&self, ref_hash: &[u8; 32]) -> (Vec<u8>, Vec<u8>) {
+        let mut coinb1 = Vec::with_capacity(self.bytes.len() + 32);
+        coinb1.extend_from_slice(&self.bytes);
+        coinb1.extend_from_slice(ref_hash);
+        (coinb1, 0u32.to_le_bytes().to_vec())
+    }
+}
+
+/// The txid (internal byte order) of a serialized non-witness transaction.
+pub fn txid(tx: &[u8]) -> [u8; 32] {
+    sha256d::Hash::hash(tx).to_byte_array()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::consensus::deserialize;
+    use bitcoin::Transaction;
+
+    #[test]
+    fn bip34_pushes_are_minimal() {
+        assert_eq!(bip34_height_push(1), vec![0x51]);
+        assert_eq!(bip34_height_push(16), vec![0x60]);
+        assert_eq!(bip34_height_push(17), vec![0x01, 0x11]);
+        assert_eq!(bip34_height_push(127), vec![0x01, 0x7f]);
+        assert_eq!(bip34_height_push(128), vec![0x02, 0x80, 0x00]);
+        assert_eq!(bip34_height_push(840_000), vec![0x03, 0x40, 0xd1, 0x0c]);
+        // Same bytes as rust-bitcoin's script-number push of the height.
+        for h in [17u32, 255, 256, 65535, 8_388_607, 8_388_608, 1 << 30] {
+            let script = bitcoin::script::Builder::new()
+                .push_int(i64::from(h))
+                .into_script();
+            assert_eq!(bip34_height_push(h), script.as_bytes(), "height {h}");
+        }
+    }
+
+    #[test]
+    fn coinbase_parses_as_a_bitcoin_transaction() {
+        let payouts = vec![
+            Payout {
+                script: ScriptBuf::from_bytes(vec![
+                    0x00, 0x14, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                ]),
+                amount: Amount::from_sat(1000),
+            },
+            Payout {
+                script: ScriptBuf::from_bytes(
+                    vec![0x51, 0x20].into_iter().chain([9u8; 32]).collect(),
+                ),
+                amount: Amount::from_sat(2000),
+            },
+        ];
+        let mut sig = bip34_height_push(500);
+        sig.extend_from_slice(b"/p2pool-rs/");
+        let prefix = CoinbasePrefix::build(&sig, &[5; 32], &payouts);
+        let full = prefix.finish(&[0xab; 32], 0x0102030405060708);
+        let tx: Transaction = deserialize(&full).unwrap();
+        assert!(tx.is_coinbase());
+        assert_eq!(tx.output.len(), 4);
+        assert_eq!(
+            tx.output[0].script_pubkey.as_bytes()[..6],
+            [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]
+        );
+        assert_eq!(tx.output[1].value, Amount::from_sat(1000));
+        let last = tx.output[3].script_pubkey.as_bytes();
+        assert_eq!(&last[..2], &[0x6a, 0x28]);
+        assert_eq!(&last[2..34], &[0xab; 32]);
+        assert_eq!(&last[34..], &0x0102030405060708u64.to_le_bytes());
+        assert_eq!(tx.compute_txid().to_byte_array(), txid(&full));
+        let (coinb1, coinb2) = prefix.stratum_split(&[0xab; 32]);
+        assert_eq!(
+            [&coinb1[..], &0x0102030405060708u64.to_le_bytes(), &coinb2].concat(),
+            full
+        );
+    }
+}
