@@ -18,7 +18,7 @@ use crate::share::{
     ref_hash, CheckedShare, MerkleLink, SegwitData, Share, ShareData, ShareHash, ShareInfo,
     SmallBlockHeader, StaleInfo,
 };
-use crate::target::{compact_work, share_bits, work_of, RetargetInput};
+use crate::target::{compact_work, share_bits, RetargetInput};
 
 /// Distance from a share to its `far_share_hash`.
 pub const FAR_SHARE_DISTANCE: u32 = 100;
@@ -58,7 +58,7 @@ pub struct ShareTemplate {
 }
 
 /// Why a share cannot be built (or checked) on this chain yet.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum BuildError {
     #[error("parent share {0} is not known")]
@@ -79,6 +79,19 @@ pub fn generate(
     pplns: &mut Pplns,
     params: &NetworkParams,
     req: &ShareRequest,
+) -> Result<ShareTemplate, BuildError> {
+    generate_inner(chain, pplns, params, req, true)
+}
+
+/// [`generate`]; with `resolve = false` (verification) the template's `payouts` stay empty and
+/// its `ref_hash` is zero: the coinbase prefix is complete, and the verifier takes the ref hash
+/// from the share once the share infos are equal.
+pub(crate) fn generate_inner(
+    chain: &Chain<CheckedShare>,
+    pplns: &mut Pplns,
+    params: &NetworkParams,
+    req: &ShareRequest,
+    resolve: bool,
 ) -> Result<ShareTemplate, BuildError> {
     let parent = match req.previous_share_hash {
         None => None,
@@ -130,15 +143,8 @@ pub fn generate(
                 .max(u128::from(params.chain_length).saturating_mul(share_work)),
         ),
     };
-    let (window, scripts) = pplns.window(chain, start, limits);
-    let payouts = Pplns::payouts(
-        scripts,
-        window,
-        req.subsidy,
-        &req.payout_script,
-        None,
-        params.max_payouts,
-    );
+    pplns.window(chain, start, limits);
+    let payout_ids = pplns.payouts(start, req.subsidy, &req.payout_script, params.max_payouts);
 
     let share_info = ShareInfo {
         share_data: ShareData {
@@ -160,14 +166,36 @@ pub fn generate(
         abswork,
     };
     let ref_merkle_link = MerkleLink::default();
-    let ref_hash = ref_hash(
-        &params.identifier,
-        req.version,
-        &share_info,
-        &ref_merkle_link,
+    // When verifying, the caller compares share infos and takes the ref hash the share's own
+    // checks already computed.
+    let ref_hash = if resolve {
+        ref_hash(
+            &params.identifier,
+            req.version,
+            &share_info,
+            &ref_merkle_link,
+        )
+    } else {
+        [0; 32]
+    };
+    let coinbase = CoinbasePrefix::build_from(
+        &req.coinbase,
+        &req.segwit_data.wtxid_merkle_root,
+        payout_ids
+            .iter()
+            .map(|&(id, sat)| (pplns.script(id).as_bytes(), sat)),
     );
-    let coinbase =
-        CoinbasePrefix::build(&req.coinbase, &req.segwit_data.wtxid_merkle_root, &payouts);
+    let payouts = if resolve {
+        payout_ids
+            .iter()
+            .map(|&(id, sat)| Payout {
+                script: pplns.script(id).clone(),
+                amount: Amount::from_sat(sat),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(ShareTemplate {
         version: req.version,
         share_info,
@@ -182,22 +210,12 @@ fn retarget_input(
     parent: &CheckedShare,
     lookbehind: u32,
 ) -> Result<RetargetInput, BuildError> {
-    let mut min_work: u128 = 0;
-    let mut oldest = parent;
-    let mut count = 0;
-    for share in chain.ancestors(&parent.hash()).take(lookbehind as usize) {
-        min_work = min_work.saturating_add(work_of(Target::from_compact(
-            share.share().share_info.max_bits,
-        )));
-        oldest = share;
-        count += 1;
-    }
-    if count < lookbehind {
-        return Err(BuildError::MissingHistory {
-            from: parent.hash(),
-            depth: lookbehind - 1,
-        });
-    }
+    let missing = BuildError::MissingHistory {
+        from: parent.hash(),
+        depth: lookbehind - 1,
+    };
+    let (min_work, oldest) = chain.sum_aux(&parent.hash(), lookbehind).ok_or(missing)?;
+    let oldest = chain.lookup(&oldest).ok_or(missing)?;
     let newest_ts = parent.share().share_info.timestamp;
     let oldest_ts = oldest.share().share_info.timestamp;
     Ok(RetargetInput {
@@ -220,6 +238,11 @@ impl ShareTemplate {
             hash_link: prefix_to_hash_link(&self.coinbase.bytes, &REF_OUTPUT_PREFIX),
             merkle_link: self.share_info.segwit_data.txid_merkle_link.clone(),
         }
+    }
+
+    /// The coinbase txid (internal byte order) for an extranonce.
+    pub fn coinbase_txid(&self, last_txout_nonce: u64) -> [u8; 32] {
+        self.coinbase.txid(&self.ref_hash, last_txout_nonce)
     }
 
     /// The full coinbase (non-witness) for an extranonce.

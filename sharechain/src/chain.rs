@@ -2,10 +2,9 @@
 //! pointers for `O(log n)` ancestor look-ups. Owned and mutated by [`crate::tracker`]; read by
 //! verifiers through [`Chain`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::share::ShareHash;
+use crate::share::{ShareHash, ShareHashMap};
 
 /// What the tracker needs to know about a share of any kind (Bitcoin header shares, Chia
 /// proof-of-space shares, …).
@@ -20,6 +19,11 @@ pub trait TrackedShare {
     fn work(&self) -> u128;
     /// True when the share builds on `tip`, or is itself the block that made `tip`.
     fn builds_on(&self, tip: &Self::Tip) -> bool;
+    /// A second per-share quantity summed along the chain (prefix sums, `O(log n)` range sums);
+    /// Bitcoin shares use the work of their `max_bits` for the retarget.
+    fn aux_work(&self) -> u128 {
+        0
+    }
 }
 
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub(crate) struct Node<S> {
     pub(crate) height: u32,
     /// Work of this share and all its ancestors in the tracker.
     pub(crate) cum_work: u128,
+    /// [`TrackedShare::aux_work`] of this share and all its ancestors in the tracker.
+    pub(crate) cum_aux: u128,
     /// The chain below reaches the first share of the share chain (no missing history).
     pub(crate) rooted: bool,
     /// Identifies the connected tree the node belongs to.
@@ -43,13 +49,13 @@ pub(crate) struct Node<S> {
 /// Read-only view of the share graph.
 #[derive(Debug)]
 pub struct Chain<S> {
-    pub(crate) nodes: HashMap<ShareHash, Node<S>>,
+    pub(crate) nodes: ShareHashMap<Node<S>>,
 }
 
 impl<S> Default for Chain<S> {
     fn default() -> Self {
         Chain {
-            nodes: HashMap::new(),
+            nodes: ShareHashMap::default(),
         }
     }
 }
@@ -144,6 +150,16 @@ impl<S: TrackedShare> Chain<S> {
             }
         }
         Some(cur)
+    }
+
+    /// Sum of [`TrackedShare::aux_work`] over `hash` and its `count - 1` nearest ancestors, with
+    /// the oldest of them; `None` unless all are held.
+    pub fn sum_aux(&self, hash: &ShareHash, count: u32) -> Option<(u128, ShareHash)> {
+        let newest = self.nodes.get(hash)?;
+        let oldest_hash = self.nth_ancestor(hash, count.checked_sub(1)?)?;
+        let oldest = self.nodes.get(&oldest_hash)?;
+        let sum = newest.cum_aux - oldest.cum_aux + oldest.share.aux_work();
+        Some((sum, oldest_hash))
     }
 
     /// Iterates from `hash` down through its held ancestors.

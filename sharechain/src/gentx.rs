@@ -12,7 +12,7 @@
 //! everything before it and coinb2 is the lock time. A coinbase is therefore hashed once up to
 //! the ref hash (the [`crate::hash_link`] midstate) and each submit only hashes the last block.
 
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::{sha256, sha256d, Hash, HashEngine};
 use bitcoin::{Amount, ScriptBuf};
 
 use crate::encode::{varint_len, write_var_bytes, write_varint};
@@ -82,10 +82,25 @@ pub struct CoinbasePrefix {
 impl CoinbasePrefix {
     /// Serializes the coinbase up to the ref hash.
     pub fn build(script_sig: &[u8], wtxid_merkle_root: &[u8; 32], payouts: &[Payout]) -> Self {
+        Self::build_from(
+            script_sig,
+            wtxid_merkle_root,
+            payouts
+                .iter()
+                .map(|p| (p.script.as_bytes(), p.amount.to_sat())),
+        )
+    }
+
+    /// [`Self::build`] from `(script, satoshis)` pairs.
+    pub fn build_from<'a>(
+        script_sig: &[u8],
+        wtxid_merkle_root: &[u8; 32],
+        payouts: impl ExactSizeIterator<Item = (&'a [u8], u64)> + Clone,
+    ) -> Self {
         let outputs = payouts.len() as u64 + 2;
         let payout_bytes: usize = payouts
-            .iter()
-            .map(|p| 8 + varint_len(p.script.len() as u64) + p.script.len())
+            .clone()
+            .map(|(s, _)| 8 + varint_len(s.len() as u64) + s.len())
             .sum();
         let mut out = Vec::with_capacity(64 + script_sig.len() + 47 + payout_bytes + 11);
         out.extend_from_slice(&1u32.to_le_bytes());
@@ -100,9 +115,9 @@ impl CoinbasePrefix {
             &mut out,
             &witness_commitment_script(&witness_commitment(wtxid_merkle_root)),
         );
-        for p in payouts {
-            out.extend_from_slice(&p.amount.to_sat().to_le_bytes());
-            write_var_bytes(&mut out, p.script.as_bytes());
+        for (script, amount) in payouts {
+            out.extend_from_slice(&amount.to_le_bytes());
+            write_var_bytes(&mut out, script);
         }
         out.extend_from_slice(&REF_OUTPUT_PREFIX);
         CoinbasePrefix { bytes: out }
@@ -116,6 +131,17 @@ impl CoinbasePrefix {
         out.extend_from_slice(&last_txout_nonce.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
         out
+    }
+
+    /// The txid (internal byte order) of [`Self::finish`]'s coinbase, without building it.
+    pub fn txid(&self, ref_hash: &[u8; 32], last_txout_nonce: u64) -> [u8; 32] {
+        let mut engine = sha256::HashEngine::default();
+        engine.input(&self.bytes);
+        engine.input(ref_hash);
+        engine.input(&last_txout_nonce.to_le_bytes());
+        engine.input(&0u32.to_le_bytes());
+        let single = sha256::Hash::from_engine(engine);
+        sha256::Hash::hash(single.as_byte_array()).to_byte_array()
     }
 
     /// Stratum's split for a ref hash: `coinb1` ends right before the 8-byte extranonce,

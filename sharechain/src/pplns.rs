@@ -19,12 +19,12 @@
 //! capped at `max_payouts`: the smallest payees beyond it (ties broken by script bytes) are cut.
 //! What cut and dust payees would have had goes to the finder, so the outputs always add up to
 //! exactly the subsidy. Outputs are ordered by amount (largest first), then script bytes.
+//! The donation weight is paid to the finder too (there is no developer address).
 
 use std::collections::{HashMap, VecDeque};
 
 use bitcoin::{Amount, ScriptBuf};
 
-use crate::gentx::Payout;
 use crate::share::{CheckedShare, ShareHash};
 
 /// Read access to shares by hash (the tracker's chain, or a map in tests).
@@ -32,7 +32,7 @@ pub trait ShareLookup {
     fn lookup(&self, hash: &ShareHash) -> Option<&CheckedShare>;
 }
 
-impl ShareLookup for HashMap<ShareHash, CheckedShare> {
+impl<B: std::hash::BuildHasher> ShareLookup for HashMap<ShareHash, CheckedShare, B> {
     fn lookup(&self, hash: &ShareHash) -> Option<&CheckedShare> {
         self.get(hash)
     }
@@ -123,6 +123,10 @@ impl Window {
 #[derive(Debug)]
 pub struct Pplns {
     scripts: Vec<ScriptBuf>,
+    /// Dust limit of each interned script, in satoshis.
+    dust: Vec<u64>,
+    /// First 8 script bytes, big-endian: orders most scripts without touching their bytes.
+    sort_keys: Vec<u64>,
     script_ids: HashMap<ScriptBuf, u32>,
     cache: VecDeque<Window>,
     capacity: usize,
@@ -139,6 +143,8 @@ impl Pplns {
     pub fn new(capacity: usize) -> Self {
         Pplns {
             scripts: Vec::new(),
+            dust: Vec::new(),
+            sort_keys: Vec::new(),
             script_ids: HashMap::new(),
             cache: VecDeque::new(),
             capacity: capacity.max(1),
@@ -151,6 +157,11 @@ impl Pplns {
         }
         let id = self.scripts.len() as u32;
         self.scripts.push(script.clone());
+        self.dust.push(script.minimal_non_dust().to_sat());
+        let mut key = [0u8; 8];
+        let n = script.len().min(8);
+        key[..n].copy_from_slice(&script.as_bytes()[..n]);
+        self.sort_keys.push(u64::from_be_bytes(key));
         self.script_ids.insert(script.clone(), id);
         id
     }
@@ -172,7 +183,7 @@ impl Pplns {
         chain: &impl ShareLookup,
         start: Option<ShareHash>,
         limits: WindowLimits,
-    ) -> (&Window, &[ScriptBuf]) {
+    ) -> &Window {
         let mut window = self.take_nearby(chain, start);
         // Trim while the limits are exceeded, then extend while they allow.
         while !window.is_empty() && !window.holds(window.len(), window.total, limits) {
@@ -196,7 +207,7 @@ impl Pplns {
             self.cache.pop_front();
         }
         self.cache.push_back(window);
-        (self.cache.back().expect("just pushed"), &self.scripts)
+        self.cache.back().expect("just pushed")
     }
 
     /// A cached window for `start` or for its parent (slid forward by one), else an empty one.
@@ -238,98 +249,90 @@ impl Pplns {
             .retain(|w| w.start != Some(*hash) && w.oldest() != Some(*hash));
     }
 
-    /// The coinbase payouts of a share with this window (see the module docs for the rule).
+    /// The payout script with this id.
+    pub fn script(&self, id: u32) -> &ScriptBuf {
+        &self.scripts[id as usize]
+    }
+
+    /// The interned payout scripts, indexed by id.
+    pub fn scripts(&self) -> &[ScriptBuf] {
+        &self.scripts
+    }
+
+    /// The coinbase payouts of a share with this window, as `(script id, satoshis)` (see the
+    /// module docs for the rule). The finder's script is interned if new.
+    ///
+    /// Amounts are fixed-point: with weights scaled below 2^64 (`w' = w >> s`, `T' = T >> s`),
+    /// `factor = ⌊subsidy·199·2^64 / (200·T')⌋` and a payee with weight `w` gets
+    /// `⌊w'·factor / 2^64⌋` — a multiplication per payee instead of a division, at most one
+    /// satoshi below the exact quotient, and the same on every node.
     pub fn payouts(
-        scripts: &[ScriptBuf],
-        window: &Window,
+        &mut self,
+        window_start: Option<ShareHash>,
         subsidy: Amount,
         finder: &ScriptBuf,
-        donation_script: Option<&ScriptBuf>,
         max_payouts: usize,
-    ) -> Vec<Payout> {
-        let subsidy_sat = u128::from(subsidy.to_sat());
-        // Normalise so that `subsidy × 199 × weight` fits in 128 bits (weights ≤ total < 2^64).
-        let shift = (128 - window.total.leading_zeros()).saturating_sub(64);
-        let denom = 200 * (window.total >> shift);
-        let share_of = |weight: u128| -> u64 {
-            if denom == 0 {
-                0
-            } else {
-                (subsidy_sat * 199 * (weight >> shift) / denom) as u64
-            }
+    ) -> Vec<(u32, u64)> {
+        let finder_id = self.intern(finder);
+        let Some(window) = self.cache.iter().find(|w| w.start == window_start) else {
+            return vec![(finder_id, subsidy.to_sat())];
         };
-        let mut payouts: Vec<Payout> = Vec::with_capacity(window.per_script.len() + 2);
+        let shift = (128 - window.total.leading_zeros()).saturating_sub(64);
+        let total = window.total >> shift;
+        let factor = if total == 0 {
+            0
+        } else {
+            (u128::from(subsidy.to_sat()) * 199 << 64) / (200 * total)
+        };
+        let mut payouts: Vec<(u32, u64)> = Vec::with_capacity(window.per_script.len() + 1);
         let mut paid: u64 = 0;
+        let mut finder_listed = false;
         for (&id, &weight) in &window.per_script {
-            let amount = share_of(weight);
-            let script = &scripts[id as usize];
-            if amount == 0 || script == finder {
-                if script == finder {
-                    paid += amount;
-                    payouts.push(Payout {
-                        script: script.clone(),
-                        amount: Amount::from_sat(amount),
-                    });
-                }
-                continue;
-            }
-            if Amount::from_sat(amount) < script.minimal_non_dust() {
+            let amount = (((weight >> shift) * factor) >> 64) as u64;
+            if id == finder_id {
+                finder_listed = true;
+            } else if amount == 0 || amount < self.dust[id as usize] {
                 continue;
             }
             paid += amount;
-            payouts.push(Payout {
-                script: script.clone(),
-                amount: Amount::from_sat(amount),
-            });
+            payouts.push((id, amount));
         }
-        if let Some(donation_script) = donation_script {
-            let amount = share_of(window.donation);
-            if amount > 0 && Amount::from_sat(amount) >= donation_script.minimal_non_dust() {
-                paid += amount;
-                merge(&mut payouts, donation_script, amount);
-            }
+        if !finder_listed {
+            payouts.push((finder_id, 0));
         }
-        if !payouts.iter().any(|p| &p.script == finder) {
-            payouts.push(Payout {
-                script: finder.clone(),
-                amount: Amount::ZERO,
-            });
-        }
-        payouts.sort_unstable_by(|a, b| {
-            b.amount
-                .cmp(&a.amount)
-                .then_with(|| a.script.as_bytes().cmp(b.script.as_bytes()))
-        });
+        let (scripts, keys) = (&self.scripts, &self.sort_keys);
+        let order = |a: &(u32, u64), b: &(u32, u64)| {
+            b.1.cmp(&a.1)
+                .then_with(|| keys[a.0 as usize].cmp(&keys[b.0 as usize]))
+                .then_with(|| {
+                    scripts[a.0 as usize]
+                        .as_bytes()
+                        .cmp(scripts[b.0 as usize].as_bytes())
+                })
+        };
+        payouts.sort_unstable_by(order);
         // Cut the smallest payees beyond the cap, but never the finder.
         let cap = max_payouts.max(1);
         if payouts.len() > cap {
             let finder_pos = payouts
                 .iter()
-                .position(|p| &p.script == finder)
-                .expect("finder added");
+                .position(|p| p.0 == finder_id)
+                .expect("finder listed");
             let finder_payout = payouts.remove(finder_pos);
             for cut in payouts.drain(cap - 1..) {
-                paid -= cut.amount.to_sat();
+                paid -= cut.1;
             }
             payouts.push(finder_payout);
         }
-        let finder_extra = subsidy.to_sat() - paid;
-        merge(&mut payouts, finder, finder_extra);
-        payouts.sort_unstable_by(|a, b| {
-            b.amount
-                .cmp(&a.amount)
-                .then_with(|| a.script.as_bytes().cmp(b.script.as_bytes()))
-        });
+        // The finder gets subsidy/200, rounding, cut and dust payees: outputs add up exactly.
+        let pos = payouts
+            .iter()
+            .position(|p| p.0 == finder_id)
+            .expect("finder listed");
+        let mut finder_payout = payouts.remove(pos);
+        finder_payout.1 += subsidy.to_sat() - paid;
+        let at = payouts.partition_point(|p| order(p, &finder_payout).is_lt());
+        payouts.insert(at, finder_payout);
         payouts
-    }
-}
-
-fn merge(payouts: &mut Vec<Payout>, script: &ScriptBuf, amount: u64) {
-    match payouts.iter_mut().find(|p| &p.script == script) {
-        Some(p) => p.amount += Amount::from_sat(amount),
-        None => payouts.push(Payout {
-            script: script.clone(),
-            amount: Amount::from_sat(amount),
-        }),
     }
 }

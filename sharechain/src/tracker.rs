@@ -12,14 +12,14 @@
 //! (persist, request parents, penalise peers, switch work). The tracker is generic over the share
 //! kind ([`TrackedShare`]) and its rules ([`Verifier`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::chain::Node;
 pub use crate::chain::{Chain, TrackedShare};
-use crate::share::ShareHash;
+use crate::share::{ShareHash, ShareHashMap, ShareHashSet};
 
 /// The rules of a share kind, applied by the tracker to each share in chain order.
 pub trait Verifier<S> {
@@ -114,10 +114,10 @@ pub struct ShareTracker<S: TrackedShare, V: Verifier<S>> {
     verifier: V,
     config: TrackerConfig,
     /// Children waiting for a parent that is not held, by the parent's hash.
-    waiting: HashMap<ShareHash, Vec<ShareHash>>,
-    verified_heads: HashSet<ShareHash>,
-    heads: HashSet<ShareHash>,
-    invalid: HashSet<ShareHash>,
+    waiting: ShareHashMap<Vec<ShareHash>>,
+    verified_heads: ShareHashSet,
+    heads: ShareHashSet,
+    invalid: ShareHashSet,
     invalid_order: VecDeque<ShareHash>,
     tip: Option<S::Tip>,
     best: Option<ShareHash>,
@@ -131,10 +131,10 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             chain: Chain::default(),
             verifier,
             config,
-            waiting: HashMap::new(),
-            verified_heads: HashSet::new(),
-            heads: HashSet::new(),
-            invalid: HashSet::new(),
+            waiting: ShareHashMap::default(),
+            verified_heads: ShareHashSet::default(),
+            heads: ShareHashSet::default(),
+            invalid: ShareHashSet::default(),
             invalid_order: VecDeque::new(),
             tip: None,
             best: None,
@@ -221,12 +221,14 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
         let hash = share.hash();
         let prev = share.prev_hash();
         let work = share.work();
+        let aux = share.aux_work();
         self.seq += 1;
         let parent = prev.and_then(|p| self.chain.nodes.get(&p).map(|n| (p, n)));
         let node = match parent {
             Some((p, parent)) => Node {
                 height: parent.height + 1,
                 cum_work: parent.cum_work.saturating_add(work),
+                cum_aux: parent.cum_aux.saturating_add(aux),
                 rooted: parent.rooted,
                 tree: parent.tree,
                 skip: self.chain.skip_for(Some(&p), parent.height + 1),
@@ -238,6 +240,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             None => Node {
                 height: 1,
                 cum_work: work,
+                cum_aux: aux,
                 rooted: prev.is_none(),
                 tree: self.seq,
                 skip: None,
@@ -289,9 +292,10 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             let Some(parent) = self.chain.nodes.get(&prev) else {
                 continue;
             };
-            let (height, cum, rooted, tree) = (
+            let (height, cum, cum_aux, rooted, tree) = (
                 parent.height + 1,
                 parent.cum_work,
+                parent.cum_aux,
                 parent.rooted,
                 parent.tree,
             );
@@ -299,6 +303,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             let node = self.chain.nodes.get_mut(&h).expect("queued nodes are held");
             node.height = height;
             node.cum_work = cum.saturating_add(node.share.work());
+            node.cum_aux = cum_aux.saturating_add(node.share.aux_work());
             node.rooted = rooted;
             node.tree = tree;
             node.skip = skip;

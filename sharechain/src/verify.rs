@@ -6,9 +6,8 @@
 use bitcoin::BlockHash;
 use thiserror::Error;
 
-use crate::build::{generate, BuildError, ShareRequest};
+use crate::build::{generate_inner, BuildError, ShareRequest};
 use crate::chain::{Chain, TrackedShare};
-use crate::gentx::txid;
 use crate::params::NetworkParams;
 use crate::pplns::{Pplns, ShareLookup};
 use crate::share::{CheckedShare, ShareHash};
@@ -59,6 +58,10 @@ impl TrackedShare for CheckedShare {
 
     fn builds_on(&self, tip: &BlockHash) -> bool {
         self.header().prev_blockhash == *tip || self.block_hash() == *tip
+    }
+
+    fn aux_work(&self) -> u128 {
+        self.min_work()
     }
 }
 
@@ -117,18 +120,14 @@ impl Verifier<CheckedShare> for ShareVerifier {
         if let Some(p) = parent {
             check_version(self.params, s.version, p, chain)?;
         }
-        let template = generate(
-            chain,
-            &mut self.pplns,
-            self.params,
-            &ShareRequest::of_share(s),
-        )?;
+        let req = ShareRequest::of_share(s);
+        let mut template = generate_inner(chain, &mut self.pplns, self.params, &req, false)?;
         let rebuilt = &template.share_info;
         if rebuilt != info {
             return Err(explain_mismatch(rebuilt, info, parent));
         }
-        let coinbase = template.coinbase_tx(s.last_txout_nonce);
-        if txid(&coinbase) != share.gentx_txid() {
+        template.ref_hash = share.ref_hash();
+        if template.coinbase_txid(s.last_txout_nonce) != share.gentx_txid() {
             return Err(VerifyError::Coinbase);
         }
         Ok(())

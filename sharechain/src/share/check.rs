@@ -57,8 +57,10 @@ pub struct CheckedShare {
     hash: ShareHash,
     header: Header,
     gentx_txid: [u8; 32],
+    ref_hash: [u8; 32],
     target: Target,
     work: u128,
+    min_work: u128,
 }
 
 fn valid_target(bits: bitcoin::pow::CompactTarget) -> Result<Target, ShareError> {
@@ -137,10 +139,12 @@ impl CheckedShare {
         }
         Ok(CheckedShare {
             work: work_of(target),
+            min_work: work_of(max_target),
             share,
             hash,
             header,
             gentx_txid,
+            ref_hash,
             target,
         })
     }
@@ -170,6 +174,11 @@ impl CheckedShare {
         self.gentx_txid
     }
 
+    /// The ref hash the coinbase commits to.
+    pub fn ref_hash(&self) -> [u8; 32] {
+        self.ref_hash
+    }
+
     /// The share's target.
     pub fn target(&self) -> Target {
         self.target
@@ -178,6 +187,11 @@ impl CheckedShare {
     /// Work of the share's target.
     pub fn work(&self) -> u128 {
         self.work
+    }
+
+    /// Work of the share's `max_bits` (what the retarget sums).
+    pub fn min_work(&self) -> u128 {
+        self.min_work
     }
 
     /// The parent share's hash.

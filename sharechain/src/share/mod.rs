@@ -21,6 +21,32 @@ hash_newtype! {
     pub struct ShareHash(sha256d::Hash);
 }
 
+/// Hasher for maps keyed by [`ShareHash`]: share hashes are proof-of-work outputs whose first
+/// eight bytes (internal order) are already uniform, so they are used as they are instead of
+/// being run through SipHash on every look-up.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShareHashHasher(u64);
+
+impl std::hash::Hasher for ShareHashHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by share hash.
+pub type ShareHashMap<V> =
+    std::collections::HashMap<ShareHash, V, std::hash::BuildHasherDefault<ShareHashHasher>>;
+/// A set of share hashes.
+pub type ShareHashSet =
+    std::collections::HashSet<ShareHash, std::hash::BuildHasherDefault<ShareHashHasher>>;
+
 /// Most entries in a merkle branch (a block of 2^32 transactions has a 32-deep tree).
 pub const MAX_MERKLE_BRANCH: usize = 32;
 /// Shortest and longest coinbase scriptSig (Bitcoin consensus: 2..=100 bytes).

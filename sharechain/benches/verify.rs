@@ -1,0 +1,117 @@
+//! Share verification benchmark: an 8640-share chain (mainnet's PPLNS window) with 200 distinct
+//! payout scripts.
+//!
+//! - `verify_tip_us`: decode, check and insert (verify) one new share at the tip of the full
+//!   chain; median over many tips.
+//! - `chain_load_ms`: decode, check and verify the whole chain into a fresh tracker (startup).
+//! - `hash_bound_us`: SHA-256d of the coinbase a tip verification rebuilds — the floor.
+//!
+//! Shares are mined at an easy target (mainnet's rules otherwise), so building the chain is fast.
+#![allow(clippy::print_stdout, reason = "benchmark output")]
+
+use std::time::Instant;
+
+use bitcoin::hashes::{sha256d, Hash};
+use sharechain::encode::Encode;
+use sharechain::params::NetworkParams;
+use sharechain::share::CheckedShare;
+use sharechain::testkit::{build_chain, easy_params, next_share, p2wpkh};
+use sharechain::{new_tracker, Share};
+
+const CHAIN: usize = 8640;
+const SCRIPTS: u32 = 200;
+const TIPS: usize = 300;
+const LOADS: usize = 5;
+
+/// `NAME` from the environment, else `default` (e.g. `BENCH_TIPS=20` under a profiler).
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let params = easy_params(&NetworkParams::MAINNET, CHAIN as u32, 200);
+    let scripts: Vec<_> = (0..SCRIPTS).map(p2wpkh).collect();
+    let t0 = Instant::now();
+    let (mut builder, shares) = build_chain(params, CHAIN, &scripts);
+    println!(
+        "built {CHAIN} shares in {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    let wire: Vec<Vec<u8>> = shares.iter().map(|s| s.share().to_bytes()).collect();
+    let now = u64::from(shares.last().expect("chain").share().share_info.timestamp) + 60;
+
+    // Startup: decode, check and verify everything from bytes.
+    let mut loads = Vec::new();
+    let mut loaded = None;
+    for _ in 0..env_or("BENCH_LOADS", LOADS) {
+        let t = Instant::now();
+        let mut tracker = new_tracker(params);
+        for bytes in &wire {
+            let share = CheckedShare::from_bytes(bytes, params, now).expect("valid share");
+            tracker.insert(share).expect("inserts");
+        }
+        loads.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(tracker.chain().len(), CHAIN);
+        assert!(tracker.chain().is_verified(&shares[CHAIN - 1].hash()));
+        loaded = Some(tracker);
+    }
+    let mut tracker = loaded.expect("loaded");
+
+    // Tips: mined by `builder`, verified by `tracker` from bytes.
+    let mut tip_times = Vec::new();
+    let mut hash_times = Vec::new();
+    let mut parent = shares[CHAIN - 1].hash();
+    for i in 0..env_or("BENCH_TIPS", TIPS) {
+        let ts = 1_700_000_000 + ((CHAIN + i) as u32) * params.share_period;
+        let share = next_share(
+            &mut builder,
+            params,
+            Some(parent),
+            scripts[i % scripts.len()].clone(),
+            ts,
+            i as u32,
+        )
+        .expect("builds");
+        builder.insert(share.clone()).expect("builder inserts");
+        let bytes = share.share().to_bytes();
+        let t = Instant::now();
+        let checked = CheckedShare::from_bytes(&bytes, params, u64::from(ts)).expect("valid");
+        let changes = tracker.insert(checked).expect("inserts");
+        tip_times.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(changes.verified, vec![share.hash()], "tip verified");
+        parent = share.hash();
+
+        // The floor: double SHA-256 of the coinbase this verification rebuilt.
+        let coinbase = rebuilt_coinbase(&mut tracker, params, share.share());
+        let reps = 50;
+        let t = Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(sha256d::Hash::hash(std::hint::black_box(&coinbase)));
+        }
+        hash_times.push(t.elapsed().as_secs_f64() * 1e6 / f64::from(reps));
+    }
+    let coinbase_len = rebuilt_coinbase(&mut tracker, params, shares[CHAIN - 1].share()).len();
+    println!("coinbase {coinbase_len} bytes, {} payouts", SCRIPTS);
+    let (tip, load, hash) = (median(tip_times), median(loads), median(hash_times));
+    println!("RESULT verify_tip_us={tip:.1} chain_load_ms={load:.0} hash_bound_us={hash:.2}");
+}
+
+fn rebuilt_coinbase(
+    tracker: &mut sharechain::Tracker,
+    params: &'static NetworkParams,
+    share: &Share,
+) -> Vec<u8> {
+    let req = sharechain::ShareRequest::of_share(share);
+    let (chain, verifier) = tracker.parts();
+    let template =
+        sharechain::generate(chain, verifier.pplns_mut(), params, &req).expect("rebuilds");
+    template.coinbase_tx(share.last_txout_nonce)
+}
