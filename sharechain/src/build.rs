@@ -80,19 +80,103 @@ pub fn generate(
     params: &NetworkParams,
     req: &ShareRequest,
 ) -> Result<ShareTemplate, BuildError> {
-    generate_inner(chain, pplns, params, req, true)
+    let derived = derive(chain, pplns, params, &req.choices())?;
+    let payout_ids = &derived.payouts;
+    let share_info = ShareInfo {
+        share_data: ShareData {
+            previous_share_hash: req.previous_share_hash,
+            coinbase: req.coinbase.clone(),
+            nonce: req.nonce,
+            payout_script: req.payout_script.clone(),
+            subsidy: req.subsidy,
+            donation: req.donation,
+            stale_info: req.stale_info,
+            desired_version: req.desired_version,
+        },
+        segwit_data: req.segwit_data.clone(),
+        far_share_hash: derived.far_share_hash,
+        max_bits: derived.max_bits,
+        bits: derived.bits,
+        timestamp: derived.timestamp,
+        absheight: derived.absheight,
+        abswork: derived.abswork,
+    };
+    let ref_hash = ref_hash(
+        &params.identifier,
+        req.version,
+        &share_info,
+        &MerkleLink::default(),
+    );
+    let coinbase = CoinbasePrefix::build_from(
+        &req.coinbase,
+        &req.segwit_data.wtxid_merkle_root,
+        payout_ids
+            .iter()
+            .map(|&(id, sat)| (pplns.script(id).as_bytes(), sat)),
+    );
+    let payouts = payout_ids
+        .iter()
+        .map(|&(id, sat)| Payout {
+            script: pplns.script(id).clone(),
+            amount: Amount::from_sat(sat),
+        })
+        .collect();
+    Ok(ShareTemplate {
+        version: req.version,
+        share_info,
+        ref_hash,
+        coinbase,
+        payouts,
+    })
 }
 
-/// [`generate`]; with `resolve = false` (verification) the template's `payouts` stay empty and
-/// its `ref_hash` is zero: the coinbase prefix is complete, and the verifier takes the ref hash
-/// from the share once the share infos are equal.
-pub(crate) fn generate_inner(
+/// The builder's choices the rules read, borrowed from a request or a received share.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Choices<'a> {
+    pub(crate) previous_share_hash: Option<ShareHash>,
+    pub(crate) payout_script: &'a ScriptBuf,
+    pub(crate) subsidy: Amount,
+    pub(crate) desired_target: Target,
+    pub(crate) desired_timestamp: u32,
+    pub(crate) block_bits: CompactTarget,
+}
+
+impl<'a> Choices<'a> {
+    /// The choices a received share's builder made.
+    pub(crate) fn of_share(share: &'a Share) -> Self {
+        let info = &share.share_info;
+        Choices {
+            previous_share_hash: info.share_data.previous_share_hash,
+            payout_script: &info.share_data.payout_script,
+            subsidy: info.share_data.subsidy,
+            desired_target: Target::from_compact(info.bits),
+            desired_timestamp: info.timestamp,
+            block_bits: share.min_header.bits,
+        }
+    }
+}
+
+/// What the rules derive for a new share on the chain: the share-info fields that are not the
+/// builder's to choose, and the payouts (`(script id, satoshis)`, ids of the `Pplns`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Derived {
+    pub(crate) far_share_hash: Option<ShareHash>,
+    pub(crate) max_bits: CompactTarget,
+    pub(crate) bits: CompactTarget,
+    pub(crate) timestamp: u32,
+    pub(crate) absheight: u32,
+    pub(crate) abswork: u128,
+    pub(crate) payouts: Vec<(u32, u64)>,
+}
+
+/// Derives what the rules fix for a share with these choices: what [`generate`] builds from,
+/// and what verification compares and hashes directly.
+pub(crate) fn derive(
     chain: &Chain<CheckedShare>,
     pplns: &mut Pplns,
     params: &NetworkParams,
-    req: &ShareRequest,
-    resolve: bool,
-) -> Result<ShareTemplate, BuildError> {
+    req: &Choices<'_>,
+) -> Result<Derived, BuildError> {
     let parent = match req.previous_share_hash {
         None => None,
         Some(h) => Some(chain.lookup(&h).ok_or(BuildError::MissingParent(h))?),
@@ -144,63 +228,14 @@ pub(crate) fn generate_inner(
         ),
     };
     pplns.window(chain, start, limits);
-    let payout_ids = pplns.payouts(start, req.subsidy, &req.payout_script, params.max_payouts);
-
-    let share_info = ShareInfo {
-        share_data: ShareData {
-            previous_share_hash: req.previous_share_hash,
-            coinbase: req.coinbase.clone(),
-            nonce: req.nonce,
-            payout_script: req.payout_script.clone(),
-            subsidy: req.subsidy,
-            donation: req.donation,
-            stale_info: req.stale_info,
-            desired_version: req.desired_version,
-        },
-        segwit_data: req.segwit_data.clone(),
+    let payouts = pplns.payouts(start, req.subsidy, req.payout_script, params.max_payouts);
+    Ok(Derived {
         far_share_hash,
         max_bits,
         bits,
         timestamp,
         absheight,
         abswork,
-    };
-    let ref_merkle_link = MerkleLink::default();
-    // When verifying, the caller compares share infos and takes the ref hash the share's own
-    // checks already computed.
-    let ref_hash = if resolve {
-        ref_hash(
-            &params.identifier,
-            req.version,
-            &share_info,
-            &ref_merkle_link,
-        )
-    } else {
-        [0; 32]
-    };
-    let coinbase = CoinbasePrefix::build_from(
-        &req.coinbase,
-        &req.segwit_data.wtxid_merkle_root,
-        payout_ids
-            .iter()
-            .map(|&(id, sat)| (pplns.script(id).as_bytes(), sat)),
-    );
-    let payouts = if resolve {
-        payout_ids
-            .iter()
-            .map(|&(id, sat)| Payout {
-                script: pplns.script(id).clone(),
-                amount: Amount::from_sat(sat),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(ShareTemplate {
-        version: req.version,
-        share_info,
-        ref_hash,
-        coinbase,
         payouts,
     })
 }
@@ -257,6 +292,17 @@ impl ShareTemplate {
 }
 
 impl ShareRequest {
+    pub(crate) fn choices(&self) -> Choices<'_> {
+        Choices {
+            previous_share_hash: self.previous_share_hash,
+            payout_script: &self.payout_script,
+            subsidy: self.subsidy,
+            desired_target: self.desired_target,
+            desired_timestamp: self.desired_timestamp,
+            block_bits: self.block_bits,
+        }
+    }
+
     /// The request a received share's builder must have made (for verification).
     pub fn of_share(share: &Share) -> Self {
         let info = &share.share_info;

@@ -15,7 +15,7 @@
 use bitcoin::hashes::{sha256, sha256d, Hash, HashEngine};
 use bitcoin::{Amount, ScriptBuf};
 
-use crate::encode::{varint_len, write_var_bytes, write_varint};
+use crate::encode::{varint_len, write_varint};
 
 /// Witness reserved value of the coinbase (BIP141): 32 zero bytes.
 pub const WITNESS_RESERVED_VALUE: [u8; 32] = [0; 32];
@@ -97,29 +97,12 @@ impl CoinbasePrefix {
         wtxid_merkle_root: &[u8; 32],
         payouts: impl ExactSizeIterator<Item = (&'a [u8], u64)> + Clone,
     ) -> Self {
-        let outputs = payouts.len() as u64 + 2;
         let payout_bytes: usize = payouts
             .clone()
             .map(|(s, _)| 8 + varint_len(s.len() as u64) + s.len())
             .sum();
         let mut out = Vec::with_capacity(64 + script_sig.len() + 47 + payout_bytes + 11);
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.push(1);
-        out.extend_from_slice(&[0u8; 32]);
-        out.extend_from_slice(&u32::MAX.to_le_bytes());
-        write_var_bytes(&mut out, script_sig);
-        out.extend_from_slice(&u32::MAX.to_le_bytes());
-        write_varint(&mut out, outputs);
-        out.extend_from_slice(&0u64.to_le_bytes());
-        write_var_bytes(
-            &mut out,
-            &witness_commitment_script(&witness_commitment(wtxid_merkle_root)),
-        );
-        for (script, amount) in payouts {
-            out.extend_from_slice(&amount.to_le_bytes());
-            write_var_bytes(&mut out, script);
-        }
-        out.extend_from_slice(&REF_OUTPUT_PREFIX);
+        write_prefix(&mut out, script_sig, wtxid_merkle_root, payouts);
         CoinbasePrefix { bytes: out }
     }
 
@@ -152,6 +135,122 @@ impl CoinbasePrefix {
         coinb1.extend_from_slice(ref_hash);
         (coinb1, 0u32.to_le_bytes().to_vec())
     }
+}
+
+/// Where a coinbase is serialized to: a byte vector, or straight into SHA-256.
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// SHA-256 fed through a stack buffer, so small writes cost a copy, not an engine call.
+struct HashSink {
+    engine: sha256::HashEngine,
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl HashSink {
+    fn new() -> Self {
+        HashSink {
+            engine: sha256::HashEngine::default(),
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.engine.input(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    fn sha256d(mut self) -> [u8; 32] {
+        self.flush();
+        let single = sha256::Hash::from_engine(self.engine);
+        sha256::Hash::hash(single.as_byte_array()).to_byte_array()
+    }
+}
+
+impl Sink for HashSink {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            self.flush();
+            if bytes.len() > self.buf.len() {
+                self.engine.input(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
+fn put_varint(out: &mut impl Sink, n: u64) {
+    let mut buf = Vec::new();
+    write_varint(&mut buf, n);
+    out.put(&buf);
+}
+
+fn put_var_bytes(out: &mut impl Sink, bytes: &[u8]) {
+    if bytes.len() < 0xfd {
+        out.put(&[bytes.len() as u8]);
+    } else {
+        put_varint(out, bytes.len() as u64);
+    }
+    out.put(bytes);
+}
+
+/// Serializes the coinbase up to and including [`REF_OUTPUT_PREFIX`].
+fn write_prefix<'a>(
+    out: &mut impl Sink,
+    script_sig: &[u8],
+    wtxid_merkle_root: &[u8; 32],
+    payouts: impl ExactSizeIterator<Item = (&'a [u8], u64)>,
+) {
+    out.put(&1u32.to_le_bytes());
+    out.put(&[1]);
+    out.put(&[0u8; 32]);
+    out.put(&u32::MAX.to_le_bytes());
+    put_var_bytes(out, script_sig);
+    out.put(&u32::MAX.to_le_bytes());
+    let outputs = payouts.len() as u64 + 2;
+    if outputs < 0xfd {
+        out.put(&[outputs as u8]);
+    } else {
+        put_varint(out, outputs);
+    }
+    out.put(&0u64.to_le_bytes());
+    put_var_bytes(
+        out,
+        &witness_commitment_script(&witness_commitment(wtxid_merkle_root)),
+    );
+    for (script, amount) in payouts {
+        out.put(&amount.to_le_bytes());
+        put_var_bytes(out, script);
+    }
+    out.put(&REF_OUTPUT_PREFIX);
+}
+
+/// The txid of the coinbase [`CoinbasePrefix::build_from`] and [`CoinbasePrefix::finish`]
+/// would make, hashed as it is serialized (no coinbase is built).
+pub fn coinbase_txid<'a>(
+    script_sig: &[u8],
+    wtxid_merkle_root: &[u8; 32],
+    payouts: impl ExactSizeIterator<Item = (&'a [u8], u64)>,
+    ref_hash: &[u8; 32],
+    last_txout_nonce: u64,
+) -> [u8; 32] {
+    let mut sink = HashSink::new();
+    write_prefix(&mut sink, script_sig, wtxid_merkle_root, payouts);
+    sink.put(ref_hash);
+    sink.put(&last_txout_nonce.to_le_bytes());
+    sink.put(&0u32.to_le_bytes());
+    sink.sha256d()
 }
 
 /// The txid (internal byte order) of a serialized non-witness transaction.

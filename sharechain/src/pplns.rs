@@ -21,6 +21,7 @@
 //! exactly the subsidy. Outputs are ordered by amount (largest first), then script bytes.
 //! The donation weight is paid to the finder too (there is no developer address).
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
 
 use bitcoin::{Amount, ScriptBuf};
@@ -59,12 +60,55 @@ impl Entry {
     }
 }
 
+/// Interned payout scripts with what ordering and dust checks need.
+#[derive(Debug, Default)]
+struct Scripts {
+    scripts: Vec<ScriptBuf>,
+    /// Dust limit of each script, in satoshis.
+    dust: Vec<u64>,
+    /// First 8 script bytes, big-endian: orders most scripts without touching their bytes.
+    keys: Vec<u64>,
+    ids: HashMap<ScriptBuf, u32>,
+}
+
+impl Scripts {
+    fn intern(&mut self, script: &ScriptBuf) -> u32 {
+        if let Some(&id) = self.ids.get(script) {
+            return id;
+        }
+        let id = self.scripts.len() as u32;
+        let mut key = [0u8; 8];
+        let n = script.len().min(8);
+        key[..n].copy_from_slice(&script.as_bytes()[..n]);
+        self.keys.push(u64::from_be_bytes(key));
+        self.dust.push(script.minimal_non_dust().to_sat());
+        self.scripts.push(script.clone());
+        self.ids.insert(script.clone(), id);
+        id
+    }
+
+    /// Script order for equal amounts or weights: by bytes.
+    fn cmp(&self, a: u32, b: u32) -> Ordering {
+        self.keys[a as usize]
+            .cmp(&self.keys[b as usize])
+            .then_with(|| {
+                self.scripts[a as usize]
+                    .as_bytes()
+                    .cmp(self.scripts[b as usize].as_bytes())
+            })
+    }
+}
+
 /// Weights of the shares in one window.
 #[derive(Debug, Clone, Default)]
 pub struct Window {
     start: Option<ShareHash>,
     entries: VecDeque<Entry>,
-    per_script: HashMap<u32, u128>,
+    /// Weight per script id (zero for scripts not in the window).
+    weights: Vec<u128>,
+    /// Script ids with weight, heaviest first (ties by script bytes): kept sorted as shares
+    /// enter and leave, so payouts never sort the whole list.
+    order: Vec<u32>,
     total: u128,
     donation: u128,
 }
@@ -94,25 +138,50 @@ impl Window {
         n <= limits.max_shares as usize && (n <= 1 || total <= limits.max_weight)
     }
 
-    fn push_back(&mut self, e: Entry) {
-        self.add(&e);
-        self.entries.push_back(e);
+    fn weight(&self, id: u32) -> u128 {
+        self.weights.get(id as usize).copied().unwrap_or(0)
     }
 
-    fn add(&mut self, e: &Entry) {
-        *self.per_script.entry(e.script).or_default() += e.weight;
+    /// Changes a script's weight and moves it to its place in `order`.
+    fn reweigh(&mut self, id: u32, weight: u128, scripts: &Scripts) {
+        if self.weights.len() <= id as usize {
+            self.weights.resize(id as usize + 1, 0);
+        }
+        let old = std::mem::replace(&mut self.weights[id as usize], weight);
+        if old > 0 {
+            if let Some(pos) = self.order.iter().position(|&x| x == id) {
+                self.order.remove(pos);
+            }
+        }
+        if weight > 0 {
+            let weights = &self.weights;
+            let pos = self.order.partition_point(|&x| {
+                weights[x as usize]
+                    .cmp(&weight)
+                    .reverse()
+                    .then_with(|| scripts.cmp(x, id))
+                    == Ordering::Less
+            });
+            self.order.insert(pos, id);
+        }
+    }
+
+    fn add(&mut self, e: &Entry, scripts: &Scripts) {
+        let w = self.weight(e.script) + e.weight;
+        self.reweigh(e.script, w, scripts);
         self.total += e.full();
         self.donation += e.donation;
     }
 
-    fn pop_back(&mut self) {
+    fn push_back(&mut self, e: Entry, scripts: &Scripts) {
+        self.add(&e, scripts);
+        self.entries.push_back(e);
+    }
+
+    fn pop_back(&mut self, scripts: &Scripts) {
         if let Some(e) = self.entries.pop_back() {
-            if let Some(w) = self.per_script.get_mut(&e.script) {
-                *w -= e.weight;
-                if *w == 0 {
-                    self.per_script.remove(&e.script);
-                }
-            }
+            let w = self.weight(e.script) - e.weight;
+            self.reweigh(e.script, w, scripts);
             self.total -= e.full();
             self.donation -= e.donation;
         }
@@ -122,12 +191,7 @@ impl Window {
 /// Cache of recent windows plus the payout-script interner.
 #[derive(Debug)]
 pub struct Pplns {
-    scripts: Vec<ScriptBuf>,
-    /// Dust limit of each interned script, in satoshis.
-    dust: Vec<u64>,
-    /// First 8 script bytes, big-endian: orders most scripts without touching their bytes.
-    sort_keys: Vec<u64>,
-    script_ids: HashMap<ScriptBuf, u32>,
+    scripts: Scripts,
     cache: VecDeque<Window>,
     capacity: usize,
 }
@@ -142,28 +206,10 @@ impl Pplns {
     /// A cache keeping up to `capacity` windows.
     pub fn new(capacity: usize) -> Self {
         Pplns {
-            scripts: Vec::new(),
-            dust: Vec::new(),
-            sort_keys: Vec::new(),
-            script_ids: HashMap::new(),
+            scripts: Scripts::default(),
             cache: VecDeque::new(),
             capacity: capacity.max(1),
         }
-    }
-
-    fn intern(&mut self, script: &ScriptBuf) -> u32 {
-        if let Some(&id) = self.script_ids.get(script) {
-            return id;
-        }
-        let id = self.scripts.len() as u32;
-        self.scripts.push(script.clone());
-        self.dust.push(script.minimal_non_dust().to_sat());
-        let mut key = [0u8; 8];
-        let n = script.len().min(8);
-        key[..n].copy_from_slice(&script.as_bytes()[..n]);
-        self.sort_keys.push(u64::from_be_bytes(key));
-        self.script_ids.insert(script.clone(), id);
-        id
     }
 
     fn entry(&mut self, share: &CheckedShare) -> Entry {
@@ -171,7 +217,7 @@ impl Pplns {
         let donation = u128::from(data.donation);
         Entry {
             hash: share.hash(),
-            script: self.intern(&data.payout_script),
+            script: self.scripts.intern(&data.payout_script),
             weight: share.work().saturating_mul(65535 - donation),
             donation: share.work().saturating_mul(donation),
         }
@@ -187,7 +233,7 @@ impl Pplns {
         let mut window = self.take_nearby(chain, start);
         // Trim while the limits are exceeded, then extend while they allow.
         while !window.is_empty() && !window.holds(window.len(), window.total, limits) {
-            window.pop_back();
+            window.pop_back(&self.scripts);
         }
         loop {
             let next = match window.entries.back() {
@@ -201,7 +247,7 @@ impl Pplns {
             if !window.holds(window.len() + 1, window.total + e.full(), limits) {
                 break;
             }
-            window.push_back(e);
+            window.push_back(e, &self.scripts);
         }
         if self.cache.len() >= self.capacity {
             self.cache.pop_front();
@@ -232,7 +278,7 @@ impl Pplns {
         {
             let mut window = self.cache.remove(i).expect("index is valid");
             let e = self.entry(start_share);
-            window.add(&e);
+            window.add(&e, &self.scripts);
             window.entries.push_front(e);
             window.start = start;
             return window;
@@ -251,12 +297,7 @@ impl Pplns {
 
     /// The payout script with this id.
     pub fn script(&self, id: u32) -> &ScriptBuf {
-        &self.scripts[id as usize]
-    }
-
-    /// The interned payout scripts, indexed by id.
-    pub fn scripts(&self) -> &[ScriptBuf] {
-        &self.scripts
+        &self.scripts.scripts[id as usize]
     }
 
     /// The coinbase payouts of a share with this window, as `(script id, satoshis)` (see the
@@ -273,7 +314,8 @@ impl Pplns {
         finder: &ScriptBuf,
         max_payouts: usize,
     ) -> Vec<(u32, u64)> {
-        let finder_id = self.intern(finder);
+        let finder_id = self.scripts.intern(finder);
+        let scripts = &self.scripts;
         let Some(window) = self.cache.iter().find(|w| w.start == window_start) else {
             return vec![(finder_id, subsidy.to_sat())];
         };
@@ -282,56 +324,43 @@ impl Pplns {
         let factor = if total == 0 {
             0
         } else {
-            (u128::from(subsidy.to_sat()) * 199 << 64) / (200 * total)
+            ((u128::from(subsidy.to_sat()) * 199) << 64) / (200 * total)
         };
-        let mut payouts: Vec<(u32, u64)> = Vec::with_capacity(window.per_script.len() + 1);
+        let mut payouts: Vec<(u32, u64)> = Vec::with_capacity(window.order.len() + 1);
         let mut paid: u64 = 0;
-        let mut finder_listed = false;
-        for (&id, &weight) in &window.per_script {
-            let amount = (((weight >> shift) * factor) >> 64) as u64;
+        let mut finder_amount = 0;
+        // Heaviest first, so amounts come out non-increasing.
+        for &id in &window.order {
+            let amount = (((window.weights[id as usize] >> shift) * factor) >> 64) as u64;
             if id == finder_id {
-                finder_listed = true;
-            } else if amount == 0 || amount < self.dust[id as usize] {
-                continue;
+                finder_amount = amount;
+                paid += amount;
+            } else if amount > 0 && amount >= scripts.dust[id as usize] {
+                paid += amount;
+                payouts.push((id, amount));
             }
-            paid += amount;
-            payouts.push((id, amount));
         }
-        if !finder_listed {
-            payouts.push((finder_id, 0));
+        let order =
+            |a: &(u32, u64), b: &(u32, u64)| b.1.cmp(&a.1).then_with(|| scripts.cmp(a.0, b.0));
+        // Equal amounts from unequal weights may need their script order fixed: the list is
+        // sorted but for such runs, which an insertion pass mends in linear time.
+        for i in 1..payouts.len() {
+            let mut j = i;
+            while j > 0 && order(&payouts[j - 1], &payouts[j]) == Ordering::Greater {
+                payouts.swap(j - 1, j);
+                j -= 1;
+            }
         }
-        let (scripts, keys) = (&self.scripts, &self.sort_keys);
-        let order = |a: &(u32, u64), b: &(u32, u64)| {
-            b.1.cmp(&a.1)
-                .then_with(|| keys[a.0 as usize].cmp(&keys[b.0 as usize]))
-                .then_with(|| {
-                    scripts[a.0 as usize]
-                        .as_bytes()
-                        .cmp(scripts[b.0 as usize].as_bytes())
-                })
-        };
-        payouts.sort_unstable_by(order);
-        // Cut the smallest payees beyond the cap, but never the finder.
+        // Cut the smallest payees beyond the cap; the finder always has an output.
         let cap = max_payouts.max(1);
-        if payouts.len() > cap {
-            let finder_pos = payouts
-                .iter()
-                .position(|p| p.0 == finder_id)
-                .expect("finder listed");
-            let finder_payout = payouts.remove(finder_pos);
+        if payouts.len() > cap - 1 {
             for cut in payouts.drain(cap - 1..) {
                 paid -= cut.1;
             }
-            payouts.push(finder_payout);
         }
         // The finder gets subsidy/200, rounding, cut and dust payees: outputs add up exactly.
-        let pos = payouts
-            .iter()
-            .position(|p| p.0 == finder_id)
-            .expect("finder listed");
-        let mut finder_payout = payouts.remove(pos);
-        finder_payout.1 += subsidy.to_sat() - paid;
-        let at = payouts.partition_point(|p| order(p, &finder_payout).is_lt());
+        let finder_payout = (finder_id, finder_amount + subsidy.to_sat() - paid);
+        let at = payouts.partition_point(|p| order(p, &finder_payout) == Ordering::Less);
         payouts.insert(at, finder_payout);
         payouts
     }

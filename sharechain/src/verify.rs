@@ -6,8 +6,9 @@
 use bitcoin::BlockHash;
 use thiserror::Error;
 
-use crate::build::{generate_inner, BuildError, ShareRequest};
+use crate::build::{derive, BuildError, Choices, Derived};
 use crate::chain::{Chain, TrackedShare};
+use crate::gentx::coinbase_txid;
 use crate::params::NetworkParams;
 use crate::pplns::{Pplns, ShareLookup};
 use crate::share::{CheckedShare, ShareHash};
@@ -120,14 +121,20 @@ impl Verifier<CheckedShare> for ShareVerifier {
         if let Some(p) = parent {
             check_version(self.params, s.version, p, chain)?;
         }
-        let req = ShareRequest::of_share(s);
-        let mut template = generate_inner(chain, &mut self.pplns, self.params, &req, false)?;
-        let rebuilt = &template.share_info;
-        if rebuilt != info {
-            return Err(explain_mismatch(rebuilt, info, parent));
-        }
-        template.ref_hash = share.ref_hash();
-        if template.coinbase_txid(s.last_txout_nonce) != share.gentx_txid() {
+        let derived = derive(chain, &mut self.pplns, self.params, &Choices::of_share(s))?;
+        check_derived(&derived, info, parent)?;
+        // Equal share infos have equal ref hashes: the share's own checks computed it.
+        let txid = coinbase_txid(
+            &info.share_data.coinbase,
+            &info.segwit_data.wtxid_merkle_root,
+            derived
+                .payouts
+                .iter()
+                .map(|&(id, sat)| (self.pplns.script(id).as_bytes(), sat)),
+            &share.ref_hash(),
+            s.last_txout_nonce,
+        );
+        if txid != share.gentx_txid() {
             return Err(VerifyError::Coinbase);
         }
         Ok(())
@@ -138,46 +145,46 @@ impl Verifier<CheckedShare> for ShareVerifier {
     }
 }
 
-fn explain_mismatch(
-    rebuilt: &crate::share::ShareInfo,
+fn check_derived(
+    rebuilt: &Derived,
     got: &crate::share::ShareInfo,
     parent: Option<&CheckedShare>,
-) -> VerifyError {
+) -> Result<(), VerifyError> {
     if rebuilt.max_bits != got.max_bits {
-        return VerifyError::MaxBits {
+        return Err(VerifyError::MaxBits {
             got: got.max_bits.to_consensus(),
             expected: rebuilt.max_bits.to_consensus(),
-        };
+        });
     }
     if rebuilt.bits != got.bits {
-        return VerifyError::Bits {
+        return Err(VerifyError::Bits {
             got: got.bits.to_consensus(),
             expected: rebuilt.bits.to_consensus(),
-        };
+        });
     }
     if rebuilt.timestamp != got.timestamp {
         let parent = parent.map_or(0, |p| p.share().share_info.timestamp);
-        return VerifyError::Timestamp {
+        return Err(VerifyError::Timestamp {
             got: got.timestamp,
             parent,
-        };
+        });
     }
     if rebuilt.absheight != got.absheight {
-        return VerifyError::AbsHeight {
+        return Err(VerifyError::AbsHeight {
             got: got.absheight,
             expected: rebuilt.absheight,
-        };
+        });
     }
     if rebuilt.abswork != got.abswork {
-        return VerifyError::AbsWork {
+        return Err(VerifyError::AbsWork {
             got: got.abswork,
             expected: rebuilt.abswork,
-        };
+        });
     }
     if rebuilt.far_share_hash != got.far_share_hash {
-        return VerifyError::FarShare;
+        return Err(VerifyError::FarShare);
     }
-    VerifyError::ShareInfo
+    Ok(())
 }
 
 /// A share may keep its parent's version, or move up when enough recent work voted for it.
