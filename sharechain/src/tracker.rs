@@ -58,8 +58,14 @@ pub enum InsertError {
     Duplicate(ShareHash),
     #[error("share {0} was already found invalid")]
     KnownInvalid(ShareHash),
+    /// The share builds on an invalid share. Shares that were waiting for it are dropped as
+    /// well (`dropped`: delete them from storage).
     #[error("share {share} builds on invalid share {parent}")]
-    InvalidParent { share: ShareHash, parent: ShareHash },
+    InvalidParent {
+        share: ShareHash,
+        parent: ShareHash,
+        dropped: Vec<ShareHash>,
+    },
 }
 
 /// A share found invalid, with the reason (descendants carry their ancestor's reason).
@@ -204,9 +210,17 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
         }
         if let Some(parent) = share.prev_hash().filter(|p| self.invalid.contains(p)) {
             self.remember_invalid(hash);
+            let mut dropped = Vec::new();
+            for child in self.waiting.remove(&hash).unwrap_or_default() {
+                dropped.extend(self.remove_subtree(&child));
+            }
+            for d in &dropped {
+                self.remember_invalid(*d);
+            }
             return Err(InsertError::InvalidParent {
                 share: hash,
                 parent,
+                dropped,
             });
         }
         let mut changes = Changes::default();
