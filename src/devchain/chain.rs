@@ -1,0 +1,564 @@
+//! The chainstate thread: owns the kernel's `ChainstateManager`, the UTXO set and the mempool.
+//!
+//! The kernel is blocking FFI, so it lives on one dedicated OS thread. Async code talks to it
+//! through [`ChainHandle::call`], which sends a closure over a bounded channel and awaits its
+//! result; nothing else touches the chainstate, so no locks are needed. Every tip change (and
+//! every mempool change) is published on a `watch` channel ([`TipState`]) for long polling and
+//! P2P announcements.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bitcoin::block::Header;
+use bitcoin::consensus::encode::{deserialize, serialize};
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, BlockHash, Transaction, Txid};
+use bitcoinkernel::prelude::*;
+use bitcoinkernel::{
+    BlockTreeEntry, BlockValidationResult, BlockValidationStateRef, ChainType, ChainstateManager,
+    Context, ContextBuilder, ProcessBlockResult, ValidationMode,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::check::{reject_reason, ParentContext};
+use super::mempool::{Mempool, MempoolEntry, MempoolReject, NextBlock};
+use super::utxo::UtxoSet;
+
+/// Errors of the chainstate thread.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    #[error("bitcoin kernel: {0}")]
+    Kernel(String),
+    #[error("chainstate thread has stopped")]
+    Stopped,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<bitcoinkernel::KernelError> for ChainError {
+    fn from(e: bitcoinkernel::KernelError) -> Self {
+        Self::Kernel(e.to_string())
+    }
+}
+
+/// The active tip, as published to async tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipState {
+    pub hash: BlockHash,
+    pub height: u32,
+    pub header: Header,
+    /// Mempool change counter (part of the long-poll id).
+    pub mempool_updates: u64,
+}
+
+/// What happened to a block handed to [`ChainState::submit_block`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Valid and new.
+    Accepted,
+    /// Already known (and valid).
+    Duplicate,
+    /// Already known to be invalid.
+    DuplicateInvalid,
+    /// Stored but not connected (e.g. a side branch); Core's `inconclusive`.
+    Inconclusive,
+    /// Invalid, with Core's BIP22 reject reason.
+    Rejected(String),
+}
+
+impl SubmitOutcome {
+    /// Core's `submitblock` reply: `None` for success, else the BIP22 string.
+    pub fn bip22(&self) -> Option<String> {
+        match self {
+            Self::Accepted => None,
+            Self::Duplicate => Some("duplicate".into()),
+            Self::DuplicateInvalid => Some("duplicate-invalid".into()),
+            Self::Inconclusive => Some("inconclusive".into()),
+            Self::Rejected(reason) => Some(reason.clone()),
+        }
+    }
+}
+
+/// A block header with its place in the block tree.
+#[derive(Debug, Clone)]
+pub struct HeaderInfo {
+    pub hash: BlockHash,
+    pub header: Header,
+    pub height: u32,
+    /// Blocks on top of it including itself; -1 when not in the active chain.
+    pub confirmations: i64,
+    pub next: Option<BlockHash>,
+    pub median_time_past: u32,
+    /// Cumulative work as 64 hex digits.
+    pub chainwork: String,
+}
+
+type Job = Box<dyn FnOnce(&mut ChainState) + Send>;
+
+/// Cloneable handle to the chainstate thread.
+#[derive(Clone)]
+pub struct ChainHandle {
+    jobs: mpsc::Sender<Job>,
+    tip: watch::Receiver<TipState>,
+}
+
+impl std::fmt::Debug for ChainHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainHandle").finish_non_exhaustive()
+    }
+}
+
+impl ChainHandle {
+    /// Run `f` on the chainstate thread and return its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut ChainState) -> R + Send + 'static,
+    ) -> Result<R, ChainError> {
+        let (reply, result) = oneshot::channel();
+        let job: Job = Box::new(move |state| {
+            let _ = reply.send(f(state));
+        });
+        self.jobs.send(job).await.map_err(|_| ChainError::Stopped)?;
+        result.await.map_err(|_| ChainError::Stopped)
+    }
+
+    /// Subscribe to tip (and mempool) changes.
+    pub fn subscribe(&self) -> watch::Receiver<TipState> {
+        self.tip.clone()
+    }
+
+    pub fn tip(&self) -> TipState {
+        self.tip.borrow().clone()
+    }
+}
+
+/// Open the chainstate in `datadir` and start its thread. The thread ends (closing the
+/// chainstate cleanly) when every [`ChainHandle`] is dropped; join the returned handle to wait.
+pub fn spawn(datadir: &Path) -> Result<(ChainHandle, std::thread::JoinHandle<()>), ChainError> {
+    let state = ChainState::open(datadir)?;
+    let (tip_tx, tip_rx) = watch::channel(state.tip_state());
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(64);
+    let thread = std::thread::Builder::new()
+        .name("devchain-kernel".into())
+        .spawn(move || {
+            let mut state = state;
+            state.tip_tx = Some(tip_tx);
+            while let Some(job) = jobs_rx.blocking_recv() {
+                job(&mut state);
+                if state.closing {
+                    break;
+                }
+            }
+            tracing::debug!("chainstate thread stopping");
+        })?;
+    Ok((
+        ChainHandle {
+            jobs: jobs_tx,
+            tip: tip_rx,
+        },
+        thread,
+    ))
+}
+
+type CheckedLog = Arc<Mutex<Vec<([u8; 32], ValidationMode, BlockValidationResult)>>>;
+
+/// Everything the chainstate thread owns.
+pub struct ChainState {
+    // Field order matters: the manager must be dropped before its context.
+    chainman: ChainstateManager,
+    _context: Context,
+    checked: CheckedLog,
+    active: Vec<(BlockHash, Header)>,
+    index: HashMap<BlockHash, u32>,
+    pub utxo: UtxoSet,
+    pub mempool: Mempool,
+    invalid: HashSet<BlockHash>,
+    tip_tx: Option<watch::Sender<TipState>>,
+    closing: bool,
+}
+
+pub(crate) fn now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+fn kernel_hash(hash: &BlockHash) -> Option<bitcoinkernel::BlockHash> {
+    bitcoinkernel::BlockHash::new(&hash.to_byte_array()).ok()
+}
+
+fn entry_hash(entry: &BlockTreeEntry<'_>) -> BlockHash {
+    BlockHash::from_byte_array(entry.block_hash().to_bytes())
+}
+
+fn entry_header(entry: &BlockTreeEntry<'_>) -> Result<Header, ChainError> {
+    let bytes = entry.header().consensus_encode()?;
+    deserialize(&bytes).map_err(|e| ChainError::Kernel(format!("header decode: {e}")))
+}
+
+fn read_block(
+    chainman: &ChainstateManager,
+    entry: &BlockTreeEntry<'_>,
+) -> Result<Block, ChainError> {
+    let bytes = chainman.read_block_data(entry)?.consensus_encode()?;
+    deserialize(&bytes).map_err(|e| ChainError::Kernel(format!("block decode: {e}")))
+}
+
+fn median(mut times: Vec<u32>) -> u32 {
+    times.sort_unstable();
+    times.get(times.len() / 2).copied().unwrap_or(0)
+}
+
+impl ChainState {
+    fn open(datadir: &Path) -> Result<Self, ChainError> {
+        let dir = datadir.join("regtest");
+        let blocks = dir.join("blocks");
+        std::fs::create_dir_all(&blocks)?;
+        let checked: CheckedLog = Arc::default();
+        let log = checked.clone();
+        let context = ContextBuilder::new()
+            .chain_type(ChainType::Regtest)
+            .with_block_checked_validation(
+                move |block: bitcoinkernel::Block, state: BlockValidationStateRef<'_>| {
+                    if let Ok(mut log) = log.lock() {
+                        log.push((block.hash().to_bytes(), state.mode(), state.result()));
+                    }
+                },
+            )
+            .build()?;
+        let chainman = ChainstateManager::builder(
+            &context,
+            &dir.to_string_lossy(),
+            &blocks.to_string_lossy(),
+        )?
+        .build()?;
+        chainman.import_blocks()?;
+        let mut state = ChainState {
+            chainman,
+            _context: context,
+            checked,
+            active: Vec::new(),
+            index: HashMap::new(),
+            utxo: UtxoSet::default(),
+            mempool: Mempool::default(),
+            invalid: HashSet::new(),
+            tip_tx: None,
+            closing: false,
+        };
+        state.sync_active()?;
+        tracing::info!(
+            height = state.height(),
+            tip = %state.tip_hash(),
+            coins = state.utxo.len(),
+            datadir = %datadir.display(),
+            "devchain chainstate loaded"
+        );
+        Ok(state)
+    }
+
+    pub fn height(&self) -> u32 {
+        self.active.len().saturating_sub(1) as u32
+    }
+
+    pub fn tip_hash(&self) -> BlockHash {
+        self.active
+            .last()
+            .map(|a| a.0)
+            .unwrap_or_else(BlockHash::all_zeros)
+    }
+
+    pub fn tip_header(&self) -> Option<Header> {
+        self.active.last().map(|a| a.1)
+    }
+
+    /// Median time past of the active tip.
+    pub fn median_time_past(&self) -> u32 {
+        let start = self.active.len().saturating_sub(11);
+        median(self.active[start..].iter().map(|a| a.1.time).collect())
+    }
+
+    pub fn next_block(&self) -> NextBlock {
+        NextBlock {
+            height: self.height() + 1,
+            median_time_past: self.median_time_past(),
+        }
+    }
+
+    fn tip_state(&self) -> TipState {
+        TipState {
+            hash: self.tip_hash(),
+            height: self.height(),
+            header: self
+                .tip_header()
+                .unwrap_or(bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header),
+            mempool_updates: self.mempool.updates,
+        }
+    }
+
+    fn publish(&self) {
+        if let Some(tx) = &self.tip_tx {
+            let state = self.tip_state();
+            tx.send_if_modified(|current| {
+                if *current == state {
+                    false
+                } else {
+                    *current = state;
+                    true
+                }
+            });
+        }
+    }
+
+    /// Bring `active`, the UTXO set and the mempool in line with the kernel's active chain.
+    fn sync_active(&mut self) -> Result<(), ChainError> {
+        let chain = self.chainman.active_chain();
+        let mut entry = chain.tip();
+        let mut new_entries = Vec::new();
+        loop {
+            let height = entry.height() as usize;
+            let hash = entry_hash(&entry);
+            if self.active.get(height).is_some_and(|a| a.0 == hash) {
+                break;
+            }
+            let prev = entry.prev();
+            new_entries.push(entry);
+            match prev {
+                Some(p) => entry = p,
+                None => break,
+            }
+        }
+        if new_entries.is_empty() && self.active.len() == chain.height() as usize + 1 {
+            return Ok(());
+        }
+        let fork = new_entries
+            .last()
+            .map(|e| e.height() as usize)
+            .unwrap_or(chain.height() as usize + 1);
+        while self.active.len() > fork {
+            let (hash, _) = self.active.pop().unwrap_or((
+                BlockHash::all_zeros(),
+                Header {
+                    ..bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header
+                },
+            ));
+            self.index.remove(&hash);
+            if let Some(e) = kernel_hash(&hash).and_then(|k| self.chainman.get_block_tree_entry(&k))
+            {
+                let block = read_block(&self.chainman, &e)?;
+                self.utxo.disconnect(&block);
+                tracing::info!(%hash, "devchain block disconnected");
+            }
+        }
+        for entry in new_entries.iter().rev() {
+            let block = read_block(&self.chainman, entry)?;
+            let height = entry.height() as u32;
+            self.utxo.connect(&block, height);
+            let hash = block.block_hash();
+            self.index.insert(hash, height);
+            self.active.push((hash, block.header));
+        }
+        let next = self.next_block();
+        self.mempool.revalidate(&self.utxo, next);
+        self.publish();
+        Ok(())
+    }
+
+    /// End the chainstate thread after this call; the chainstate closes cleanly.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Hash of the active block at `height`.
+    pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
+        self.active.get(height as usize).map(|a| a.0)
+    }
+
+    /// Header and position of any block the kernel knows.
+    pub fn header_info(&self, hash: &BlockHash) -> Option<HeaderInfo> {
+        let entry = self.chainman.get_block_tree_entry(&kernel_hash(hash)?)?;
+        let header = entry_header(&entry).ok()?;
+        let height = entry.height() as u32;
+        let in_active = self.index.get(hash) == Some(&height);
+        let mut times = vec![header.time];
+        let mut walk = entry.prev();
+        while let Some(e) = walk {
+            if times.len() >= 11 {
+                break;
+            }
+            if let Ok(h) = entry_header(&e) {
+                times.push(h.time);
+            }
+            walk = e.prev();
+        }
+        let work = u128::from_be_bytes(
+            header.work().to_be_bytes()[16..]
+                .try_into()
+                .unwrap_or([0; 16]),
+        );
+        Some(HeaderInfo {
+            hash: *hash,
+            header,
+            height,
+            confirmations: if in_active {
+                i64::from(self.height()) - i64::from(height) + 1
+            } else {
+                -1
+            },
+            next: if in_active {
+                self.hash_at(height + 1)
+            } else {
+                None
+            },
+            median_time_past: median(times),
+            chainwork: format!("{:064x}", work * (u128::from(height) + 1)),
+        })
+    }
+
+    /// A full block the kernel has stored.
+    pub fn block(&self, hash: &BlockHash) -> Option<Block> {
+        let entry = self.chainman.get_block_tree_entry(&kernel_hash(hash)?)?;
+        read_block(&self.chainman, &entry).ok()
+    }
+
+    /// Headers after the first locator hash on the active chain, up to `stop` or 2000 headers.
+    pub fn headers_after(&self, locator: &[BlockHash], stop: BlockHash) -> Vec<Header> {
+        let start = locator
+            .iter()
+            .find_map(|h| self.index.get(h))
+            .map(|h| *h as usize + 1)
+            .unwrap_or(1);
+        let mut out = Vec::new();
+        for (hash, header) in self.active.iter().skip(start).take(2000) {
+            out.push(*header);
+            if *hash == stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Hand a block to the kernel. `from_rpc` applies `submitblock`'s conveniences: known
+    /// blocks answer `duplicate` up front and a missing coinbase witness reserved value is added
+    /// (Core's `UpdateUncommittedBlockStructures`); over P2P the block is taken as is.
+    pub fn submit_block(&mut self, mut block: Block, from_rpc: bool) -> SubmitOutcome {
+        let hash = block.block_hash();
+        if from_rpc {
+            if self.index.contains_key(&hash) {
+                return SubmitOutcome::Duplicate;
+            }
+            if self.invalid.contains(&hash) {
+                return SubmitOutcome::DuplicateInvalid;
+            }
+            add_witness_reserved_value(&mut block);
+        }
+        let parent = self.parent_context(&block.header.prev_blockhash);
+        let utxo_before_reason =
+            |state: &ChainState| reject_reason(&block, parent.as_ref(), &state.utxo, now());
+        let kernel_block = match bitcoinkernel::Block::new(&serialize(&block)) {
+            Ok(b) => b,
+            Err(e) => return SubmitOutcome::Rejected(format!("block decode failed: {e}")),
+        };
+        if let Ok(mut log) = self.checked.lock() {
+            log.clear();
+        }
+        let result = self.chainman.process_block(&kernel_block);
+        let checked = self.checked.lock().ok().and_then(|mut log| {
+            let found = log
+                .iter()
+                .rev()
+                .find(|c| c.0 == hash.to_byte_array())
+                .copied();
+            log.clear();
+            found
+        });
+        // The reason must be computed against the UTXO set the block was checked with.
+        let diagnosed = match (result, checked) {
+            (ProcessBlockResult::Rejected, _) => Some(utxo_before_reason(self)),
+            (_, Some((_, ValidationMode::Invalid, _))) => Some(utxo_before_reason(self)),
+            _ => None,
+        };
+        if let Err(e) = self.sync_active() {
+            tracing::error!(error = %e, "devchain: cannot follow the active chain");
+        }
+        let fallback = |result: BlockValidationResult| -> String {
+            match result {
+                BlockValidationResult::CachedInvalid => "duplicate-invalid",
+                BlockValidationResult::MissingPrev => "prev-blk-not-found",
+                BlockValidationResult::InvalidPrev => "bad-prevblk",
+                BlockValidationResult::TimeFuture => "time-too-new",
+                BlockValidationResult::HeaderLowWork => "too-little-chainwork",
+                BlockValidationResult::Mutated => "mutated",
+                _ => "rejected",
+            }
+            .to_owned()
+        };
+        let outcome = match (result, checked, diagnosed) {
+            (_, Some((_, ValidationMode::Invalid, r)), Some(reason))
+            | (ProcessBlockResult::Rejected, Some((_, _, r)), Some(reason)) => {
+                if r != BlockValidationResult::Mutated && r != BlockValidationResult::MissingPrev {
+                    self.invalid.insert(hash);
+                }
+                SubmitOutcome::Rejected(reason.unwrap_or_else(|| fallback(r)))
+            }
+            (ProcessBlockResult::Rejected, None, Some(reason)) => {
+                SubmitOutcome::Rejected(reason.unwrap_or_else(|| "rejected".into()))
+            }
+            (ProcessBlockResult::Duplicate, _, _) => SubmitOutcome::Duplicate,
+            (_, Some((_, ValidationMode::Valid, _)), _) if self.index.contains_key(&hash) => {
+                SubmitOutcome::Accepted
+            }
+            _ if self.index.contains_key(&hash) => SubmitOutcome::Accepted,
+            _ => SubmitOutcome::Inconclusive,
+        };
+        match &outcome {
+            SubmitOutcome::Accepted => {
+                tracing::info!(%hash, height = self.height(), "devchain block accepted")
+            }
+            other => tracing::info!(%hash, outcome = ?other, "devchain block not accepted"),
+        }
+        outcome
+    }
+
+    /// What `block` is checked against, if its parent is known.
+    fn parent_context(&self, prev: &BlockHash) -> Option<ParentContext> {
+        let info = self.header_info(prev)?;
+        Some(ParentContext {
+            height: info.height,
+            bits: info.header.bits,
+            median_time_past: info.median_time_past,
+            is_tip: *prev == self.tip_hash(),
+        })
+    }
+
+    /// Add a transaction to the mempool.
+    pub fn send_transaction(&mut self, tx: Transaction) -> Result<Txid, MempoolReject> {
+        let next = self.next_block();
+        let result = self.mempool.accept(tx, &self.utxo, next);
+        self.publish();
+        result
+    }
+
+    pub fn mempool_entries(&self) -> Vec<MempoolEntry> {
+        self.mempool.entries().to_vec()
+    }
+}
+
+/// Core's `UpdateUncommittedBlockStructures`: give a committing coinbase its 32-byte witness
+/// reserved value when it has no witness at all.
+fn add_witness_reserved_value(block: &mut Block) {
+    let Some(coinbase) = block.txdata.first_mut() else {
+        return;
+    };
+    if super::check::witness_commitment_index(coinbase).is_none() {
+        return;
+    }
+    if let Some(input) = coinbase.input.first_mut() {
+        if input.witness.is_empty() {
+            input.witness.push([0u8; 32]);
+        }
+    }
+}
