@@ -144,6 +144,7 @@ async fn handle(
     if !authorized(&req, &ctx) {
         tracing::warn!(%peer, "rpc: incorrect password attempt");
         let mut response = reply(StatusCode::UNAUTHORIZED, String::new());
+        response.headers_mut().remove(CONTENT_TYPE);
         response.headers_mut().insert(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"jsonrpc\""),
