@@ -1,0 +1,239 @@
+//! The devchain's JSON-RPC follows Bitcoin Core's conventions: envelopes with the id echoed,
+//! HTTP statuses, error codes, named parameters, batches, JSON-RPC 2.0, and the read methods.
+
+#![cfg(feature = "devchain")]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_and_envelope_conventions() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    let addr = devchain.rpc_addr();
+
+    // Bad or missing credentials: 401 with a basic challenge, as Core.
+    let reply = http_post(addr, Some(("__cookie__", "wrong")), "{}").await;
+    assert_eq!(reply.status, 401);
+    assert!(reply
+        .headers
+        .to_ascii_lowercase()
+        .contains("www-authenticate: basic realm=\"jsonrpc\""));
+    assert_eq!(http_post(addr, None, "{}").await.status, 401);
+
+    // Only POST.
+    let (user, password) = devchain.rpc_auth();
+    let reply = http_request(addr, "GET", Some((user, password)), "").await;
+    assert_eq!(reply.status, 405);
+
+    // Success: result, error null, id echoed (any JSON value).
+    let reply = rpc
+        .raw(r#"{"method":"getblockcount","params":[],"id":{"k":[1,"x"]}}"#)
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({"result": 0, "error": null, "id": {"k": [1, "x"]}})
+    );
+
+    // Parse error: HTTP 500, code -32700, id null.
+    let reply = rpc.raw("{not json").await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.json(),
+        json!({"result": null, "error": {"code": -32700, "message": "Parse error"}, "id": null})
+    );
+
+    // Unknown method: HTTP 404, -32601.
+    let reply = rpc.raw(r#"{"method":"nosuchmethod","id":"a"}"#).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"]["code"], json!(-32601));
+    assert_eq!(reply.json()["id"], json!("a"));
+
+    // Invalid request object: HTTP 400, -32600.
+    let reply = rpc.raw(r#"{"method":5,"id":1}"#).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["code"], json!(-32600));
+
+    // Application errors: HTTP 500 with Core's code and message.
+    let reply = rpc
+        .raw(r#"{"method":"getblockhash","params":[5],"id":2}"#)
+        .await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.json(),
+        json!({"result": null, "error": {"code": -8, "message": "Block height out of range"}, "id": 2})
+    );
+    let reply = rpc
+        .raw(r#"{"method":"getblockhash","params":["x"],"id":3}"#)
+        .await;
+    assert_eq!(reply.json()["error"]["code"], json!(-3));
+    let err = rpc
+        .try_call("getblock", json!(["00".repeat(32)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err, json!({"code": -5, "message": "Block not found"}));
+    let err = rpc.try_call("getblock", json!(["zz"])).await.unwrap_err();
+    assert_eq!(err["code"], json!(-8));
+    let err = rpc
+        .try_call("sendrawtransaction", json!(["beef"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], json!(-22));
+    let err = rpc
+        .try_call("generatetoaddress", json!([1, "notanaddress"]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        json!({"code": -5, "message": "Error: Invalid address"})
+    );
+    // Too many parameters: Core answers with the usage text as a misc error.
+    let err = rpc.try_call("getblockcount", json!([1])).await.unwrap_err();
+    assert_eq!(err["code"], json!(-1));
+    // getblocktemplate insists on the segwit rule.
+    let err = rpc
+        .try_call("getblocktemplate", json!([{}]))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], json!(-8));
+    assert!(err["message"].as_str().unwrap().contains("segwit"));
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_parameters_batches_and_jsonrpc_2() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    rpc.call(
+        "generatetoaddress",
+        json!({"nblocks": 2, "address": op_true_address().to_string()}),
+    )
+    .await;
+    let by_position = rpc.call("getblockhash", json!([1])).await;
+    let by_name = rpc.call("getblockhash", json!({"height": 1})).await;
+    assert_eq!(by_position, by_name);
+    let err = rpc
+        .try_call("getblockhash", json!({"hieght": 1}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        json!({"code": -8, "message": "Unknown named parameter hieght"})
+    );
+    // Named parameters may skip optional ones.
+    let header = rpc
+        .call(
+            "getblockheader",
+            json!({"blockhash": by_name, "verbose": false}),
+        )
+        .await;
+    assert_eq!(header.as_str().unwrap().len(), 160);
+
+    // A batch: one reply per request, in order, errors inline, HTTP 200.
+    let reply = rpc
+        .raw(
+            r#"[{"method":"getblockcount","id":1},
+                {"method":"getblockhash","params":[99],"id":2},
+                {"method":"nosuchmethod","id":3},
+                {"method":"getbestblockhash","id":4}]"#,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let replies = reply.json();
+    let replies = replies.as_array().unwrap();
+    assert_eq!(replies.len(), 4);
+    assert_eq!(replies[0], json!({"result": 2, "error": null, "id": 1}));
+    assert_eq!(replies[1]["error"]["code"], json!(-8));
+    assert_eq!(replies[2]["error"]["code"], json!(-32601));
+    assert_eq!(replies[3]["id"], json!(4));
+    assert_eq!(
+        replies[3]["result"],
+        rpc.call("getbestblockhash", json!([])).await
+    );
+
+    // JSON-RPC 2.0: no "error" on success, HTTP 200 on errors, 204 for notifications.
+    let reply = rpc
+        .raw(r#"{"jsonrpc":"2.0","method":"getblockcount","id":9}"#)
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"jsonrpc": "2.0", "result": 2, "id": 9})
+    );
+    let reply = rpc
+        .raw(r#"{"jsonrpc":"2.0","method":"nosuchmethod","id":10}"#)
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["error"]["code"], json!(-32601));
+    assert!(reply.json().get("result").is_none());
+    let reply = rpc
+        .raw(r#"{"jsonrpc":"2.0","method":"getblockcount"}"#)
+        .await;
+    assert_eq!(reply.status, 204);
+    assert!(reply.body.is_empty());
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_methods_describe_the_chain() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    let info = rpc.call("getblockchaininfo", json!([])).await;
+    assert_eq!(info["chain"], json!("regtest"));
+    assert_eq!(info["blocks"], json!(0));
+    assert_eq!(
+        info["bestblockhash"],
+        json!("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")
+    );
+    assert_eq!(info["bits"], json!("207fffff"));
+
+    let hashes = rpc
+        .call(
+            "generatetoaddress",
+            json!([3, op_true_address().to_string()]),
+        )
+        .await;
+    let second = hashes[1].clone();
+    let header = rpc.call("getblockheader", json!([second])).await;
+    assert_eq!(header["height"], json!(2));
+    assert_eq!(header["confirmations"], json!(2));
+    assert_eq!(header["previousblockhash"], hashes[0]);
+    assert_eq!(header["nextblockhash"], hashes[2]);
+    assert_eq!(header["nTx"], json!(1));
+    assert_eq!(header["chainwork"], json!(format!("{:064x}", 6)));
+
+    let raw = rpc.call("getblock", json!([second, 0])).await;
+    let block: bitcoin::Block =
+        bitcoin::consensus::encode::deserialize(&hex::decode(raw.as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(json!(block.block_hash().to_string()), second);
+    let verbose = rpc.call("getblock", json!([second, 1])).await;
+    assert_eq!(
+        verbose["tx"],
+        json!([block.txdata[0].compute_txid().to_string()])
+    );
+    let full = rpc.call("getblock", json!([second, 2])).await;
+    let coinbase = &full["tx"][0];
+    assert!(coinbase["vin"][0]["coinbase"].is_string());
+    assert_eq!(coinbase["vout"][0]["value"], json!(50.0));
+    assert_eq!(
+        coinbase["vout"][0]["scriptPubKey"]["address"],
+        json!(op_true_address().to_string())
+    );
+    assert_eq!(
+        coinbase["vout"][1]["scriptPubKey"]["type"],
+        json!("nulldata"),
+        "witness commitment output"
+    );
+
+    let network = rpc.call("getnetworkinfo", json!([])).await;
+    assert_eq!(network["connections"], json!(0));
+    assert!(network["version"].as_u64().unwrap() > 0);
+    let mining = rpc.call("getmininginfo", json!([])).await;
+    assert_eq!(mining["blocks"], json!(3));
+    assert_eq!(mining["chain"], json!("regtest"));
+    assert_eq!(rpc.call("getrawmempool", json!([true])).await, json!({}));
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}
