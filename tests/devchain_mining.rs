@@ -160,14 +160,34 @@ async fn invalid_blocks_get_cores_reject_reasons() {
     grind(&mut block.header, true);
     assert_eq!(submit(block).await, json!("bad-diffbits"));
 
-    // Not a block at all, and a block without a coinbase: Core's RPC errors.
+    // Unknown parent.
+    let mut block = block_from_template(&gbt, |_| {});
+    block.header.prev_blockhash =
+        bitcoin::BlockHash::from_raw_hash(bitcoin::hashes::Hash::hash(b"nowhere"));
+    grind(&mut block.header, true);
+    assert_eq!(submit(block).await, json!("prev-blk-not-found"));
+
+    // Block version below 4 after BIP34/65/66 (all active from height 1 on regtest).
+    let mut block = block_from_template(&gbt, |_| {});
+    block.header.version = bitcoin::block::Version::from_consensus(3);
+    grind(&mut block.header, true);
+    assert_eq!(submit(block).await, json!("bad-version(0x00000003)"));
+
+    // An invalid block sent again is known to be invalid.
+    let mut block = block_from_template(&gbt, |cb| {
+        cb.output[0].value += Amount::from_sat(1);
+    });
+    grind(&mut block.header, true);
+    assert_eq!(submit(block).await, json!("duplicate-invalid"));
+
+    // Not a block at all: Core's RPC error.
     let err = rpc
         .try_call("submitblock", json!(["00ff"]))
         .await
         .unwrap_err();
     assert_eq!(err, json!({"code": -22, "message": "Block decode failed"}));
 
-    // After all that the chain still accepts a valid block, and a rejected one stays rejected.
+    // After all that the chain still accepts a valid block.
     let mut block = block_from_template(&gbt, |_| {});
     grind(&mut block.header, true);
     assert_eq!(submit(block).await, json!(null));
@@ -254,5 +274,65 @@ async fn reopening_the_datadir_resumes_the_chain() {
     let tx = spend_op_true(outpoint, value, Amount::from_sat(1_000));
     rpc.call("sendrawtransaction", json!([serialize_hex(&tx)]))
         .await;
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_branch_reorganises_the_chain() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    let gbt = template(&rpc).await;
+    // Two blocks at height 1 differing only in the coinbase's extranonce.
+    let mut first = block_from_template(&gbt, |_| {});
+    grind(&mut first.header, true);
+    let mut second = block_from_template(&gbt, |cb| {
+        cb.input[0].script_sig = bitcoin::script::Builder::new()
+            .push_int(1)
+            .push_int(2)
+            .into_script();
+    });
+    grind(&mut second.header, true);
+    assert_eq!(
+        rpc.call("submitblock", json!([block_hex(&first)])).await,
+        json!(null)
+    );
+    // Same work as the tip: stored, not connected.
+    assert_eq!(
+        rpc.call("submitblock", json!([block_hex(&second)])).await,
+        json!("inconclusive")
+    );
+    let side = rpc
+        .call("getblockheader", json!([second.block_hash().to_string()]))
+        .await;
+    assert_eq!(side["confirmations"], json!(-1));
+
+    // A child of the second block makes its branch the longest.
+    let mut on_second = gbt.clone();
+    on_second["previousblockhash"] = json!(second.block_hash().to_string());
+    on_second["height"] = json!(2);
+    on_second["curtime"] = json!(gbt["curtime"].as_u64().unwrap() + 1);
+    let mut third = block_from_template(&on_second, |_| {});
+    grind(&mut third.header, true);
+    assert_eq!(
+        rpc.call("submitblock", json!([block_hex(&third)])).await,
+        json!(null)
+    );
+    assert_eq!(
+        rpc.call("getblockhash", json!([1])).await,
+        json!(second.block_hash().to_string())
+    );
+    assert_eq!(rpc.call("getblockcount", json!([])).await, json!(2));
+    // Templates follow the new tip, and mining on it works.
+    let gbt = template(&rpc).await;
+    assert_eq!(
+        gbt["previousblockhash"],
+        json!(third.block_hash().to_string())
+    );
+    rpc.call(
+        "generatetoaddress",
+        json!([1, op_true_address().to_string()]),
+    )
+    .await;
+    assert_eq!(rpc.call("getblockcount", json!([])).await, json!(3));
     timed("shutdown", devchain.shutdown()).await.unwrap();
 }

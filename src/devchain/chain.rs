@@ -218,6 +218,7 @@ impl ChainState {
         let dir = datadir.join("regtest");
         let blocks = dir.join("blocks");
         std::fs::create_dir_all(&blocks)?;
+        super::kernel_log::init();
         let checked: CheckedLog = Arc::default();
         let log = checked.clone();
         let context = ContextBuilder::new()
@@ -456,8 +457,6 @@ impl ChainState {
             add_witness_reserved_value(&mut block);
         }
         let parent = self.parent_context(&block.header.prev_blockhash);
-        let utxo_before_reason =
-            |state: &ChainState| reject_reason(&block, parent.as_ref(), &state.utxo, now());
         let kernel_block = match bitcoinkernel::Block::new(&serialize(&block)) {
             Ok(b) => b,
             Err(e) => return SubmitOutcome::Rejected(format!("block decode failed: {e}")),
@@ -465,7 +464,8 @@ impl ChainState {
         if let Ok(mut log) = self.checked.lock() {
             log.clear();
         }
-        let result = self.chainman.process_block(&kernel_block);
+        let (result, kernel_log) =
+            super::kernel_log::capture(|| self.chainman.process_block(&kernel_block));
         let checked = self.checked.lock().ok().and_then(|mut log| {
             let found = log
                 .iter()
@@ -475,44 +475,46 @@ impl ChainState {
             log.clear();
             found
         });
-        // The reason must be computed against the UTXO set the block was checked with.
-        let diagnosed = match (result, checked) {
-            (ProcessBlockResult::Rejected, _) => Some(utxo_before_reason(self)),
-            (_, Some((_, ValidationMode::Invalid, _))) => Some(utxo_before_reason(self)),
+        let invalid = match (result, checked) {
+            (ProcessBlockResult::Rejected, Some((_, _, r))) => Some(r),
+            (ProcessBlockResult::Rejected, None) => Some(BlockValidationResult::Unset),
+            (_, Some((_, ValidationMode::Invalid, r))) => Some(r),
             _ => None,
+        };
+        let outcome = match invalid {
+            Some(result) => {
+                // Mirror Core's checks against the UTXO set the block was checked with (before
+                // the chain moves on); this cross-checks the kernel's own reason.
+                let mirrored = reject_reason(&block, parent.as_ref(), &self.utxo, now());
+                let logged = super::kernel_log::reject_reason(&kernel_log, &hash);
+                if let (Some(logged), Some(mirrored)) = (&logged, &mirrored) {
+                    if logged != mirrored {
+                        tracing::debug!(%hash, %logged, %mirrored, "reject reasons differ");
+                    }
+                }
+                if !matches!(
+                    result,
+                    BlockValidationResult::Mutated | BlockValidationResult::MissingPrev
+                ) {
+                    self.invalid.insert(hash);
+                }
+                SubmitOutcome::Rejected(
+                    logged
+                        .or(mirrored)
+                        .unwrap_or_else(|| fallback_reason(result).to_owned()),
+                )
+            }
+            None if result == ProcessBlockResult::Duplicate => SubmitOutcome::Duplicate,
+            None => SubmitOutcome::Inconclusive,
         };
         if let Err(e) = self.sync_active() {
             tracing::error!(error = %e, "devchain: cannot follow the active chain");
         }
-        let fallback = |result: BlockValidationResult| -> String {
-            match result {
-                BlockValidationResult::CachedInvalid => "duplicate-invalid",
-                BlockValidationResult::MissingPrev => "prev-blk-not-found",
-                BlockValidationResult::InvalidPrev => "bad-prevblk",
-                BlockValidationResult::TimeFuture => "time-too-new",
-                BlockValidationResult::HeaderLowWork => "too-little-chainwork",
-                BlockValidationResult::Mutated => "mutated",
-                _ => "rejected",
-            }
-            .to_owned()
-        };
-        let outcome = match (result, checked, diagnosed) {
-            (_, Some((_, ValidationMode::Invalid, r)), Some(reason))
-            | (ProcessBlockResult::Rejected, Some((_, _, r)), Some(reason)) => {
-                if r != BlockValidationResult::Mutated && r != BlockValidationResult::MissingPrev {
-                    self.invalid.insert(hash);
-                }
-                SubmitOutcome::Rejected(reason.unwrap_or_else(|| fallback(r)))
-            }
-            (ProcessBlockResult::Rejected, None, Some(reason)) => {
-                SubmitOutcome::Rejected(reason.unwrap_or_else(|| "rejected".into()))
-            }
-            (ProcessBlockResult::Duplicate, _, _) => SubmitOutcome::Duplicate,
-            (_, Some((_, ValidationMode::Valid, _)), _) if self.index.contains_key(&hash) => {
+        let outcome = match outcome {
+            SubmitOutcome::Inconclusive if self.index.contains_key(&hash) => {
                 SubmitOutcome::Accepted
             }
-            _ if self.index.contains_key(&hash) => SubmitOutcome::Accepted,
-            _ => SubmitOutcome::Inconclusive,
+            other => other,
         };
         match &outcome {
             SubmitOutcome::Accepted => {
@@ -544,6 +546,18 @@ impl ChainState {
 
     pub fn mempool_entries(&self) -> Vec<MempoolEntry> {
         self.mempool.entries().to_vec()
+    }
+}
+
+/// A reason when neither the kernel's log nor the mirrored checks name one.
+fn fallback_reason(result: BlockValidationResult) -> &'static str {
+    match result {
+        BlockValidationResult::CachedInvalid => "duplicate-invalid",
+        BlockValidationResult::MissingPrev => "prev-blk-not-found",
+        BlockValidationResult::InvalidPrev => "bad-prevblk",
+        BlockValidationResult::TimeFuture => "time-too-new",
+        BlockValidationResult::HeaderLowWork => "too-little-chainwork",
+        _ => "rejected",
     }
 }
 

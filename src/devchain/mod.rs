@@ -24,6 +24,7 @@
 
 mod chain;
 mod check;
+mod kernel_log;
 mod mempool;
 mod methods;
 mod p2p;

@@ -34,7 +34,16 @@ pub async fn timed<T>(what: &str, f: impl std::future::Future<Output = T>) -> T 
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
+/// Logs to the test's captured output, filtered by `RUST_LOG`.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn start() -> Devchain {
+    init_tracing();
     timed(
         "devchain start",
         Devchain::start(DevchainConfig::ephemeral()),
