@@ -237,3 +237,15 @@ async fn read_methods_describe_the_chain() {
     assert_eq!(rpc.call("getrawmempool", json!([true])).await, json!({}));
     timed("shutdown", devchain.shutdown()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_the_servers() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    assert_eq!(
+        rpc.call("stop", json!([])).await,
+        json!("devchain stopping")
+    );
+    timed("stopped", devchain.stopped()).await;
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}

@@ -147,7 +147,13 @@ pub fn spawn(datadir: &Path) -> Result<(ChainHandle, std::thread::JoinHandle<()>
             let mut state = state;
             state.tip_tx = Some(tip_tx);
             while let Some(job) = jobs_rx.blocking_recv() {
-                job(&mut state);
+                // A bug in one request must not take the chain down with it; the caller sees
+                // its reply channel closed.
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut state)));
+                if outcome.is_err() {
+                    tracing::error!("a chainstate request panicked");
+                }
                 if state.closing {
                     break;
                 }

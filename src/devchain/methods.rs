@@ -24,6 +24,8 @@ pub struct RpcContext {
     pub peers: Arc<AtomicUsize>,
     pub started: Instant,
     pub shutdown: watch::Receiver<bool>,
+    /// Sends the shutdown signal (`stop`).
+    pub stop: watch::Sender<bool>,
 }
 
 /// A method's argument names (for named parameters) and how many are required.
@@ -57,7 +59,7 @@ pub fn spec(method: &str) -> Option<MethodSpec> {
         "getblocktemplate" => mk(&["template_request"], 0),
         "submitblock" => mk(&["hexdata", "dummy"], 1),
         "getblockchaininfo" | "getbestblockhash" | "getblockcount" | "getnetworkinfo"
-        | "getmininginfo" | "getconnectioncount" | "uptime" | "ping" => mk(&[], 0),
+        | "getmininginfo" | "getconnectioncount" | "uptime" | "ping" | "stop" => mk(&[], 0),
         "getblockhash" => mk(&["height"], 1),
         "getblockheader" => mk(&["blockhash", "verbose"], 1),
         "getblock" => mk(&["blockhash", "verbosity"], 1),
@@ -111,6 +113,15 @@ pub async fn dispatch(method: &str, params: Params, ctx: &RpcContext) -> Result<
         "getconnectioncount" => Ok(json!(ctx.peers.load(Ordering::Relaxed))),
         "uptime" => Ok(json!(ctx.started.elapsed().as_secs())),
         "ping" => Ok(Value::Null),
+        "stop" => {
+            // Reply first, then stop the servers.
+            let stop = ctx.stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = stop.send(true);
+            });
+            Ok(json!("devchain stopping"))
+        }
         "getblockhash" => {
             let height = params.int(0)?.unwrap_or(-1);
             let hash = if (0..=i64::from(u32::MAX)).contains(&height) {
@@ -519,7 +530,7 @@ async fn getblocktemplate(params: Params, ctx: &RpcContext) -> Result<Value, Rpc
         })
         .collect();
     Ok(json!({
-        "capabilities": ["proposal"],
+        "capabilities": [],
         "version": template.version,
         "rules": ["csv", "!segwit", "taproot"],
         "vbavailable": {},

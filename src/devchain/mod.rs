@@ -179,6 +179,7 @@ impl Devchain {
             peers: peers.clone(),
             started: Instant::now(),
             shutdown: stop_rx.clone(),
+            stop: stop.clone(),
         });
         let servers = vec![
             tokio::spawn(rpc::serve(rpc_listener, ctx, stop_rx.clone())),
@@ -225,6 +226,11 @@ impl Devchain {
 
     pub fn datadir(&self) -> &Path {
         &self.datadir
+    }
+
+    /// Resolves when the servers were told to stop (the `stop` RPC or [`Devchain::shutdown`]).
+    pub async fn stopped(&self) {
+        wait_stop(&mut self.stop.subscribe()).await;
     }
 
     /// Direct access to the chainstate thread (for in-process callers and tests).
@@ -339,7 +345,10 @@ pub fn main(args: DevchainArgs) -> anyhow::Result<ExitCode> {
             ),
             None => tracing::info!(rpc = %devchain.rpc_url(), p2p = %devchain.p2p_addr(), "devchain ready"),
         }
-        tokio::signal::ctrl_c().await?;
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => signal?,
+            () = devchain.stopped() => {}
+        }
         tracing::info!("shutting down");
         devchain.shutdown().await?;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)

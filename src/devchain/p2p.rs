@@ -265,6 +265,15 @@ impl Peer {
                 let hashes = headers.iter().map(|h| h.block_hash()).collect();
                 self.fetch_unknown(hashes).await?;
             }
+            NetworkMessage::Tx(tx) => {
+                let txid = tx.compute_txid();
+                let result = self
+                    .chain
+                    .call(move |s| s.send_transaction(tx))
+                    .await
+                    .map_err(|_| PeerError::ChainStopped)?;
+                tracing::debug!(addr = %self.addr, %txid, ?result, "p2p transaction received");
+            }
             NetworkMessage::Block(block) => {
                 let hash = block.block_hash();
                 let outcome = self
