@@ -5,8 +5,6 @@
 use std::cell::RefCell;
 use std::sync::Once;
 
-#[cfg(test)]
-use bitcoin::hashes::Hash as _;
 use bitcoinkernel::log::logging::LoggingOptions;
 use bitcoinkernel::{Log, Logger};
 
