@@ -336,3 +336,80 @@ async fn a_longer_branch_reorganises_the_chain() {
     assert_eq!(rpc.call("getblockcount", json!([])).await, json!(3));
     timed("shutdown", devchain.shutdown()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mempool_checks_scripts_and_orders_parents_first() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    rpc.call(
+        "generatetoaddress",
+        json!([102, op_true_address().to_string()]),
+    )
+    .await;
+    let (outpoint, value) = coinbase_at(&rpc, 1).await;
+
+    // The kernel's script interpreter refuses a witness that does not match the P2WSH program.
+    let mut bad = spend_op_true(outpoint, value, Amount::from_sat(1_000));
+    bad.input[0].witness = {
+        let mut w = bitcoin::Witness::new();
+        w.push([0x52]); // OP_2: a different script than the one committed to
+        w
+    };
+    let err = rpc
+        .try_call("sendrawtransaction", json!([serialize_hex(&bad)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], json!(-26));
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("mandatory-script-verify-flag-failed"));
+
+    // Unknown inputs: Core's -25.
+    let orphan = spend_op_true(
+        bitcoin::OutPoint::new(
+            bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::hash(b"x")),
+            0,
+        ),
+        value,
+        Amount::from_sat(1_000),
+    );
+    let err = rpc
+        .try_call("sendrawtransaction", json!([serialize_hex(&orphan)]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        json!({"code": -25, "message": "bad-txns-inputs-missingorspent"})
+    );
+
+    // A parent and its child: the template lists the parent first and the child depends on it.
+    let parent = spend_op_true(outpoint, value, Amount::from_sat(1_000));
+    let child = spend_op_true(
+        bitcoin::OutPoint::new(parent.compute_txid(), 0),
+        parent.output[0].value,
+        Amount::from_sat(2_000),
+    );
+    rpc.call("sendrawtransaction", json!([serialize_hex(&parent)]))
+        .await;
+    rpc.call("sendrawtransaction", json!([serialize_hex(&child)]))
+        .await;
+    let verbose = rpc.call("getrawmempool", json!([true])).await;
+    assert_eq!(
+        verbose[child.compute_txid().to_string()]["depends"],
+        json!([parent.compute_txid().to_string()])
+    );
+    let gbt = template(&rpc).await;
+    let txs = gbt["transactions"].as_array().unwrap();
+    assert_eq!(txs[0]["txid"], json!(parent.compute_txid().to_string()));
+    assert_eq!(txs[1]["depends"], json!([1]));
+    assert_eq!(gbt["coinbasevalue"], json!(5_000_000_000u64 + 3_000));
+    let mut block = block_from_template(&gbt, |_| {});
+    grind(&mut block.header, true);
+    assert_eq!(
+        rpc.call("submitblock", json!([block_hex(&block)])).await,
+        json!(null)
+    );
+    assert_eq!(rpc.call("getrawmempool", json!([])).await, json!([]));
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}
