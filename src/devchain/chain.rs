@@ -12,17 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::block::Header;
-use bitcoin::consensus::encode::{deserialize, serialize};
+use bitcoin::consensus::encode::deserialize;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, Transaction, Txid};
 use bitcoinkernel::prelude::*;
 use bitcoinkernel::{
     BlockTreeEntry, BlockValidationResult, BlockValidationStateRef, ChainType, ChainstateManager,
-    Context, ContextBuilder, ProcessBlockResult, ValidationMode,
+    Context, ContextBuilder, ValidationMode,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::check::{reject_reason, ParentContext};
 use super::mempool::{Mempool, MempoolEntry, MempoolReject, NextBlock};
 use super::utxo::UtxoSet;
 
@@ -52,34 +51,6 @@ pub struct TipState {
     pub header: Header,
     /// Mempool change counter (part of the long-poll id).
     pub mempool_updates: u64,
-}
-
-/// What happened to a block handed to [`ChainState::submit_block`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubmitOutcome {
-    /// Valid and new.
-    Accepted,
-    /// Already known (and valid).
-    Duplicate,
-    /// Already known to be invalid.
-    DuplicateInvalid,
-    /// Stored but not connected (e.g. a side branch); Core's `inconclusive`.
-    Inconclusive,
-    /// Invalid, with Core's BIP22 reject reason.
-    Rejected(String),
-}
-
-impl SubmitOutcome {
-    /// Core's `submitblock` reply: `None` for success, else the BIP22 string.
-    pub fn bip22(&self) -> Option<String> {
-        match self {
-            Self::Accepted => None,
-            Self::Duplicate => Some("duplicate".into()),
-            Self::DuplicateInvalid => Some("duplicate-invalid".into()),
-            Self::Inconclusive => Some("inconclusive".into()),
-            Self::Rejected(reason) => Some(reason.clone()),
-        }
-    }
 }
 
 /// A block header with its place in the block tree.
@@ -169,19 +140,19 @@ pub fn spawn(datadir: &Path) -> Result<(ChainHandle, std::thread::JoinHandle<()>
     ))
 }
 
-type CheckedLog = Arc<Mutex<Vec<([u8; 32], ValidationMode, BlockValidationResult)>>>;
+pub(super) type CheckedLog = Arc<Mutex<Vec<([u8; 32], ValidationMode, BlockValidationResult)>>>;
 
 /// Everything the chainstate thread owns.
 pub struct ChainState {
     // Field order matters: the manager must be dropped before its context.
-    chainman: ChainstateManager,
+    pub(super) chainman: ChainstateManager,
     _context: Context,
-    checked: CheckedLog,
-    active: Vec<(BlockHash, Header)>,
-    index: HashMap<BlockHash, u32>,
+    pub(super) checked: CheckedLog,
+    pub(super) active: Vec<(BlockHash, Header)>,
+    pub(super) index: HashMap<BlockHash, u32>,
     pub utxo: UtxoSet,
     pub mempool: Mempool,
-    invalid: HashSet<BlockHash>,
+    pub(super) invalid: HashSet<BlockHash>,
     tip_tx: Option<watch::Sender<TipState>>,
     closing: bool,
 }
@@ -321,7 +292,7 @@ impl ChainState {
     }
 
     /// Bring `active`, the UTXO set and the mempool in line with the kernel's active chain.
-    fn sync_active(&mut self) -> Result<(), ChainError> {
+    pub(super) fn sync_active(&mut self) -> Result<(), ChainError> {
         let chain = self.chainman.active_chain();
         let mut entry = chain.tip();
         let mut new_entries = Vec::new();
@@ -346,12 +317,9 @@ impl ChainState {
             .map(|e| e.height() as usize)
             .unwrap_or(chain.height() as usize + 1);
         while self.active.len() > fork {
-            let (hash, _) = self.active.pop().unwrap_or((
-                BlockHash::all_zeros(),
-                Header {
-                    ..bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header
-                },
-            ));
+            let Some((hash, _)) = self.active.pop() else {
+                break;
+            };
             self.index.remove(&hash);
             if let Some(e) = kernel_hash(&hash).and_then(|k| self.chainman.get_block_tree_entry(&k))
             {
@@ -448,100 +416,6 @@ impl ChainState {
         out
     }
 
-    /// Hand a block to the kernel. `from_rpc` applies `submitblock`'s conveniences: known
-    /// blocks answer `duplicate` up front and a missing coinbase witness reserved value is added
-    /// (Core's `UpdateUncommittedBlockStructures`); over P2P the block is taken as is.
-    pub fn submit_block(&mut self, mut block: Block, from_rpc: bool) -> SubmitOutcome {
-        let hash = block.block_hash();
-        if from_rpc {
-            if self.index.contains_key(&hash) {
-                return SubmitOutcome::Duplicate;
-            }
-            if self.invalid.contains(&hash) {
-                return SubmitOutcome::DuplicateInvalid;
-            }
-            add_witness_reserved_value(&mut block);
-        }
-        let parent = self.parent_context(&block.header.prev_blockhash);
-        let kernel_block = match bitcoinkernel::Block::new(&serialize(&block)) {
-            Ok(b) => b,
-            Err(e) => return SubmitOutcome::Rejected(format!("block decode failed: {e}")),
-        };
-        if let Ok(mut log) = self.checked.lock() {
-            log.clear();
-        }
-        let (result, kernel_log) =
-            super::kernel_log::capture(|| self.chainman.process_block(&kernel_block));
-        let checked = self.checked.lock().ok().and_then(|mut log| {
-            let found = log
-                .iter()
-                .rev()
-                .find(|c| c.0 == hash.to_byte_array())
-                .copied();
-            log.clear();
-            found
-        });
-        let invalid = match (result, checked) {
-            (ProcessBlockResult::Rejected, Some((_, _, r))) => Some(r),
-            (ProcessBlockResult::Rejected, None) => Some(BlockValidationResult::Unset),
-            (_, Some((_, ValidationMode::Invalid, r))) => Some(r),
-            _ => None,
-        };
-        let outcome = match invalid {
-            Some(result) => {
-                // Mirror Core's checks against the UTXO set the block was checked with (before
-                // the chain moves on); this cross-checks the kernel's own reason.
-                let mirrored = reject_reason(&block, parent.as_ref(), &self.utxo, now());
-                let logged = super::kernel_log::reject_reason(&kernel_log, &hash);
-                if let (Some(logged), Some(mirrored)) = (&logged, &mirrored) {
-                    if logged != mirrored {
-                        tracing::debug!(%hash, %logged, %mirrored, "reject reasons differ");
-                    }
-                }
-                if !matches!(
-                    result,
-                    BlockValidationResult::Mutated | BlockValidationResult::MissingPrev
-                ) {
-                    self.invalid.insert(hash);
-                }
-                SubmitOutcome::Rejected(
-                    logged
-                        .or(mirrored)
-                        .unwrap_or_else(|| fallback_reason(result).to_owned()),
-                )
-            }
-            None if result == ProcessBlockResult::Duplicate => SubmitOutcome::Duplicate,
-            None => SubmitOutcome::Inconclusive,
-        };
-        if let Err(e) = self.sync_active() {
-            tracing::error!(error = %e, "devchain: cannot follow the active chain");
-        }
-        let outcome = match outcome {
-            SubmitOutcome::Inconclusive if self.index.contains_key(&hash) => {
-                SubmitOutcome::Accepted
-            }
-            other => other,
-        };
-        match &outcome {
-            SubmitOutcome::Accepted => {
-                tracing::info!(%hash, height = self.height(), "devchain block accepted")
-            }
-            other => tracing::info!(%hash, outcome = ?other, "devchain block not accepted"),
-        }
-        outcome
-    }
-
-    /// What `block` is checked against, if its parent is known.
-    fn parent_context(&self, prev: &BlockHash) -> Option<ParentContext> {
-        let info = self.header_info(prev)?;
-        Some(ParentContext {
-            height: info.height,
-            bits: info.header.bits,
-            median_time_past: info.median_time_past,
-            is_tip: *prev == self.tip_hash(),
-        })
-    }
-
     /// Add a transaction to the mempool.
     pub fn send_transaction(&mut self, tx: Transaction) -> Result<Txid, MempoolReject> {
         let next = self.next_block();
@@ -552,33 +426,5 @@ impl ChainState {
 
     pub fn mempool_entries(&self) -> Vec<MempoolEntry> {
         self.mempool.entries().to_vec()
-    }
-}
-
-/// A reason when neither the kernel's log nor the mirrored checks name one.
-fn fallback_reason(result: BlockValidationResult) -> &'static str {
-    match result {
-        BlockValidationResult::CachedInvalid => "duplicate-invalid",
-        BlockValidationResult::MissingPrev => "prev-blk-not-found",
-        BlockValidationResult::InvalidPrev => "bad-prevblk",
-        BlockValidationResult::TimeFuture => "time-too-new",
-        BlockValidationResult::HeaderLowWork => "too-little-chainwork",
-        _ => "rejected",
-    }
-}
-
-/// Core's `UpdateUncommittedBlockStructures`: give a committing coinbase its 32-byte witness
-/// reserved value when it has no witness at all.
-fn add_witness_reserved_value(block: &mut Block) {
-    let Some(coinbase) = block.txdata.first_mut() else {
-        return;
-    };
-    if super::check::witness_commitment_index(coinbase).is_none() {
-        return;
-    }
-    if let Some(input) = coinbase.input.first_mut() {
-        if input.witness.is_empty() {
-            input.witness.push([0u8; 32]);
-        }
     }
 }

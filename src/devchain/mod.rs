@@ -18,9 +18,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Files: `chain.rs` (the chainstate thread), `check.rs` (consensus constants and BIP22 reasons),
+//! Files: `chain.rs` (the chainstate thread), `submit.rs` (blocks in, BIP22 reasons out),
+//! `check.rs` (consensus constants and Core's checks mirrored), `kernel_log.rs`,
 //! `utxo.rs`, `mempool.rs`, `template.rs`, `rpc.rs` (HTTP/JSON-RPC), `methods.rs` (the RPC
-//! methods), `p2p.rs` (the P2P protocol).
+//! methods), `views.rs` (their JSON), `p2p.rs` (the P2P protocol).
 
 mod chain;
 mod check;
@@ -29,8 +30,10 @@ mod mempool;
 mod methods;
 mod p2p;
 mod rpc;
+mod submit;
 mod template;
 mod utxo;
+mod views;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -43,8 +46,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use chain::{ChainError, ChainHandle, SubmitOutcome, TipState};
+pub use chain::{ChainError, ChainHandle, TipState};
 pub use rpc::RpcError;
+pub use submit::SubmitOutcome;
 
 /// Default regtest JSON-RPC port.
 pub const DEFAULT_RPC_PORT: u16 = 18443;

@@ -183,7 +183,7 @@ impl ChainState {
             tries_left -= u64::from(block.header.nonce.wrapping_sub(start)) + 1;
             let hash = block.block_hash();
             match self.submit_block(block, false) {
-                super::chain::SubmitOutcome::Accepted => hashes.push(hash),
+                super::submit::SubmitOutcome::Accepted => hashes.push(hash),
                 other => {
                     tracing::warn!(?other, "devchain: a generated block was not accepted");
                     break;
