@@ -249,3 +249,67 @@ async fn stop_ends_the_servers() {
     timed("stopped", devchain.stopped()).await;
     timed("shutdown", devchain.shutdown()).await.unwrap();
 }
+
+/// `bitcoincore-rpc`, an existing bitcoind client, works unchanged: cookie auth from the file,
+/// typed replies, template, mining, mempool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_rpc_library_works_unchanged() {
+    use bitcoincore_rpc::json::{GetBlockTemplateModes, GetBlockTemplateRules};
+    use bitcoincore_rpc::{Auth, Client, RpcApi};
+
+    let devchain = start().await;
+    let url = devchain.rpc_url();
+    let cookie = devchain.cookie_path().unwrap().to_path_buf();
+    let result = timed(
+        "bitcoincore-rpc session",
+        tokio::task::spawn_blocking(move || {
+            let client = Client::new(&url, Auth::CookieFile(cookie)).unwrap();
+            let info = client.get_blockchain_info().unwrap();
+            assert_eq!(info.chain, bitcoin::Network::Regtest);
+            let hashes = client.generate_to_address(101, &op_true_address()).unwrap();
+            assert_eq!(hashes.len(), 101);
+            assert_eq!(client.get_block_count().unwrap(), 101);
+            assert_eq!(client.get_best_block_hash().unwrap(), hashes[100]);
+            assert_eq!(client.get_block_hash(1).unwrap(), hashes[0]);
+            let header = client.get_block_header_info(&hashes[50]).unwrap();
+            assert_eq!(header.height, 51);
+            assert_eq!(header.next_block_hash, Some(hashes[51]));
+            let block = client.get_block(&hashes[0]).unwrap();
+            assert_eq!(block.block_hash(), hashes[0]);
+            assert_eq!(client.get_block_info(&hashes[0]).unwrap().tx.len(), 1);
+            client.get_network_info().unwrap();
+            client.get_mining_info().unwrap();
+
+            let coinbase = &block.txdata[0];
+            let tx = spend_op_true(
+                bitcoin::OutPoint::new(coinbase.compute_txid(), 0),
+                coinbase.output[0].value,
+                bitcoin::Amount::from_sat(2_000),
+            );
+            let txid = client.send_raw_transaction(&tx).unwrap();
+            assert_eq!(client.get_raw_mempool().unwrap(), vec![txid]);
+
+            let template = client
+                .get_block_template(
+                    GetBlockTemplateModes::Template,
+                    &[GetBlockTemplateRules::SegWit],
+                    &[],
+                )
+                .unwrap();
+            assert_eq!(template.height, 102);
+            assert_eq!(template.transactions.len(), 1);
+            assert_eq!(template.transactions[0].txid, txid);
+            assert_eq!(template.transactions[0].fee.to_sat(), 2_000);
+            let hashes = client.generate_to_address(1, &op_true_address()).unwrap();
+            let mined = client.get_block(&hashes[0]).unwrap();
+            assert_eq!(mined.txdata[1].compute_txid(), txid);
+            assert!(client.get_raw_mempool().unwrap().is_empty());
+            // A block already in the chain: Core's BIP22 reason comes back as a string.
+            let err = client.submit_block(&mined).unwrap_err();
+            assert!(err.to_string().contains("duplicate"), "{err}");
+        }),
+    )
+    .await;
+    result.unwrap();
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}

@@ -15,7 +15,7 @@ pub fn difficulty(bits: bitcoin::CompactTarget) -> f64 {
 }
 
 pub fn target_hex(bits: bitcoin::CompactTarget) -> String {
-    format!("{:x}", Target::from_compact(bits))
+    hex::encode(Target::from_compact(bits).to_be_bytes())
 }
 
 pub fn header_json(info: &HeaderInfo, n_tx: usize) -> Value {
