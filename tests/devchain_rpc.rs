@@ -239,7 +239,7 @@ async fn read_methods_describe_the_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stop_ends_the_servers() {
+async fn stop_ends_the_servers_and_shutdown_cleans_up() {
     let devchain = start().await;
     let rpc = Rpc::new(&devchain);
     assert_eq!(
@@ -247,7 +247,10 @@ async fn stop_ends_the_servers() {
         json!("devchain stopping")
     );
     timed("stopped", devchain.stopped()).await;
+    let datadir = devchain.datadir().to_path_buf();
+    assert!(datadir.join("regtest").join(".cookie").exists());
     timed("shutdown", devchain.shutdown()).await.unwrap();
+    assert!(!datadir.exists(), "the temporary data directory is removed");
 }
 
 /// `bitcoincore-rpc`, an existing bitcoind client, works unchanged: cookie auth from the file,

@@ -107,8 +107,13 @@ impl ChainHandle {
 }
 
 /// Open the chainstate in `datadir` and start its thread. The thread ends (closing the
-/// chainstate cleanly) when every [`ChainHandle`] is dropped; join the returned handle to wait.
-pub fn spawn(datadir: &Path) -> Result<(ChainHandle, std::thread::JoinHandle<()>), ChainError> {
+/// chainstate cleanly) when every [`ChainHandle`] is dropped or after [`ChainState::close`];
+/// join the returned handle to wait. A temporary `datadir` handed over as `tempdir` is removed
+/// only after the chainstate is closed.
+pub fn spawn(
+    datadir: &Path,
+    tempdir: Option<tempfile::TempDir>,
+) -> Result<(ChainHandle, std::thread::JoinHandle<()>), ChainError> {
     let state = ChainState::open(datadir)?;
     let (tip_tx, tip_rx) = watch::channel(state.tip_state());
     let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(64);
@@ -129,7 +134,9 @@ pub fn spawn(datadir: &Path) -> Result<(ChainHandle, std::thread::JoinHandle<()>
                     break;
                 }
             }
-            tracing::debug!("chainstate thread stopping");
+            drop(state);
+            drop(tempdir);
+            tracing::debug!("chainstate closed");
         })?;
     Ok((
         ChainHandle {

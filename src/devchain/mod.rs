@@ -112,8 +112,8 @@ pub enum DevchainError {
     ThreadPanicked,
 }
 
-/// A running devchain. Dropping it without [`Devchain::shutdown`] stops the servers but does
-/// not wait for the chainstate to close.
+/// A running devchain. Dropping it without [`Devchain::shutdown`] stops the servers and lets the
+/// chainstate close in the background; `shutdown` waits for it.
 #[derive(Debug)]
 pub struct Devchain {
     chain: ChainHandle,
@@ -123,7 +123,6 @@ pub struct Devchain {
     password: String,
     cookie_path: Option<PathBuf>,
     datadir: PathBuf,
-    tempdir: Option<tempfile::TempDir>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     kernel_thread: Option<std::thread::JoinHandle<()>>,
@@ -161,6 +160,11 @@ impl Devchain {
                 })?;
         let rpc_addr = rpc_listener.local_addr().map_err(DevchainError::Datadir)?;
         let p2p_addr = p2p_listener.local_addr().map_err(DevchainError::Datadir)?;
+        let dir = datadir.clone();
+        let (chain, kernel_thread) =
+            tokio::task::spawn_blocking(move || chain::spawn(&dir, tempdir))
+                .await
+                .map_err(|_| DevchainError::ThreadPanicked)??;
         let (user, password, cookie_path) = match &config.rpc_auth {
             RpcAuth::UserPassword { user, password } => (user.clone(), password.clone(), None),
             RpcAuth::Cookie => {
@@ -170,10 +174,6 @@ impl Devchain {
                 ("__cookie__".to_owned(), password, Some(path))
             }
         };
-        let dir = datadir.clone();
-        let (chain, kernel_thread) = tokio::task::spawn_blocking(move || chain::spawn(&dir))
-            .await
-            .map_err(|_| DevchainError::ThreadPanicked)??;
         let (stop, stop_rx) = watch::channel(false);
         let peers = Arc::new(AtomicUsize::new(0));
         let ctx = Arc::new(methods::RpcContext {
@@ -198,7 +198,6 @@ impl Devchain {
             password,
             cookie_path,
             datadir,
-            tempdir,
             stop,
             servers,
             kernel_thread: Some(kernel_thread),
@@ -260,7 +259,6 @@ impl Devchain {
         if let Some(path) = self.cookie_path.take() {
             let _ = std::fs::remove_file(path);
         }
-        drop(self.tempdir.take());
         tracing::info!("devchain stopped");
         Ok(())
     }
@@ -269,6 +267,9 @@ impl Devchain {
 impl Drop for Devchain {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(path) = self.cookie_path.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
