@@ -33,7 +33,7 @@ async fn mine_spend_and_submit_a_hand_built_block() {
     assert_eq!(err["code"], json!(-26));
     assert_eq!(
         err["message"],
-        json!("bad-txns-premature-spend-of-coinbase")
+        json!("bad-txns-premature-spend-of-coinbase, tried to spend coinbase at depth 99")
     );
 
     // A mature coinbase spend enters the mempool and the template with its fee.
@@ -381,6 +381,28 @@ async fn mempool_checks_scripts_and_orders_parents_first() {
     assert_eq!(
         err,
         json!({"code": -25, "message": "bad-txns-inputs-missingorspent"})
+    );
+
+    // A fee above maxfeerate (default 0.10 BTC/kvB) is refused unless the caller raises it.
+    let greedy = spend_op_true(outpoint, value, Amount::from_sat(1_000_000_000));
+    let err = rpc
+        .try_call("sendrawtransaction", json!([serialize_hex(&greedy)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], json!(-25));
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Fee exceeds maximum"));
+    // Outputs spending more than the inputs.
+    let inflating = spend_op_true(outpoint, Amount::from_sat(value.to_sat() * 2), Amount::ZERO);
+    let err = rpc
+        .try_call("sendrawtransaction", json!([serialize_hex(&inflating)]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err["message"],
+        json!("bad-txns-in-belowout, value in (50.00) < value out (100.00)")
     );
 
     // A parent and its child: the template lists the parent first and the child depends on it.

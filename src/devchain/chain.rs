@@ -423,10 +423,14 @@ impl ChainState {
         out
     }
 
-    /// Add a transaction to the mempool.
-    pub fn send_transaction(&mut self, tx: Transaction) -> Result<Txid, MempoolReject> {
+    /// Add a transaction to the mempool; `max_fee_rate` in satoshis per 1000 virtual bytes.
+    pub fn send_transaction(
+        &mut self,
+        tx: Transaction,
+        max_fee_rate: Option<u64>,
+    ) -> Result<Txid, MempoolReject> {
         let next = self.next_block();
-        let result = self.mempool.accept(tx, &self.utxo, next);
+        let result = self.mempool.accept(tx, &self.utxo, next, max_fee_rate);
         self.publish();
         result
     }

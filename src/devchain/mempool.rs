@@ -30,6 +30,9 @@ pub enum MempoolReject {
     /// `RPC_VERIFY_ALREADY_IN_UTXO_SET` (-27).
     #[error("Transaction outputs already in utxo set")]
     AlreadyConfirmed,
+    /// `RPC_VERIFY_ERROR` (-25): the fee is above the caller's `maxfeerate`.
+    #[error("Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)")]
+    MaxFeeExceeded,
 }
 
 impl MempoolReject {
@@ -37,7 +40,7 @@ impl MempoolReject {
     pub fn rpc_code(&self) -> i64 {
         match self {
             Self::Rejected(_) => code::VERIFY_REJECTED,
-            Self::MissingInputs => code::VERIFY_ERROR,
+            Self::MissingInputs | Self::MaxFeeExceeded => code::VERIFY_ERROR,
             Self::AlreadyConfirmed => code::VERIFY_ALREADY_IN_UTXO_SET,
         }
     }
@@ -81,11 +84,13 @@ impl Mempool {
     }
 
     /// Validate `tx` against the UTXO set and the pool and add it.
+    /// `max_fee_rate` (satoshis per 1000 virtual bytes) is `sendrawtransaction`'s `maxfeerate`.
     pub fn accept(
         &mut self,
         tx: Transaction,
         utxo: &UtxoSet,
         next: NextBlock,
+        max_fee_rate: Option<u64>,
     ) -> Result<Txid, MempoolReject> {
         let txid = tx.compute_txid();
         if self.contains(&txid) {
@@ -109,10 +114,11 @@ impl Mempool {
                 }
             }
             if let Some(coin) = utxo.get(&prevout) {
-                if coin.is_coinbase && next.height - coin.height < COINBASE_MATURITY {
-                    return Err(MempoolReject::Rejected(
-                        "bad-txns-premature-spend-of-coinbase".into(),
-                    ));
+                let depth = next.height - coin.height;
+                if coin.is_coinbase && depth < COINBASE_MATURITY {
+                    return Err(MempoolReject::Rejected(format!(
+                        "bad-txns-premature-spend-of-coinbase, tried to spend coinbase at depth {depth}"
+                    )));
                 }
                 spent_outputs.push(coin.output.clone());
             } else if let Some(out) = self.mempool_output(&prevout) {
@@ -130,7 +136,11 @@ impl Mempool {
         let value_in: Amount = spent_outputs.iter().map(|o| o.value).sum();
         let value_out: Amount = tx.output.iter().map(|o| o.value).sum();
         if value_in < value_out {
-            return Err(MempoolReject::Rejected("bad-txns-in-belowout".into()));
+            return Err(MempoolReject::Rejected(format!(
+                "bad-txns-in-belowout, value in ({}) < value out ({})",
+                format_money(value_in),
+                format_money(value_out)
+            )));
         }
         let fee = value_in - value_out;
         let weight = tx.weight().to_wu();
@@ -141,6 +151,9 @@ impl Mempool {
                 fee.to_sat(),
                 vsize
             )));
+        }
+        if max_fee_rate.is_some_and(|rate| fee.to_sat() > rate.saturating_mul(vsize) / 1000) {
+            return Err(MempoolReject::MaxFeeExceeded);
         }
         verify_scripts(&tx, &spent_outputs).map_err(MempoolReject::Rejected)?;
         let sigops = tx
@@ -182,12 +195,23 @@ impl Mempool {
         let before = old.len();
         self.spends.clear();
         for entry in old {
-            let _ = self.accept(entry.tx, utxo, next);
+            let _ = self.accept(entry.tx, utxo, next, None);
         }
         if self.entries.len() != before {
             self.updates += 1;
         }
     }
+}
+
+/// Core's `FormatMoney`: whole coins, a point, and the fraction without trailing zeros beyond
+/// two digits.
+fn format_money(amount: Amount) -> String {
+    let sats = amount.to_sat();
+    let mut fraction = format!("{:08}", sats % 100_000_000);
+    while fraction.len() > 2 && fraction.ends_with('0') {
+        fraction.pop();
+    }
+    format!("{}.{fraction}", sats / 100_000_000)
 }
 
 /// Verify each input script with the kernel's interpreter (all consensus flags).
@@ -216,4 +240,16 @@ fn verify_scripts(tx: &Transaction, spent: &[TxOut]) -> Result<(), String> {
         .map_err(fail)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_formatted_as_core_does() {
+        assert_eq!(format_money(Amount::from_sat(5_000_000_000)), "50.00");
+        assert_eq!(format_money(Amount::from_sat(1)), "0.00000001");
+        assert_eq!(format_money(Amount::from_sat(123_450_000)), "1.2345");
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hashes::Hash;
-use bitcoin::{Address, Block, BlockHash, Network, Transaction};
+use bitcoin::{Address, Amount, Block, BlockHash, Network, Transaction};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -275,8 +275,22 @@ pub async fn dispatch(method: &str, params: Params, ctx: &RpcContext) -> Result<
                         "TX decode failed. Make sure the tx has at least one input.",
                     )
                 })?;
+            // Core's defaults: 0.10 BTC/kvB, and no value may be burnt.
+            let max_fee_rate = params.btc(1)?.unwrap_or(Amount::from_sat(10_000_000));
+            let max_burn = params.btc(2)?.unwrap_or(Amount::ZERO);
+            if tx
+                .output
+                .iter()
+                .any(|o| o.script_pubkey.is_op_return() && o.value > max_burn)
+            {
+                return Err(RpcError::new(
+                    code::VERIFY_ERROR,
+                    "Unspendable output exceeds maximum configured by user (maxburnamount)",
+                ));
+            }
+            let max_fee_rate = (max_fee_rate > Amount::ZERO).then_some(max_fee_rate.to_sat());
             let result = chain
-                .call(move |s| s.send_transaction(tx))
+                .call(move |s| s.send_transaction(tx, max_fee_rate))
                 .await
                 .map_err(chain_down)?;
             match result {

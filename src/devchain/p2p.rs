@@ -269,7 +269,7 @@ impl Peer {
                 let txid = tx.compute_txid();
                 let result = self
                     .chain
-                    .call(move |s| s.send_transaction(tx))
+                    .call(move |s| s.send_transaction(tx, None))
                     .await
                     .map_err(|_| PeerError::ChainStopped)?;
                 tracing::debug!(addr = %self.addr, %txid, ?result, "p2p transaction received");

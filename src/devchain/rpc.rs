@@ -359,6 +359,21 @@ impl Params {
             .transpose()
     }
 
+    /// An amount in BTC, as a JSON number or string.
+    pub fn btc(&self, i: usize) -> Result<Option<bitcoin::Amount>, RpcError> {
+        self.get(i)
+            .map(|v| {
+                let btc = match v {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.parse::<f64>().ok(),
+                    _ => return Err(type_error(v, "number")),
+                };
+                btc.and_then(|b| bitcoin::Amount::from_btc(b).ok())
+                    .ok_or_else(|| RpcError::new(code::TYPE_ERROR, "Invalid amount"))
+            })
+            .transpose()
+    }
+
     pub fn bool(&self, i: usize) -> Result<Option<bool>, RpcError> {
         self.get(i)
             .map(|v| v.as_bool().ok_or_else(|| type_error(v, "bool")))
