@@ -123,6 +123,23 @@ async fn a_block_relayed_over_p2p_moves_the_tip() {
         rpc.call("getbestblockhash", json!([])).await,
         json!(hash.to_string())
     );
+    // The block is not announced back to the peer that sent it.
+    peer.send(NetworkMessage::Ping(6)).await;
+    loop {
+        match peer.recv().await.expect("connection open") {
+            NetworkMessage::Pong(6) => break,
+            NetworkMessage::Inv(items) => {
+                assert!(!items.contains(&Inventory::Block(hash)), "echoed inv")
+            }
+            NetworkMessage::Headers(headers) => {
+                assert!(
+                    headers.iter().all(|h| h.block_hash() != hash),
+                    "echoed headers"
+                )
+            }
+            _ => {}
+        }
+    }
     timed("shutdown", devchain.shutdown()).await.unwrap();
 }
 

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::chain::{now, ChainHandle};
+use super::submit::SubmitOutcome;
 
 pub const PROTOCOL_VERSION: u32 = 70016;
 pub const USER_AGENT: &str = "/p2pool-devchain:0.1.0/";
@@ -282,6 +283,10 @@ impl Peer {
                     .await
                     .map_err(|_| PeerError::ChainStopped)?;
                 tracing::info!(addr = %self.addr, %hash, ?outcome, "p2p block received");
+                // The sender has it: do not announce it back.
+                if outcome == SubmitOutcome::Accepted {
+                    self.last_announced = hash;
+                }
             }
             _ => {}
         }
