@@ -57,6 +57,9 @@ impl ChainState {
             add_witness_reserved_value(&mut block);
         }
         let parent = self.parent_context(&block.header.prev_blockhash);
+        let Ok(kernel_hash) = bitcoinkernel::BlockHash::new(&hash.to_byte_array()) else {
+            return SubmitOutcome::Rejected("rejected".into());
+        };
         let kernel_block = match bitcoinkernel::Block::new(&serialize(&block)) {
             Ok(b) => b,
             Err(e) => return SubmitOutcome::Rejected(format!("block decode failed: {e}")),
@@ -92,10 +95,10 @@ impl ChainState {
                         tracing::debug!(%hash, %logged, %mirrored, "reject reasons differ");
                     }
                 }
-                if !matches!(
-                    result,
-                    BlockValidationResult::Mutated | BlockValidationResult::MissingPrev
-                ) {
+                // Core remembers a block as invalid when its header made it into the block
+                // index (failures after the header checks), unless the block was mutated.
+                let indexed = self.chainman.get_block_tree_entry(&kernel_hash).is_some();
+                if indexed && result != BlockValidationResult::Mutated {
                     self.invalid.insert(hash);
                 }
                 SubmitOutcome::Rejected(
