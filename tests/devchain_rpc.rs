@@ -316,3 +316,50 @@ async fn an_existing_rpc_library_works_unchanged() {
     result.unwrap();
     timed("shutdown", devchain.shutdown()).await.unwrap();
 }
+
+/// Regression guard: odd parameters to any method get a JSON-RPC error, never a dropped
+/// connection, and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_parameters_get_errors_not_crashes() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    let methods = [
+        "getblocktemplate",
+        "submitblock",
+        "getblockchaininfo",
+        "getbestblockhash",
+        "getblockcount",
+        "getblockhash",
+        "getblockheader",
+        "getblock",
+        "getnetworkinfo",
+        "getmininginfo",
+        "generatetoaddress",
+        "sendrawtransaction",
+        "getrawmempool",
+    ];
+    let odd = [
+        json!(["x"]),
+        json!([{}]),
+        json!([[]]),
+        json!([-1]),
+        json!([1e300]),
+        json!([true, "x", -5]),
+        json!(["00", {"a": 1}]),
+        json!({"nosuch": 1}),
+    ];
+    for method in methods {
+        for params in &odd {
+            let body = json!({"method": method, "params": params, "id": 1}).to_string();
+            let reply = rpc.raw(&body).await;
+            let reply = reply.json();
+            assert_eq!(reply["id"], json!(1), "{method} {params}");
+            assert!(
+                reply["error"].is_null() || reply["error"]["code"].is_i64(),
+                "{method} {params}: {reply}"
+            );
+        }
+    }
+    assert_eq!(rpc.call("getblockcount", json!([])).await, json!(0));
+    timed("shutdown", devchain.shutdown()).await.unwrap();
+}
