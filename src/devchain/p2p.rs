@@ -144,6 +144,9 @@ impl Peer {
                 frame = frames.recv() => match frame {
                     Some(Ok(Some(message))) => self.handle(message).await?,
                     Some(Ok(None)) => {}
+                    Some(Err(PeerError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        return Ok(())
+                    }
                     Some(Err(e)) => return Err(e),
                     None => return Ok(()),
                 },
