@@ -17,6 +17,9 @@ use super::check::{check_transaction, is_final, COINBASE_MATURITY};
 use super::rpc::code;
 use super::utxo::UtxoSet;
 
+/// Bound on the pool; a devchain's pool is small, this only stops a runaway client.
+const MAX_ENTRIES: usize = 50_000;
+
 /// Why a transaction was refused, with Core's RPC error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -95,6 +98,9 @@ impl Mempool {
         let txid = tx.compute_txid();
         if self.contains(&txid) {
             return Ok(txid);
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            return Err(MempoolReject::Rejected("mempool full".into()));
         }
         if tx.is_coinbase() {
             return Err(MempoolReject::Rejected("coinbase".into()));

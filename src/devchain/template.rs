@@ -17,7 +17,10 @@ use bitcoin::{
 };
 
 use super::chain::{now, ChainState};
-use super::check::{bip34_height_script, subsidy, witness_commitment_script, REGTEST_BITS};
+use super::check::{
+    bip34_height_script, subsidy, witness_commitment_script, MAX_BLOCK_SIGOPS_COST,
+    MAX_BLOCK_WEIGHT, REGTEST_BITS,
+};
 use super::mempool::MempoolEntry;
 
 /// Version Core puts in templates (BIP9 top bits, no deployment signalled).
@@ -45,7 +48,7 @@ impl ChainState {
     pub fn template(&self) -> BlockTemplate {
         let height = self.height() + 1;
         let mtp = self.median_time_past();
-        let transactions = self.mempool_entries();
+        let transactions = select_transactions(self.mempool.entries());
         let depends = transactions
             .iter()
             .map(|entry| {
@@ -85,6 +88,37 @@ impl ChainState {
             longpollid: format!("{}{}", self.tip_hash(), self.mempool.updates),
         }
     }
+}
+
+/// Room kept for the coinbase, as Core's `BlockAssembler` does.
+const COINBASE_RESERVED_WEIGHT: u64 = 4_000;
+const COINBASE_RESERVED_SIGOPS: u64 = 400;
+
+/// Mempool transactions in arrival order (parents first) while they fit in a block; a
+/// transaction whose parent did not fit is left out too.
+fn select_transactions(entries: &[MempoolEntry]) -> Vec<MempoolEntry> {
+    let mut weight = COINBASE_RESERVED_WEIGHT;
+    let mut sigops = COINBASE_RESERVED_SIGOPS;
+    let mut left_out = std::collections::HashSet::new();
+    let mut selected = Vec::new();
+    for entry in entries {
+        let orphaned = entry
+            .tx
+            .input
+            .iter()
+            .any(|i| left_out.contains(&i.previous_output.txid));
+        if orphaned
+            || weight + entry.weight > MAX_BLOCK_WEIGHT
+            || sigops + entry.sigops > MAX_BLOCK_SIGOPS_COST
+        {
+            left_out.insert(entry.txid);
+            continue;
+        }
+        weight += entry.weight;
+        sigops += entry.sigops;
+        selected.push(entry.clone());
+    }
+    selected
 }
 
 fn placeholder_coinbase() -> Transaction {
@@ -191,5 +225,40 @@ impl ChainState {
             }
         }
         hashes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::hashes::Hash;
+    use bitcoin::Txid;
+
+    use super::*;
+
+    fn entry(n: u8, parent: Option<Txid>, weight: u64) -> MempoolEntry {
+        let mut tx = placeholder_coinbase();
+        tx.input[0].previous_output = OutPoint::new(
+            parent.unwrap_or_else(|| Txid::from_byte_array([0xee; 32])),
+            u32::from(n),
+        );
+        MempoolEntry {
+            txid: tx.compute_txid(),
+            wtxid: tx.compute_wtxid(),
+            tx,
+            fee: Amount::from_sat(1_000),
+            weight,
+            sigops: 0,
+        }
+    }
+
+    #[test]
+    fn selection_stops_at_the_weight_limit_and_drops_orphaned_children() {
+        let big = entry(1, None, 3_000_000);
+        let too_big = entry(2, None, 1_500_000);
+        let child_of_too_big = entry(3, Some(too_big.txid), 400);
+        let small = entry(4, None, 400);
+        let picked = select_transactions(&[big.clone(), too_big, child_of_too_big, small.clone()]);
+        let txids: Vec<_> = picked.iter().map(|e| e.txid).collect();
+        assert_eq!(txids, vec![big.txid, small.txid]);
     }
 }
