@@ -161,6 +161,41 @@ async fn two_devchains_sync_over_p2p() {
     from_a.handshake().await;
     let mut to_b = P2p::connect(b.p2p_addr()).await;
     to_b.handshake().await;
+    // A block whose parent b lacks: b asks for the headers in between.
+    let hash2: BlockHash = rpc_a
+        .call("getblockhash", json!([2]))
+        .await
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    from_a
+        .send(NetworkMessage::GetData(vec![Inventory::WitnessBlock(
+            hash2,
+        )]))
+        .await;
+    let block2 = from_a
+        .recv_until(|m| match m {
+            NetworkMessage::Block(b) => Some(b.clone()),
+            _ => None,
+        })
+        .await;
+    to_b.send(NetworkMessage::Block(block2)).await;
+    let request = to_b
+        .recv_until(|m| match m {
+            NetworkMessage::GetHeaders(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    let genesis: BlockHash = rpc_b
+        .call("getblockhash", json!([0]))
+        .await
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(request.locator_hashes, vec![genesis]);
+
     for height in 1..=2 {
         let hash: BlockHash = rpc_a
             .call("getblockhash", json!([height]))

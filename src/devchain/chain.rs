@@ -192,6 +192,23 @@ fn read_block(
     deserialize(&bytes).map_err(|e| ChainError::Kernel(format!("block decode: {e}")))
 }
 
+/// Heights of a block locator from `tip`: ten one apart, then doubling steps, then genesis.
+fn locator_heights(tip: u32) -> Vec<u32> {
+    let mut heights = Vec::new();
+    let mut height = tip;
+    let mut step = 1;
+    loop {
+        heights.push(height);
+        if height == 0 {
+            return heights;
+        }
+        if heights.len() >= 10 {
+            step *= 2;
+        }
+        height = height.saturating_sub(step);
+    }
+}
+
 fn median(mut times: Vec<u32>) -> u32 {
     times.sort_unstable();
     times.get(times.len() / 2).copied().unwrap_or(0)
@@ -406,6 +423,15 @@ impl ChainState {
         read_block(&self.chainman, &entry).ok()
     }
 
+    /// A block locator of the active chain: the last ten blocks, then exponentially sparser,
+    /// ending at genesis.
+    pub fn locator(&self) -> Vec<BlockHash> {
+        locator_heights(self.height())
+            .into_iter()
+            .filter_map(|h| self.hash_at(h))
+            .collect()
+    }
+
     /// Headers after the first locator hash on the active chain, up to `stop` or 2000 headers.
     pub fn headers_after(&self, locator: &[BlockHash], stop: BlockHash) -> Vec<Header> {
         let start = locator
@@ -437,5 +463,26 @@ impl ChainState {
 
     pub fn mempool_entries(&self) -> Vec<MempoolEntry> {
         self.mempool.entries().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_thin_out_and_end_at_genesis() {
+        assert_eq!(locator_heights(0), vec![0]);
+        assert_eq!(locator_heights(3), vec![3, 2, 1, 0]);
+        assert_eq!(
+            locator_heights(30),
+            vec![30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 19, 15, 7, 0]
+        );
+    }
+
+    #[test]
+    fn median_time_is_the_middle_of_the_sorted_times() {
+        assert_eq!(median(vec![5, 1, 3]), 3);
+        assert_eq!(median(vec![1, 2]), 2);
     }
 }

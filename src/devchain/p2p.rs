@@ -16,7 +16,7 @@ use bitcoin::consensus::encode::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{NetworkMessage, RawNetworkMessage};
-use bitcoin::p2p::message_blockdata::Inventory;
+use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use bitcoin::{Block, BlockHash};
@@ -286,9 +286,20 @@ impl Peer {
                     .await
                     .map_err(|_| PeerError::ChainStopped)?;
                 tracing::info!(addr = %self.addr, %hash, ?outcome, "p2p block received");
-                // The sender has it: do not announce it back.
-                if outcome == SubmitOutcome::Accepted {
-                    self.last_announced = hash;
+                match outcome {
+                    // The sender has it: do not announce it back.
+                    SubmitOutcome::Accepted => self.last_announced = hash,
+                    // A gap: ask the sender for the headers in between, as Core does.
+                    SubmitOutcome::Rejected(reason) if reason == "prev-blk-not-found" => {
+                        let locator = self
+                            .chain
+                            .call(|s| s.locator())
+                            .await
+                            .map_err(|_| PeerError::ChainStopped)?;
+                        let request = GetHeadersMessage::new(locator, BlockHash::all_zeros());
+                        self.send(NetworkMessage::GetHeaders(request)).await?;
+                    }
+                    _ => {}
                 }
             }
             _ => {}
