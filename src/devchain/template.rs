@@ -214,7 +214,8 @@ impl ChainState {
             if !grind(&mut block.header, tries_left) {
                 break;
             }
-            tries_left -= u64::from(block.header.nonce.wrapping_sub(start)) + 1;
+            tries_left =
+                tries_left.saturating_sub(u64::from(block.header.nonce.wrapping_sub(start)) + 1);
             let hash = block.block_hash();
             match self.submit_block(block, false) {
                 super::submit::SubmitOutcome::Accepted => hashes.push(hash),
