@@ -363,3 +363,78 @@ async fn odd_parameters_get_errors_not_crashes() {
     assert_eq!(rpc.call("getblockcount", json!([])).await, json!(0));
     timed("shutdown", devchain.shutdown()).await.unwrap();
 }
+
+/// Ends the child process if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `p2pool devchain` as a command: cookie in the data directory, `stop` ends the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devchain_command_serves_until_stop() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_p2pool"))
+            .args([
+                "devchain",
+                "--rpc-port",
+                "0",
+                "--p2p-port",
+                "0",
+                "--datadir",
+            ])
+            .arg(dir.path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    // Read the log on a thread for the whole run: a closed pipe would fail the child's writes.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut ready_tx = Some(ready_tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("devchain ready") {
+                if let (Some(tx), Some(start)) = (ready_tx.take(), line.find("http://")) {
+                    let rest = &line[start + "http://".len()..];
+                    let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        }
+    });
+    let rpc_addr: std::net::SocketAddr = timed("devchain ready", ready_rx)
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cookie = std::fs::read_to_string(dir.path().join("regtest").join(".cookie")).unwrap();
+    let (user, password) = cookie.split_once(':').unwrap();
+    let rpc = Rpc {
+        addr: rpc_addr,
+        user: user.to_owned(),
+        password: password.to_owned(),
+    };
+    assert_eq!(rpc.call("getblockcount", json!([])).await, json!(0));
+    rpc.call("stop", json!([])).await;
+    let status = timed(
+        "exit",
+        tokio::task::spawn_blocking(move || child.0.wait().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(status.success());
+    assert!(!dir.path().join("regtest").join(".cookie").exists());
+}
