@@ -169,6 +169,11 @@ async fn named_parameters_batches_and_jsonrpc_2() {
     assert_eq!(reply.json()["error"]["code"], json!(-32601));
     assert!(reply.json().get("result").is_none());
     let reply = rpc
+        .raw(r#"{"jsonrpc":"3.0","method":"getblockcount","id":1}"#)
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["code"], json!(-32600));
+    let reply = rpc
         .raw(r#"{"jsonrpc":"2.0","method":"getblockcount"}"#)
         .await;
     assert_eq!(reply.status, 204);

@@ -222,10 +222,25 @@ async fn handle_one(request: Value, ctx: &RpcContext) -> (StatusCode, Option<Val
         );
     };
     let id = request.remove("id");
-    let v2 = request.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    // As Core: no "jsonrpc" or "1.0" is the legacy protocol, "2.0" the strict one.
+    let (v2, result) = match request.get("jsonrpc") {
+        None => (false, None),
+        Some(Value::String(v)) if v == "1.0" => (false, None),
+        Some(Value::String(v)) if v == "2.0" => (true, None),
+        Some(_) => (
+            false,
+            Some(Err(RpcError::new(
+                code::INVALID_REQUEST,
+                "JSON-RPC version not supported",
+            ))),
+        ),
+    };
     let is_notification = v2 && id.is_none();
     let id = id.unwrap_or(Value::Null);
-    let result = parse_and_dispatch(&mut request, ctx).await;
+    let result = match result {
+        Some(error) => error,
+        None => parse_and_dispatch(&mut request, ctx).await,
+    };
     if is_notification {
         return (StatusCode::NO_CONTENT, None);
     }
