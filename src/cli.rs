@@ -46,6 +46,8 @@ pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A closed stderr must not bring the node down.
+        .log_internal_errors(false)
         .init();
 }
 
