@@ -227,6 +227,6 @@ mod tests {
             crate::target::work_of(NetworkParams::REGTEST.max_target()),
             1 << 12
         );
-        assert!(NetworkParams::REGTEST.share_period <= 5);
+        const { assert!(NetworkParams::REGTEST.share_period <= 5) };
     }
 }

@@ -215,11 +215,7 @@ fn check_version(
             yes = yes.saturating_add(s.work());
         }
     }
-    let got = if all == 0 {
-        0
-    } else {
-        (yes.saturating_mul(100) / all) as u32
-    };
+    let got = yes.saturating_mul(100).checked_div(all).unwrap_or(0) as u32;
     if got < params.version_switch_percent {
         return Err(VerifyError::VersionSwitch {
             version,

@@ -124,7 +124,7 @@ fn coinbase_pays_each_script_its_pplns_share() {
         let got = paid[script];
         // The documented fixed-point rule…
         let shift = (128 - total.leading_zeros()).saturating_sub(64);
-        let factor = (u128::from(SUBSIDY) * 199 << 64) / (200 * (total >> shift));
+        let factor = ((u128::from(SUBSIDY) * 199) << 64) / (200 * (total >> shift));
         assert_eq!(
             u128::from(got),
             ((w >> shift) * factor) >> 64,

@@ -77,7 +77,8 @@ fn tampered_shares_are_rejected_with_their_reason() {
     let params = params();
     let scripts: Vec<_> = (0..4).map(p2wpkh).collect();
     type Tamper = Box<dyn FnOnce(&mut sharechain::ShareTemplate)>;
-    let cases: Vec<(&str, Tamper, fn(&VerifyError) -> bool)> = vec![
+    type Case = (&'static str, Tamper, fn(&VerifyError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             "a payout moved from one miner to another",
             Box::new(|t| {
