@@ -34,6 +34,7 @@ PLOTS = [
     (20, b"p2pool-rs chia vectors k20", 40, 16000),
     (21, b"p2pool-rs chia vectors k21", 30, 8192),
     (22, b"p2pool-rs chia vectors k22", 30, 8192),
+    (23, b"p2pool-rs chia vectors k23", 30, 65536),
 ]
 
 
