@@ -52,6 +52,7 @@ impl ChaCha8 {
     }
 
     /// The keystream block at `counter`.
+    #[cfg(test)]
     pub fn block(&self, counter: u64) -> [u8; BLOCK_BYTES] {
         let mut out = [0u8; BLOCK_BYTES];
         self.block_into(counter, &mut out);
