@@ -149,6 +149,27 @@ mod tests {
         );
     }
 
+    /// F1 against chiapos without a binding for it: chiapos only writes proofs whose table-1
+    /// pairs match, so F1 of every (x[2i], x[2i+1]) of its proofs must match, with y carrying the
+    /// top 6 bits of x. A wrong keystream layout or key fails this for almost every pair.
+    #[test]
+    fn f1_of_chiapos_proofs_match_pairwise() {
+        let text = include_str!("../../tests/vectors/chia/pos_v1_k18.txt");
+        let mut pairs = 0;
+        for line in text.lines().take(60) {
+            let v = crate::pospace::VectorLine::parse(line).unwrap();
+            let xs = read_xs(v.k, &v.proof);
+            let f1 = F1::new(v.k, &v.plot_id);
+            for pair in xs.chunks_exact(2) {
+                let (y_l, y_r) = (f1.eval(pair[0]), f1.eval(pair[1]));
+                assert!(fx::matches(y_l, y_r), "x {pair:?}");
+                assert_eq!(y_l & 0x3f, pair[0] >> (v.k - 6));
+                pairs += 1;
+            }
+        }
+        assert_eq!(pairs, 60 * 32);
+    }
+
     /// Regression: an all-zero proof must be an error, never a (zero) quality.
     #[test]
     fn zero_proof_is_invalid_at_every_k() {
