@@ -26,7 +26,7 @@ try:
 except ImportError:
     sys.exit("chiapos is missing: python3 -m pip install chiapos==2.0.12")
 
-# (k, plot-id label, how many challenges to try, stripe size). Small plots only: k>=23 is slow.
+# (k, plot-id label, how many challenges to try, stripe size). k 24 and 25 take minutes each.
 PLOTS = [
     (18, b"p2pool-rs chia vectors k18 a", 40, 4000),
     (18, b"p2pool-rs chia vectors k18 b", 40, 4000),
@@ -35,6 +35,8 @@ PLOTS = [
     (21, b"p2pool-rs chia vectors k21", 30, 8192),
     (22, b"p2pool-rs chia vectors k22", 30, 8192),
     (23, b"p2pool-rs chia vectors k23", 30, 65536),
+    (24, b"p2pool-rs chia vectors k24", 20, 65536),
+    (25, b"p2pool-rs chia vectors k25", 20, 65536),
 ]
 
 
