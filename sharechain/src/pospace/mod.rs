@@ -6,7 +6,8 @@
 //! - [`calculate_iterations_quality`], [`expected_plot_size`]: what a quality is worth
 //!   (chia-blockchain `pot_iterations.py`, `pos_quality.py`).
 //! - [`passes_plot_filter`], [`pos_challenge`], [`plot_id_og`], [`plot_id_pool`]: which plots may
-//!   answer a signage point, and with which challenge (chia-blockchain `proof_of_space.py`).
+//!   answer a signage point, and with which challenge (chia-blockchain `proof_of_space.py`);
+//!   [`verify_and_get_quality_string`] puts them together with the proof check, as a node does.
 //! - [`VectorLine`]: the text format of chiapos test vectors, as `p2pool chia verify` reads it.
 //!
 //! Where chiapos's code and its written spec disagree, this follows the code (see
@@ -16,6 +17,7 @@
 mod batch;
 mod bits;
 mod chacha8;
+mod consensus;
 mod f1;
 mod fx;
 mod iterations;
@@ -24,6 +26,7 @@ mod plot_id;
 mod verify;
 
 pub use batch::{validate_batch, ProofRef};
+pub use consensus::{verify_and_get_quality_string, PosError, MAINNET_MIN_K};
 pub use iterations::{
     calculate_iterations_quality, expected_plot_size, IterationsError, DIFFICULTY_CONSTANT_FACTOR,
     POOL_PARTIAL_ITERS_LIMIT, POOL_SUB_SLOT_ITERS,
