@@ -4,6 +4,7 @@
 //! string, MSB-first within each byte; F1(x) is its k bits starting at bit x·k, followed by the
 //! top 6 bits of x. Only the one or two 64-byte blocks covering those bits are computed.
 
+use super::bits::read_bits;
 use super::chacha8::{ChaCha8, BLOCK_BYTES};
 use super::EXTRA_BITS;
 
@@ -37,21 +38,13 @@ impl F1 {
         let start_bit = x * u64::from(k);
         let counter = start_bit / BLOCK_BITS;
         let offset = (start_bit % BLOCK_BITS) as usize;
-        // Two blocks plus 8 bytes of slack so that one unaligned 8-byte read always fits.
-        let mut buf = [0u8; 2 * BLOCK_BYTES + 8];
-        let (first, rest) = buf.split_at_mut(BLOCK_BYTES);
-        if let Ok(first) = <&mut [u8; BLOCK_BYTES]>::try_from(first) {
-            self.cipher.block_into(counter, first);
-        }
+        let mut blocks = [[0u8; BLOCK_BYTES]; 2];
+        self.cipher.block_into(counter, &mut blocks[0]);
         if offset + k as usize > BLOCK_BITS as usize {
-            if let Ok(second) = <&mut [u8; BLOCK_BYTES]>::try_from(&mut rest[..BLOCK_BYTES]) {
-                self.cipher.block_into(counter.wrapping_add(1), second);
-            }
+            self.cipher
+                .block_into(counter.wrapping_add(1), &mut blocks[1]);
         }
-        let byte = offset / 8;
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&buf[byte..byte + 8]);
-        let bits = (u64::from_be_bytes(word) << (offset % 8)) >> (64 - k);
+        let bits = read_bits(blocks.as_flattened(), offset, k);
         (bits << EXTRA_BITS) | (x >> (k - EXTRA_BITS))
     }
 }
