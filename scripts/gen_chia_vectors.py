@@ -26,7 +26,8 @@ try:
 except ImportError:
     sys.exit("chiapos is missing: python3 -m pip install chiapos==2.0.12")
 
-# (k, plot-id label, how many challenges to try, stripe size). k 24 and 25 take minutes each.
+# (k, plot-id label, how many challenges to try, stripe size). k 24 and 25 take minutes each;
+# their checked-in files were made with `--k 24 --k 25 --max-proofs 16`.
 PLOTS = [
     (18, b"p2pool-rs chia vectors k18 a", 40, 4000),
     (18, b"p2pool-rs chia vectors k18 b", 40, 4000),

@@ -3,7 +3,7 @@
 //! another challenge, swapped halves, truncation) must be rejected.
 //!
 //! `vectors/chia/pos_v1_k18.txt` is the project's shared set (one k=18 plot, 303 proofs); the
-//! other files come from `scripts/gen_chia_vectors.py` (k = 18 with two more plot ids, 19..=23).
+//! other files come from `scripts/gen_chia_vectors.py` (k = 18 with two more plot ids, 19..=25).
 
 use std::path::PathBuf;
 
@@ -38,7 +38,7 @@ fn every_vector_gives_chiapos_quality() {
     let mut ks: Vec<u8> = vectors.iter().map(|(_, v)| v.k).collect();
     ks.dedup();
     assert!(vectors.len() >= 400, "only {} vectors", vectors.len());
-    assert!(ks.contains(&18) && ks.contains(&22), "k values {ks:?}");
+    assert!(ks.contains(&18) && ks.contains(&25), "k values {ks:?}");
     for (at, v) in &vectors {
         let expected = v.expected_quality.expect("vectors carry their quality");
         let got = validate_proof(&v.plot_id, v.k, &v.challenge, &v.proof);
