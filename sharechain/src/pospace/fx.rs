@@ -175,6 +175,29 @@ mod tests {
         check(7, 0x64ac5db9, 0x7923986, 0x590fd, 0x1c74a2, 0);
     }
 
+    /// At k = 50 the largest metadata (4k = 200 bits after the 56-bit y) ends exactly at the
+    /// digest's last bit, and the largest input (9k + 6 = 456 bits) still fits one BLAKE3 block.
+    /// chiapos computes that end in 8 bits (256 wraps to 0); here every length is exact.
+    #[test]
+    fn k50_metadata_uses_the_whole_digest() {
+        let k = 50u8;
+        let mut big = Meta::EMPTY;
+        big.push(u64::MAX >> 14, 50);
+        big.push(u64::MAX, 64);
+        big.push(u64::MAX, 64);
+        big.push(u64::MAX >> 42, 22);
+        assert_eq!(big.len(), 200);
+        let (y, m) = eval(k, 4, (1 << 56) - 1, &big, &big);
+        assert!(y < 1 << 56);
+        assert_eq!(m.len(), 200);
+        let (_, m5) = eval(k, 5, 0, &m, &m);
+        assert_eq!(m5.len(), 150);
+        let (_, m6) = eval(k, 6, 0, &m5, &m5);
+        assert_eq!(m6.len(), 100);
+        let (_, m7) = eval(k, 7, 0, &m6, &m6);
+        assert_eq!(m7.len(), 0);
+    }
+
     /// The matching rule as chiapos tabulates it: for each left position i in its bucket and m,
     /// the one right position ((i / kC + m) % kB)·kC + ((2m + parity)² + i) % kC.
     #[test]
