@@ -9,6 +9,7 @@
 //! - [`gentx`], [`hash_link`]: the coinbase and the midstate proof of its ending.
 //! - [`pplns`]: incremental PPLNS windows and the payout rule.
 //! - [`target`]: work, difficulty and the retarget.
+//! - [`pospace`]: the Chia proof-of-space v1 verifier (the base of PoSpace shares).
 //! - [`build`]: a new share on the chain (used to mine and to verify).
 //! - [`tracker`], [`chain`]: the generic share graph and best-chain choice; [`verify`] plugs the
 //!   Bitcoin share rules into it.
@@ -19,6 +20,7 @@ pub mod encode;
 pub mod gentx;
 pub mod hash_link;
 pub mod params;
+pub mod pospace;
 pub mod pplns;
 pub mod share;
 pub mod target;

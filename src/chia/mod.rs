@@ -1,12 +1,45 @@
-//! Chia tools: proof verification from the command line.
+//! Chia tools: proof verification from the command line (`p2pool chia verify FILE`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod verify;
 
 /// Options of `p2pool chia`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ChiaArgs {}
+pub struct ChiaArgs {
+    #[command(subcommand)]
+    pub command: ChiaCommand,
+}
+
+/// Subcommands of `p2pool chia`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ChiaCommand {
+    /// Verify proofs of space v1, one a line:
+    /// `plot_id_hex, k, challenge_hex, proof_hex[, expected_quality_hex]`.
+    ///
+    /// Prints the quality in hex or `invalid: <reason>` per line. With the expected-quality
+    /// column, mismatches are reported and make the exit status non-zero, as do malformed lines.
+    Verify(VerifyArgs),
+}
+
+/// Options of `p2pool chia verify`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The proof file (`-` for standard input).
+    pub file: PathBuf,
+    /// Time single-thread verification of the file's valid proofs instead; prints
+    /// `RESULT pos_verify_us=… proofs=…`.
+    #[arg(long)]
+    pub bench: bool,
+    /// Threads verifying in parallel (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
 
 /// Entry point of `p2pool chia`.
-pub fn main(_args: ChiaArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("chia tools are not built yet")
+pub fn main(args: ChiaArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ChiaCommand::Verify(args) => verify::main(args),
+    }
 }
