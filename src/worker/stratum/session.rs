@@ -344,6 +344,8 @@ impl<P: WorkProvider> Session<P> {
             self.vardiff.set(d, false, Instant::now());
         }
         if self.ready() && self.current.is_some() {
+            // Always answer a suggestion with a set_difficulty (and the notify that applies it).
+            self.sent_difficulty = None;
             self.reissue();
         } else if !fixed {
             // Answer with the (clamped) difficulty now; the notify follows authorization.
@@ -381,10 +383,25 @@ impl<P: WorkProvider> Session<P> {
         }
     }
 
+    /// The difficulty to hand out with `job`: vardiff's, never above the job's floor.
+    fn difficulty_for(&self, job: &PreparedJob) -> f64 {
+        wire_difficulty(
+            self.vardiff
+                .difficulty()
+                .min(target_to_difficulty(&job.floor_target)),
+        )
+    }
+
+    /// Whether the difficulty to hand out differs from the one the miner has.
+    fn difficulty_changed(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_none_or(|c| Some(self.difficulty_for(c)) != self.sent_difficulty)
+    }
+
     fn issue(&mut self, job: Arc<PreparedJob>, clean: bool) {
         let floor = job.floor_target;
-        let difficulty =
-            wire_difficulty(self.vardiff.difficulty().min(target_to_difficulty(&floor)));
+        let difficulty = self.difficulty_for(&job);
         let target = easier(difficulty_to_target(difficulty), floor);
         if self.sent_difficulty != Some(difficulty) {
             write_set_difficulty(&mut self.out, &format_difficulty(difficulty));
@@ -583,7 +600,7 @@ impl<P: WorkProvider> Session<P> {
         if accepted {
             write_result(&mut self.out, id, "true");
         }
-        if self.vardiff.on_share(Instant::now()).is_some() {
+        if self.vardiff.on_share(Instant::now()).is_some() && self.difficulty_changed() {
             self.reissue();
         }
     }
