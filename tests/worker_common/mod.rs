@@ -297,6 +297,11 @@ impl Client {
         }
     }
 
+    /// Write, reporting failure instead of panicking (the server may have closed).
+    pub async fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes).await
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).await.expect("write");
     }
