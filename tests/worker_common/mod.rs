@@ -236,7 +236,7 @@ pub fn now() -> u32 {
         .unwrap_or(0)
 }
 
-/// A worker port on 127.0.0.1:0 with `GET /status` merged in; stops when the handle drops.
+/// A worker port on 127.0.0.1:0 with `GET /` and `GET /status` merged in; stops when the handle drops.
 pub struct Server {
     pub addr: SocketAddr,
     pub port: WorkerPort<TestProvider>,
@@ -250,7 +250,9 @@ pub async fn start(provider: Arc<TestProvider>, config: WorkerConfig) -> Server 
     let port = WorkerPort::new(Arc::clone(&provider), config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = port.clone();
-    let extra = axum::Router::new().route("/status", axum::routing::get(|| async { "ok" }));
+    let extra = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "index" }))
+        .route("/status", axum::routing::get(|| async { "ok" }));
     tokio::spawn(async move {
         let _ = serving
             .serve(listener, extra, async {
