@@ -87,7 +87,7 @@ pub(crate) fn wire_difficulty(difficulty: f64) -> f64 {
 
 /// JSON text of a wire difficulty.
 pub(crate) fn format_difficulty(difficulty: f64) -> String {
-    if difficulty >= 1.0 && difficulty < 1e18 {
+    if (1.0..1e18).contains(&difficulty) {
         format!("{}", difficulty as u64)
     } else {
         format!("{difficulty}")
@@ -158,9 +158,9 @@ impl PreparedJob {
 
     /// Append a `mining.notify` line.
     pub(crate) fn write_notify(&self, out: &mut Vec<u8>, job_id: u64, clean: bool) {
-        let _ = write!(
+        let _ = writeln!(
             VecWriter(out),
-            "{{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"{job_id:x}\"{}{}]}}\n",
+            "{{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"{job_id:x}\"{}{}]}}",
             self.notify_tail,
             if clean { "true" } else { "false" }
         );

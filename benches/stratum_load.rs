@@ -1,0 +1,356 @@
+//! Stratum load generator: N connections against a worker port in a separate process.
+//!
+//! `cargo bench --bench stratum_load` (N from `STRATUM_LOAD_N`, default `1000,10000`, or from
+//! the first non-flag argument). The bench re-executes itself with `STRATUM_LOAD_ROLE=server`
+//! to run the worker port (test-style provider, fixed pseudo difficulty so every hash counts),
+//! then for each N: opens N connections, measures new-work → `mining.notify` on all of them
+//! over several rounds (`notify_fanout_ms`, p99 over every connection of every round), runs
+//! every connection in a closed submit loop (`submits_per_s`, `submit_p99_ms`), and reads the
+//! server's resident memory (`rss_mb`). One `RESULT` line per N, the largest last.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark reports on stdout"
+)]
+
+#[path = "../tests/worker_common/mod.rs"]
+mod worker_common;
+
+use std::io::{BufRead, BufReader as StdBufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use p2pool::worker::{VardiffConfig, WorkerConfig, WorkerPort};
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
+
+const ROUNDS: usize = 7;
+const SUBMIT_SECS: f64 = 4.0;
+/// Difficulty 1e-12 saturates the target: every hash is a pseudo-share.
+const USER_SUFFIX: &str = "+0.000000000001";
+
+fn main() {
+    if std::env::var("STRATUM_LOAD_ROLE").as_deref() == Ok("server") {
+        server();
+        return;
+    }
+    let ns: Vec<usize> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .or_else(|| std::env::var("STRATUM_LOAD_N").ok())
+        .unwrap_or_else(|| "1000,10000".to_owned())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let limit = ns.iter().max().copied().unwrap_or(0) as u64 * 2 + 1024;
+    match rlimit::increase_nofile_limit(limit) {
+        Ok(got) if got < limit => eprintln!("warning: open-file limit is only {got}"),
+        Err(e) => eprintln!("warning: cannot raise the open-file limit: {e}"),
+        _ => {}
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut lines = Vec::new();
+    for n in ns {
+        let line = rt.block_on(run(n));
+        println!("{line}");
+        lines.push(line);
+    }
+    // The last line of the output is the largest N's.
+    if lines.len() > 1 {
+        if let Some(last) = lines.last() {
+            println!("{last}");
+        }
+    }
+}
+
+/// The server role: a worker port on 127.0.0.1:0; "new" on stdin = a new block.
+fn server() {
+    let _ = rlimit::increase_nofile_limit(200_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let provider = worker_common::TestProvider::new(1e6, 1e9);
+        let config = WorkerConfig {
+            max_connections: 100_000,
+            renotify_interval: Duration::from_secs(3600),
+            authorize_timeout: Duration::from_secs(600),
+            vardiff: VardiffConfig::default(),
+            ..WorkerConfig::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = WorkerPort::new(Arc::clone(&provider), config);
+        println!("PORT {}", listener.local_addr().expect("addr").port());
+        let _ = std::io::stdout().flush();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                match line.as_deref() {
+                    Ok("new") => provider.new_block(),
+                    _ => break,
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        let _ = port
+            .serve(listener, axum::Router::new(), async {
+                let _ = done_rx.await;
+            })
+            .await;
+    });
+}
+
+struct Shared {
+    base: Instant,
+    /// Per connection: nanoseconds since `base` of the last clean notify.
+    arrivals: Vec<AtomicU64>,
+    arrived: AtomicUsize,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    latencies: Mutex<Vec<u32>>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Idle,
+    Submit,
+    Stop,
+}
+
+fn spawn_server() -> (Child, ChildStdin, u16) {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .env("STRATUM_LOAD_ROLE", "server")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server process");
+    let stdin = child.stdin.take().expect("stdin");
+    let mut out = StdBufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("port line");
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    (child, stdin, port)
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn run(n: usize) -> String {
+    let (mut child, mut stdin, port) = spawn_server();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let shared = Arc::new(Shared {
+        base: Instant::now(),
+        arrivals: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        arrived: AtomicUsize::new(0),
+        accepted: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+        latencies: Mutex::new(Vec::new()),
+    });
+    let (phase_tx, phase_rx) = watch::channel(Phase::Idle);
+
+    // Connect and handshake, a few hundred at a time.
+    let opening = Arc::new(Semaphore::new(256));
+    let ready = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = Arc::clone(&opening)
+            .acquire_owned()
+            .await
+            .expect("semaphore");
+        tasks.push(tokio::spawn(connection(
+            i,
+            addr,
+            Arc::clone(&shared),
+            phase_rx.clone(),
+            Arc::clone(&ready),
+            permit,
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ready.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connected = ready.load(Ordering::Relaxed);
+
+    // Fan-out rounds.
+    let mut fanout = Vec::new();
+    for _ in 0..ROUNDS {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        shared.arrived.store(0, Ordering::SeqCst);
+        let t0 = shared.base.elapsed().as_nanos() as u64;
+        stdin
+            .write_all(b"new\n")
+            .and_then(|()| stdin.flush())
+            .expect("server stdin");
+        let until = Instant::now() + Duration::from_secs(10);
+        while shared.arrived.load(Ordering::Relaxed) < connected && Instant::now() < until {
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        for a in &shared.arrivals {
+            let t = a.load(Ordering::Relaxed);
+            if t >= t0 {
+                fanout.push((t - t0) as f64 / 1e6);
+            }
+        }
+    }
+    fanout.sort_by(f64::total_cmp);
+    let fanout_p99 = percentile(&fanout, 0.99);
+
+    // Closed-loop submits on every connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start_accepted = shared.accepted.load(Ordering::SeqCst);
+    let t = Instant::now();
+    phase_tx.send_replace(Phase::Submit);
+    tokio::time::sleep(Duration::from_secs_f64(SUBMIT_SECS)).await;
+    let accepted = shared.accepted.load(Ordering::SeqCst) - start_accepted;
+    let elapsed = t.elapsed().as_secs_f64();
+    phase_tx.send_replace(Phase::Idle);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = rss_mb(child.id());
+    phase_tx.send_replace(Phase::Stop);
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    let mut lat: Vec<f64> = shared
+        .latencies
+        .lock()
+        .iter()
+        .map(|&us| f64::from(us) / 1000.0)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    drop(stdin);
+    let _ = child.wait();
+    let rejected = shared.rejected.load(Ordering::SeqCst);
+    if connected < n || rejected > 0 {
+        eprintln!("warning: {connected}/{n} connections ready, {rejected} submits rejected");
+    }
+    format!(
+        "RESULT connections={connected} submits_per_s={:.0} submit_p99_ms={:.2} notify_fanout_ms={:.2} rss_mb={:.1}",
+        accepted as f64 / elapsed,
+        percentile(&lat, 0.99),
+        fanout_p99,
+        rss
+    )
+}
+
+/// One miner connection: handshake, then record notifies and submit when told to.
+async fn connection(
+    index: usize,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    mut phase: watch::Receiver<Phase>,
+    ready: Arc<AtomicUsize>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let Ok(stream) = TcpStream::connect(addr).await else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::with_capacity(2048, r);
+    let user = format!("{}.c{index}{USER_SUFFIX}", worker_common::ADDR);
+    let hello = format!(
+        "{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"load/1\"]}}\n{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{user}\",\"x\"]}}\n"
+    );
+    if w.write_all(hello.as_bytes()).await.is_err() {
+        return;
+    }
+    let mut line = Vec::with_capacity(1024);
+    let mut job_id = String::new();
+    let mut ntime = String::new();
+    let mut permit = Some(permit);
+    let mut nonce: u32 = 0;
+    let mut outstanding: Option<Instant> = None;
+    let mut latencies = Vec::new();
+    let mut current = Phase::Idle;
+    loop {
+        if current == Phase::Submit && outstanding.is_none() && !job_id.is_empty() {
+            nonce = nonce.wrapping_add(1);
+            let submit = format!(
+                "{{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"u\",\"{job_id}\",\"00000000\",\"{ntime}\",\"{nonce:08x}\"]}}\n"
+            );
+            if w.write_all(submit.as_bytes()).await.is_err() {
+                break;
+            }
+            outstanding = Some(Instant::now());
+        }
+        tokio::select! {
+            read = r.read_until(b'\n', &mut line) => {
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if line.starts_with(b"{\"id\":null,\"method\":\"mining.notify\"") {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+                        job_id = v["params"][0].as_str().unwrap_or_default().to_owned();
+                        ntime = v["params"][7].as_str().unwrap_or_default().to_owned();
+                        if v["params"][8] == serde_json::Value::Bool(true) {
+                            let t = shared.base.elapsed().as_nanos() as u64;
+                            shared.arrivals[index].store(t, Ordering::Relaxed);
+                            shared.arrived.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if let Some(p) = permit.take() {
+                        drop(p);
+                        ready.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else if line.starts_with(b"{\"id\":9,") {
+                    if let Some(sent) = outstanding.take() {
+                        if line.windows(13).any(|w| w == b"\"result\":true") {
+                            shared.accepted.fetch_add(1, Ordering::Relaxed);
+                            latencies.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        } else {
+                            shared.rejected.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                line.clear();
+            }
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                current = *phase.borrow_and_update();
+                if current == Phase::Stop {
+                    break;
+                }
+            }
+        }
+    }
+    shared.latencies.lock().extend_from_slice(&latencies);
+}
