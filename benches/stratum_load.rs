@@ -315,15 +315,13 @@ async fn connection(
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                if line.starts_with(b"{\"id\":null,\"method\":\"mining.notify\"") {
-                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
-                        job_id = v["params"][0].as_str().unwrap_or_default().to_owned();
-                        ntime = v["params"][7].as_str().unwrap_or_default().to_owned();
-                        if v["params"][8] == serde_json::Value::Bool(true) {
-                            let t = shared.base.elapsed().as_nanos() as u64;
-                            shared.arrivals[index].store(t, Ordering::Relaxed);
-                            shared.arrived.fetch_add(1, Ordering::Relaxed);
-                        }
+                if let Some((id, time, clean)) = parse_notify(&line) {
+                    job_id = id;
+                    ntime = time;
+                    if clean {
+                        let t = shared.base.elapsed().as_nanos() as u64;
+                        shared.arrivals[index].store(t, Ordering::Relaxed);
+                        shared.arrived.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(p) = permit.take() {
                         drop(p);
@@ -353,4 +351,22 @@ async fn connection(
         }
     }
     shared.latencies.lock().extend_from_slice(&latencies);
+}
+
+/// Job id, ntime and clean flag of a `mining.notify` line, without a JSON parser (the client
+/// must stay cheap next to the server it measures).
+fn parse_notify(line: &[u8]) -> Option<(String, String, bool)> {
+    const PREFIX: &[u8] = b"{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"";
+    let rest = line.strip_prefix(PREFIX)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let id = String::from_utf8(rest[..end].to_vec()).ok()?;
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let (clean, head) = if let Some(h) = line.strip_suffix(b",true]}") {
+        (true, h)
+    } else {
+        (false, line.strip_suffix(b",false]}")?)
+    };
+    let time = head.strip_suffix(b"\"")?;
+    let time = String::from_utf8(time.get(time.len().checked_sub(8)?..)?.to_vec()).ok()?;
+    Some((id, time, clean))
 }

@@ -208,7 +208,7 @@ fn new_work<P: WorkProvider>(
         shared.stats.no_work(&e.reason);
         (-32000, e.to_string())
     })?;
-    let prepared = shared.jobs.prepare(job);
+    let prepared = shared.jobs.prepare(job, || shared.next_job_id());
     let gw = &shared.getwork;
     let mut extranonce = [0u8; 8];
     extranonce[..4].copy_from_slice(&gw.extranonce1.value.to_be_bytes());

@@ -107,6 +107,10 @@ pub(crate) fn easier(a: Target, b: Target) -> Target {
 /// A job with what the port derives from it once.
 pub(crate) struct PreparedJob {
     pub(crate) job: Arc<Job>,
+    /// Stratum job id of this job's first hand-out to any session (later ones get fresh ids).
+    pub(crate) first_id: u64,
+    /// The notify line with `first_id`, rendered once for all sessions: [clean=false, clean=true].
+    first_lines: [std::sync::OnceLock<Box<[u8]>>; 2],
     /// `mining.notify` params after the job id, up to and including the comma before clean_jobs.
     notify_tail: String,
     /// SHA-256 state after coinb1.
@@ -117,7 +121,7 @@ pub(crate) struct PreparedJob {
 }
 
 impl PreparedJob {
-    pub(crate) fn new(job: Arc<Job>) -> Self {
+    pub(crate) fn new(job: Arc<Job>, first_id: u64) -> Self {
         let mut tail = String::with_capacity(2 * (job.coinb1.len() + job.coinb2.len()) + 256);
         tail.push_str(",\"");
         let prev = job.prev_hash.to_byte_array();
@@ -150,10 +154,21 @@ impl PreparedJob {
         let floor_target = easier(job.share_target, job.block_target);
         PreparedJob {
             job,
+            first_id,
+            first_lines: Default::default(),
             notify_tail: tail,
             coinb1_state,
             floor_target,
         }
+    }
+
+    /// The `mining.notify` line with `first_id`, shared by every session.
+    pub(crate) fn first_notify(&self, clean: bool) -> &[u8] {
+        self.first_lines[usize::from(clean)].get_or_init(|| {
+            let mut line = Vec::with_capacity(self.notify_tail.len() + 64);
+            self.write_notify(&mut line, self.first_id, clean);
+            line.into_boxed_slice()
+        })
     }
 
     /// Append a `mining.notify` line.
@@ -229,14 +244,21 @@ struct CacheInner {
 const JOB_CACHE_SIZE: usize = 4096;
 
 impl JobCache {
-    pub(crate) fn prepare(&self, job: Arc<Job>) -> Arc<PreparedJob> {
+    /// The prepared form of `job`; `new_id` gives the first stratum id of a job seen first.
+    pub(crate) fn prepare(&self, job: Arc<Job>, new_id: impl FnOnce() -> u64) -> Arc<PreparedJob> {
         if let Some(p) = self.inner.lock().map.get(&job.id) {
             if Arc::ptr_eq(&p.job, &job) {
                 return Arc::clone(p);
             }
         }
-        let prepared = Arc::new(PreparedJob::new(job));
+        let prepared = Arc::new(PreparedJob::new(job, new_id()));
         let mut inner = self.inner.lock();
+        if let Some(p) = inner.map.get(&prepared.job.id) {
+            // Prepared meanwhile by another session.
+            if Arc::ptr_eq(&p.job, &prepared.job) {
+                return Arc::clone(p);
+            }
+        }
         let id = prepared.job.id.clone();
         if inner
             .map

@@ -104,6 +104,8 @@ pub(crate) async fn run<P: WorkProvider>(
     let mut renotify = interval_at((start + period).into(), period);
     renotify.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let far = Duration::from_secs(86_400 * 365);
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
 
     loop {
         let ready = session.ready();
@@ -112,7 +114,7 @@ pub(crate) async fn run<P: WorkProvider>(
             .map(|t| t + config.line_timeout)
             .unwrap_or_else(|| start + far);
         let event = tokio::select! {
-            () = cancel.cancelled() => break,
+            () = &mut cancelled => break,
             read = reader.next_line() => match read {
                 Ok(true) => Event::Line,
                 Ok(false) => break,
@@ -150,9 +152,18 @@ pub(crate) async fn run<P: WorkProvider>(
             _ => {}
         }
         if !session.out.is_empty() {
-            match timeout(config.write_timeout, wr.write_all(&session.out)).await {
-                Ok(Ok(())) => {}
-                _ => break,
+            // Nearly every write fits the socket buffer at once: skip the timer then.
+            let written = match wr.try_write(&session.out) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(_) => break,
+            };
+            if written < session.out.len() {
+                let rest = &session.out[written..];
+                match timeout(config.write_timeout, wr.write_all(rest)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
             }
             session.out.clear();
             if session.out.capacity() > 16 * 1024 {
@@ -360,7 +371,7 @@ impl<P: WorkProvider> Session<P> {
         let Some(miner) = &self.miner else { return };
         match self.shared.provider.job(miner) {
             Ok(job) => {
-                let prepared = self.shared.jobs.prepare(job);
+                let prepared = self.shared.jobs.prepare(job, || self.shared.next_job_id());
                 let clean = clean
                     || self
                         .current
@@ -407,8 +418,15 @@ impl<P: WorkProvider> Session<P> {
             write_set_difficulty(&mut self.out, &format_difficulty(difficulty));
             self.sent_difficulty = Some(difficulty);
         }
-        let id = self.shared.next_job_id();
-        job.write_notify(&mut self.out, id, clean);
+        let first = !self.jobs.iter().any(|i| Arc::ptr_eq(&i.job, &job));
+        let id = if first && self.jobs.iter().all(|i| i.id != job.first_id) {
+            self.out.extend_from_slice(job.first_notify(clean));
+            job.first_id
+        } else {
+            let id = self.shared.next_job_id();
+            job.write_notify(&mut self.out, id, clean);
+            id
+        };
         if self.jobs.len() >= MAX_JOBS {
             self.jobs.pop_front();
         }
@@ -433,7 +451,7 @@ impl<P: WorkProvider> Session<P> {
                 {
                     return;
                 }
-                let prepared = self.shared.jobs.prepare(job);
+                let prepared = self.shared.jobs.prepare(job, || self.shared.next_job_id());
                 let clean = clean
                     || self
                         .current
