@@ -3,8 +3,9 @@
 //! `cargo bench --bench stratum_load` (N from `STRATUM_LOAD_N`, default `1000,10000`, or from
 //! the first non-flag argument). The bench re-executes itself with `STRATUM_LOAD_ROLE=server`
 //! to run the worker port (test-style provider, fixed pseudo difficulty so every hash counts),
-//! then for each N: opens N connections, measures new-work → `mining.notify` on all of them
-//! over several rounds (`notify_fanout_ms`, p99 over every connection of every round), runs
+//! then for each N: opens N connections, measures new block → `mining.notify` written to all
+//! of them (`notify_fanout_ms`: timed by the server from the new block to its last notify
+//! write, while the client holds off reading; p99 over the rounds), runs
 //! every connection in a closed submit loop (`submits_per_s`, `submit_p99_ms`), and reads the
 //! server's resident memory (`rss_mb`). One `RESULT` line per N, the largest last.
 #![allow(
@@ -29,7 +30,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 9;
 const SUBMIT_SECS: f64 = 4.0;
 /// Difficulty 1e-12 saturates the target: every hash is a pseudo-share.
 const USER_SUFFIX: &str = "+0.000000000001";
@@ -96,12 +97,31 @@ fn server() {
         println!("PORT {}", listener.local_addr().expect("addr").port());
         let _ = std::io::stdout().flush();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let counters = port.clone();
         std::thread::spawn(move || {
+            // "new N": a new block; answer with the time until N notifies were written.
             for line in std::io::stdin().lock().lines() {
-                match line.as_deref() {
-                    Ok("new") => provider.new_block(),
-                    _ => break,
+                let Some(n) = line
+                    .ok()
+                    .and_then(|l| l.strip_prefix("new ")?.parse::<u64>().ok())
+                else {
+                    break;
+                };
+                let before = counters.notify_writes().count;
+                let t0 = Instant::now();
+                provider.new_block();
+                let until = t0 + Duration::from_secs(10);
+                let mut writes = counters.notify_writes();
+                while writes.count - before < n && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                    writes = counters.notify_writes();
                 }
+                let ms = writes.last.map_or(f64::NAN, |t| {
+                    t.saturating_duration_since(t0).as_secs_f64() * 1e3
+                });
+                let done = writes.count - before;
+                println!("FANOUT {ms} {done}");
+                let _ = std::io::stdout().flush();
             }
             let _ = done_tx.send(());
         });
@@ -126,11 +146,15 @@ struct Shared {
 #[derive(Clone, Copy, PartialEq)]
 enum Phase {
     Idle,
+    /// Not reading, so the server's fan-out is timed without the client competing for CPU.
+    Paused,
     Submit,
     Stop,
 }
 
-fn spawn_server() -> (Child, ChildStdin, u16) {
+type ServerOut = StdBufReader<std::process::ChildStdout>;
+
+fn spawn_server() -> (Child, ChildStdin, ServerOut, u16) {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
         .env("STRATUM_LOAD_ROLE", "server")
         .stdin(Stdio::piped())
@@ -146,7 +170,7 @@ fn spawn_server() -> (Child, ChildStdin, u16) {
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())
         .expect("port");
-    (child, stdin, port)
+    (child, stdin, out, port)
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -171,7 +195,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn run(n: usize) -> String {
-    let (mut child, mut stdin, port) = spawn_server();
+    let (mut child, mut stdin, mut server_out, port) = spawn_server();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let shared = Arc::new(Shared {
         base: Instant::now(),
@@ -207,28 +231,39 @@ async fn run(n: usize) -> String {
     }
     let connected = ready.load(Ordering::Relaxed);
 
-    // Fan-out rounds.
+    // Fan-out rounds: the server times new block → notify written to every connection.
     let mut fanout = Vec::new();
+    let mut incomplete = 0;
     for _ in 0..ROUNDS {
+        phase_tx.send_replace(Phase::Paused);
         tokio::time::sleep(Duration::from_millis(300)).await;
         shared.arrived.store(0, Ordering::SeqCst);
-        let t0 = shared.base.elapsed().as_nanos() as u64;
-        stdin
-            .write_all(b"new\n")
+        writeln!(stdin, "new {connected}")
             .and_then(|()| stdin.flush())
             .expect("server stdin");
+        let mut reply = String::new();
+        server_out.read_line(&mut reply).expect("fan-out reply");
+        let mut fields = reply.split_whitespace().skip(1);
+        let ms: f64 = fields
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        let done: usize = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if done < connected {
+            incomplete += 1;
+        }
+        fanout.push(ms);
+        phase_tx.send_replace(Phase::Idle);
         let until = Instant::now() + Duration::from_secs(10);
         while shared.arrived.load(Ordering::Relaxed) < connected && Instant::now() < until {
-            tokio::time::sleep(Duration::from_micros(500)).await;
-        }
-        for a in &shared.arrivals {
-            let t = a.load(Ordering::Relaxed);
-            if t >= t0 {
-                fanout.push((t - t0) as f64 / 1e6);
-            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    if incomplete > 0 {
+        eprintln!("warning: {incomplete} fan-out rounds did not reach every connection");
+    }
     fanout.sort_by(f64::total_cmp);
+    eprintln!("fan-out rounds (ms, sorted): {fanout:.2?}");
     let fanout_p99 = percentile(&fanout, 0.99);
 
     // Closed-loop submits on every connection.
@@ -310,7 +345,7 @@ async fn connection(
             outstanding = Some(Instant::now());
         }
         tokio::select! {
-            read = r.read_until(b'\n', &mut line) => {
+            read = r.read_until(b'\n', &mut line), if current != Phase::Paused => {
                 match read {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}

@@ -246,6 +246,10 @@ pub(crate) struct Shared<P> {
     pub(crate) getwork: getwork::GetworkState,
     pub(crate) next_job_id: AtomicU64,
     pub(crate) slots: Arc<Semaphore>,
+    pub(crate) started: std::time::Instant,
+    /// `mining.notify` lines written, and when the last one was (ns after `started`).
+    pub(crate) notify_count: AtomicU64,
+    pub(crate) notify_last_ns: AtomicU64,
 }
 
 impl<P> Shared<P> {
@@ -253,6 +257,22 @@ impl<P> Shared<P> {
     pub(crate) fn next_job_id(&self) -> u64 {
         self.next_job_id.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// Count `n` notify lines just written.
+    pub(crate) fn notified(&self, n: u64) {
+        let now = self.started.elapsed().as_nanos() as u64;
+        self.notify_last_ns.fetch_max(now, Ordering::Relaxed);
+        self.notify_count.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// How many `mining.notify` lines the port has written, and when it wrote the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyWrites {
+    /// Lines written since the port started.
+    pub count: u64,
+    /// When the latest was written to its socket.
+    pub last: Option<std::time::Instant>,
 }
 
 /// The worker port. Cheap to clone.
@@ -284,6 +304,9 @@ impl<P: WorkProvider> WorkerPort<P> {
                 next_job_id: AtomicU64::new(rand::random::<u32>().into()),
                 slots,
                 config,
+                started: std::time::Instant::now(),
+                notify_count: AtomicU64::new(0),
+                notify_last_ns: AtomicU64::new(0),
             }),
         }
     }
@@ -293,6 +316,16 @@ impl<P: WorkProvider> WorkerPort<P> {
         let open =
             self.shared.config.max_connections.max(1) - self.shared.slots.available_permits();
         self.shared.stats.snapshot(open)
+    }
+
+    /// Notify lines written so far (for fan-out measurements and metrics).
+    pub fn notify_writes(&self) -> NotifyWrites {
+        let count = self.shared.notify_count.load(Ordering::Relaxed);
+        let ns = self.shared.notify_last_ns.load(Ordering::Relaxed);
+        NotifyWrites {
+            count,
+            last: (count > 0).then(|| self.shared.started + Duration::from_nanos(ns)),
+        }
     }
 
     /// The getwork routes (`POST /`, the long-polling path), ready to merge into a router.

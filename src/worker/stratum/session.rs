@@ -66,6 +66,8 @@ struct Session<P> {
     sent_difficulty: Option<f64>,
     jobs: VecDeque<Issued>,
     current: Option<Arc<PreparedJob>>,
+    /// Notify lines in `out`.
+    notifies: u64,
 }
 
 enum Event {
@@ -97,6 +99,7 @@ pub(crate) async fn run<P: WorkProvider>(
         sent_difficulty: None,
         jobs: VecDeque::new(),
         current: None,
+        notifies: 0,
     };
     let authorize_deadline = sleep_until((start + config.authorize_timeout).into());
     tokio::pin!(authorize_deadline);
@@ -166,6 +169,10 @@ pub(crate) async fn run<P: WorkProvider>(
                 }
             }
             session.out.clear();
+            if session.notifies > 0 {
+                session.shared.notified(session.notifies);
+                session.notifies = 0;
+            }
             if session.out.capacity() > 16 * 1024 {
                 session.out.shrink_to(1024);
             }
@@ -427,6 +434,7 @@ impl<P: WorkProvider> Session<P> {
             job.write_notify(&mut self.out, id, clean);
             id
         };
+        self.notifies += 1;
         if self.jobs.len() >= MAX_JOBS {
             self.jobs.pop_front();
         }
