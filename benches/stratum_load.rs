@@ -7,7 +7,9 @@
 //! of them (`notify_fanout_ms`: timed by the server from the new block to its last notify
 //! write, while the client holds off reading; p99 over the rounds), runs
 //! every connection in a closed submit loop (`submits_per_s`, `submit_p99_ms`), and reads the
-//! server's resident memory (`rss_mb`). One `RESULT` line per N, the largest last.
+//! server's resident memory (`rss_mb`). The reference `fanout_floor_ms` is one thread doing
+//! nothing but writing a notify-sized line to N loopback sockets, in the same run.
+//! One `RESULT` line per N, the largest last.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -30,8 +32,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-const ROUNDS: usize = 9;
-const SUBMIT_SECS: f64 = 4.0;
+/// Fan-out rounds and seconds of submitting: (full run, smoke run under `cargo test`).
+const ROUNDS: (usize, usize) = (9, 2);
+const SUBMIT_SECS: (f64, f64) = (4.0, 0.5);
+/// Length of the notify lines the test provider's jobs produce (for the floor reference).
+const NOTIFY_LEN: usize = 560;
 /// Difficulty 1e-12 saturates the target: every hash is a pseudo-share.
 const USER_SUFFIX: &str = "+0.000000000001";
 
@@ -40,11 +45,15 @@ fn main() {
         server();
         return;
     }
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
+    let full =
+        std::env::args().any(|a| a == "--bench") || std::env::var_os("STRATUM_LOAD_N").is_some();
+    let default_n = if full { "1000,10000" } else { "50" };
     let ns: Vec<usize> = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .or_else(|| std::env::var("STRATUM_LOAD_N").ok())
-        .unwrap_or_else(|| "1000,10000".to_owned())
+        .unwrap_or_else(|| default_n.to_owned())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
@@ -61,7 +70,7 @@ fn main() {
         .expect("runtime");
     let mut lines = Vec::new();
     for n in ns {
-        let line = rt.block_on(run(n));
+        let line = rt.block_on(run(n, full));
         println!("{line}");
         lines.push(line);
     }
@@ -194,7 +203,48 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn run(n: usize) -> String {
+/// The floor under `notify_fanout_ms`: one thread writing a notify-sized line to each of N
+/// loopback sockets with plain blocking writes (measured on up to 4000 sockets and scaled to N,
+/// to stay within the open-file limit), median of 5.
+fn fanout_floor_ms(n: usize, line_len: usize) -> f64 {
+    use std::io::Read;
+    let k = n.clamp(1, 4000);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut pairs = Vec::with_capacity(k);
+    for _ in 0..k {
+        let client = std::net::TcpStream::connect(addr).expect("connect");
+        let _ = client.set_nodelay(true);
+        let (server, _) = listener.accept().expect("accept");
+        let _ = server.set_nodelay(true);
+        pairs.push((server, client));
+    }
+    let mut line = vec![b'x'; line_len.max(2)];
+    if let Some(last) = line.last_mut() {
+        *last = b'\n';
+    }
+    let mut buf = vec![0u8; line.len()];
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for (server, _) in &mut pairs {
+            server.write_all(&line).expect("write");
+        }
+        times.push(t.elapsed().as_secs_f64() * 1e3 * n as f64 / k as f64);
+        for (_, client) in &mut pairs {
+            client.read_exact(&mut buf).expect("read");
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+async fn run(n: usize, full: bool) -> String {
+    let (rounds, submit_secs) = if full {
+        (ROUNDS.0, SUBMIT_SECS.0)
+    } else {
+        (ROUNDS.1, SUBMIT_SECS.1)
+    };
     let (mut child, mut stdin, mut server_out, port) = spawn_server();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let shared = Arc::new(Shared {
@@ -234,7 +284,7 @@ async fn run(n: usize) -> String {
     // Fan-out rounds: the server times new block → notify written to every connection.
     let mut fanout = Vec::new();
     let mut incomplete = 0;
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         phase_tx.send_replace(Phase::Paused);
         tokio::time::sleep(Duration::from_millis(300)).await;
         shared.arrived.store(0, Ordering::SeqCst);
@@ -271,7 +321,7 @@ async fn run(n: usize) -> String {
     let start_accepted = shared.accepted.load(Ordering::SeqCst);
     let t = Instant::now();
     phase_tx.send_replace(Phase::Submit);
-    tokio::time::sleep(Duration::from_secs_f64(SUBMIT_SECS)).await;
+    tokio::time::sleep(Duration::from_secs_f64(submit_secs)).await;
     let accepted = shared.accepted.load(Ordering::SeqCst) - start_accepted;
     let elapsed = t.elapsed().as_secs_f64();
     phase_tx.send_replace(Phase::Idle);
@@ -291,15 +341,17 @@ async fn run(n: usize) -> String {
     drop(stdin);
     let _ = child.wait();
     let rejected = shared.rejected.load(Ordering::SeqCst);
+    let floor = tokio::task::block_in_place(|| fanout_floor_ms(n, NOTIFY_LEN));
     if connected < n || rejected > 0 {
         eprintln!("warning: {connected}/{n} connections ready, {rejected} submits rejected");
     }
     format!(
-        "RESULT connections={connected} submits_per_s={:.0} submit_p99_ms={:.2} notify_fanout_ms={:.2} rss_mb={:.1}",
+        "RESULT connections={connected} submits_per_s={:.0} submit_p99_ms={:.2} notify_fanout_ms={:.2} rss_mb={:.1} fanout_floor_ms={:.2}",
         accepted as f64 / elapsed,
         percentile(&lat, 0.99),
         fanout_p99,
-        rss
+        rss,
+        floor
     )
 }
 

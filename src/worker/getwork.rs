@@ -32,9 +32,10 @@ use super::username::parse_username;
 use super::{Found, FoundOutcome, Miner, Shared, Via, WorkProvider};
 
 /// Work remembered for matching submissions.
-const MAX_WORKS: usize = 16_384;
-/// Submissions remembered per work for duplicate detection.
-const MAX_SEEN: usize = 4096;
+const MAX_WORKS: usize = 8192;
+/// Submissions remembered per work for duplicate detection (a full work is refused as
+/// exhausted: the miner asks for new work).
+const MAX_SEEN: usize = 256;
 
 const HASH1: &str = "00000000000000000000000000000000000000000000000000000000000000000000008000000000000000000000000000000000000000000000000000010000";
 
