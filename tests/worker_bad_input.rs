@@ -74,6 +74,46 @@ async fn junk_invalid_json_and_unknown_methods() {
 }
 
 #[tokio::test]
+async fn random_lines_never_take_the_node_down() {
+    use rand::{Rng, SeedableRng};
+    let server = start(TestProvider::new(SHARE_DIFF, 1e-4), test_config()).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let shapes = [
+        r#"{"id":1,"method":"mining.submit","params":[1,2,3,4,5,6]}"#,
+        r#"{"id":[],"method":"mining.configure","params":[[1,{}],"x"]}"#,
+        r#"{"id":{},"method":"mining.subscribe","params":{"a":1}}"#,
+        r#"{"id":2,"method":"mining.authorize","params":[null]}"#,
+        r#"{"id":3,"method":"mining.suggest_difficulty","params":[-1e308]}"#,
+        r#"{"id":4,"method":"mining.suggest_difficulty","params":["NaN"]}"#,
+        r#"{"id":5,"method":"mining.submit","params":["a","ffffffffffffffffff","","",""]}"#,
+        r#"{"method":7}"#,
+        r#"{"id":6,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":12}]}"#,
+    ];
+    for round in 0..3 {
+        let mut c = Client::connect(server.addr).await;
+        for shape in shapes {
+            c.send_raw(format!("{shape}\n").as_bytes()).await;
+        }
+        for _ in 0..50 {
+            let len = rng.gen_range(1..200);
+            let mut line: Vec<u8> = (0..len).map(|_| rng.gen_range(0x20..0x7f)).collect();
+            line[0] = b'{';
+            line.retain(|&b| b != b'\n');
+            line.push(b'\n');
+            c.send_raw(&line).await;
+        }
+        c.send(json!({"id": 99, "method": "mining.extranonce.subscribe", "params": []}))
+            .await;
+        assert_eq!(
+            c.response(99).await["result"],
+            json!(true),
+            "round {round}: still answering"
+        );
+    }
+    node_alive(&server).await;
+}
+
+#[tokio::test]
 async fn oversize_line_closes_the_connection_only() {
     let config = WorkerConfig {
         max_line: 4096,
@@ -271,6 +311,16 @@ async fn slow_loris_cannot_exhaust_the_node() {
     let _ = tokio::time::timeout(WAIT, http.read_to_end(&mut rest))
         .await
         .expect("closed in time");
+
+    // An idle keep-alive HTTP connection does not hold its slot forever.
+    let mut idle = TcpStream::connect(server.addr).await.expect("connect");
+    idle.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(WAIT, idle.read_to_end(&mut got)).await;
+    assert!(closed.is_ok(), "idle keep-alive connection closed");
+    assert!(got.starts_with(b"HTTP/1.1 200"));
 
     node_alive(&server).await;
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -377,6 +377,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn target_falls_as_difficulty_rises(a in 1e-12f64..1e15, b in 1e-12f64..1e15) {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            proptest::prop_assert!(difficulty_to_target(lo) >= difficulty_to_target(hi));
+            let back = target_to_difficulty(&difficulty_to_target(a));
+            proptest::prop_assert!((back / a - 1.0).abs() < 1e-9);
+        }
+
+        #[test]
+        fn any_float_gives_a_target(d in proptest::num::f64::ANY) {
+            let mut one = [0u8; 32];
+            one[31] = 1;
+            let t = difficulty_to_target(d);
+            proptest::prop_assert!(t >= Target::from_be_bytes(one));
+        }
+    }
+
     #[test]
     fn wire_difficulty_is_integral_from_one() {
         assert_eq!(format_difficulty(wire_difficulty(512.7)), "512");
