@@ -68,17 +68,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut lines = Vec::new();
+    // Ascending, so the largest N's line is the last line of the output.
+    let mut ns = ns;
+    ns.sort_unstable();
+    ns.dedup();
     for n in ns {
         let line = rt.block_on(run(n, full));
         println!("{line}");
-        lines.push(line);
-    }
-    // The last line of the output is the largest N's.
-    if lines.len() > 1 {
-        if let Some(last) = lines.last() {
-            println!("{last}");
-        }
     }
 }
 
