@@ -239,6 +239,8 @@ pub(crate) struct JobCache {
 struct CacheInner {
     map: HashMap<String, Arc<PreparedJob>>,
     order: VecDeque<String>,
+    /// The latest job prepared: after an update nearly every session asks for it.
+    last: Option<Arc<PreparedJob>>,
 }
 
 const JOB_CACHE_SIZE: usize = 4096;
@@ -246,9 +248,15 @@ const JOB_CACHE_SIZE: usize = 4096;
 impl JobCache {
     /// The prepared form of `job`; `new_id` gives the first stratum id of a job seen first.
     pub(crate) fn prepare(&self, job: Arc<Job>, new_id: impl FnOnce() -> u64) -> Arc<PreparedJob> {
-        if let Some(p) = self.inner.lock().map.get(&job.id) {
-            if Arc::ptr_eq(&p.job, &job) {
-                return Arc::clone(p);
+        {
+            let inner = self.inner.lock();
+            if let Some(last) = inner.last.as_ref().filter(|l| Arc::ptr_eq(&l.job, &job)) {
+                return Arc::clone(last);
+            }
+            if let Some(p) = inner.map.get(&job.id) {
+                if Arc::ptr_eq(&p.job, &job) {
+                    return Arc::clone(p);
+                }
             }
         }
         let prepared = Arc::new(PreparedJob::new(job, new_id()));
@@ -267,6 +275,7 @@ impl JobCache {
         {
             inner.order.push_back(id);
         }
+        inner.last = Some(Arc::clone(&prepared));
         while inner.order.len() > JOB_CACHE_SIZE {
             if let Some(old) = inner.order.pop_front() {
                 inner.map.remove(&old);
