@@ -3,13 +3,16 @@
 //! `cargo bench --bench stratum_load` (N from `STRATUM_LOAD_N`, default `1000,10000`, or from
 //! the first non-flag argument). The bench re-executes itself with `STRATUM_LOAD_ROLE=server`
 //! to run the worker port (test-style provider, fixed pseudo difficulty so every hash counts),
-//! then for each N: opens N connections, measures new block → `mining.notify` written to all
+//! then for each N: opens N connections (from a few client tasks, each multiplexing many
+//! connections), measures new block → `mining.notify` written to all
 //! of them (`notify_fanout_ms`: timed by the server from the new block to its last notify
 //! write, while the client holds off reading; p99 over the rounds), runs
 //! every connection in a closed submit loop (`submits_per_s`, `submit_p99_ms`), and reads the
 //! server's resident memory (`rss_mb`). The reference `fanout_floor_ms` is one thread doing
 //! nothing but writing a notify-sized line to N loopback sockets, in the same run;
-//! `notify_fanout_p50_ms` is the median round.
+//! `notify_fanout_p50_ms` is the median round. `notify_cpu_us` and `submit_cpu_us` are the
+//! server's CPU time per notify and per accepted submit: unlike the wall-clock figures they do
+//! not depend on what else the machine is running.
 //! One `RESULT` line per N, the largest last.
 #![allow(
     clippy::print_stdout,
@@ -27,14 +30,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use p2pool::worker::{VardiffConfig, WorkerConfig, WorkerPort};
 use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// Fan-out rounds and seconds of submitting: (full run, smoke run under `cargo test`).
 const ROUNDS: (usize, usize) = (9, 2);
+/// Client tasks; each multiplexes N / GROUPS connections.
+const GROUPS: usize = 8;
 const SUBMIT_SECS: (f64, f64) = (4.0, 0.5);
 /// Length of the notify lines the test provider's jobs produce (for the floor reference).
 const NOTIFY_LEN: usize = 560;
@@ -192,6 +199,20 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// User + system CPU seconds of a process so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -254,22 +275,17 @@ async fn run(n: usize, full: bool) -> String {
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Idle);
 
-    // Connect and handshake, a few hundred at a time.
-    let opening = Arc::new(Semaphore::new(256));
+    // A few client tasks, each multiplexing its share of the connections.
     let ready = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        let permit = Arc::clone(&opening)
-            .acquire_owned()
-            .await
-            .expect("semaphore");
-        tasks.push(tokio::spawn(connection(
-            i,
+    let mut tasks = Vec::with_capacity(GROUPS);
+    for g in 0..GROUPS {
+        let indices: Vec<usize> = (g..n).step_by(GROUPS).collect();
+        tasks.push(tokio::spawn(group(
+            indices,
             addr,
             Arc::clone(&shared),
             phase_rx.clone(),
             Arc::clone(&ready),
-            permit,
         )));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -281,6 +297,7 @@ async fn run(n: usize, full: bool) -> String {
     // Fan-out rounds: the server times new block → notify written to every connection.
     let mut fanout = Vec::new();
     let mut incomplete = 0;
+    let fanout_cpu0 = cpu_secs(child.id());
     for _ in 0..rounds {
         phase_tx.send_replace(Phase::Paused);
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -306,6 +323,8 @@ async fn run(n: usize, full: bool) -> String {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    let fanout_cpu = cpu_secs(child.id()) - fanout_cpu0;
+    let notify_cpu_us = fanout_cpu * 1e6 / (rounds * connected.max(1)) as f64;
     if incomplete > 0 {
         eprintln!("warning: {incomplete} fan-out rounds did not reach every connection");
     }
@@ -317,11 +336,18 @@ async fn run(n: usize, full: bool) -> String {
     // Closed-loop submits on every connection.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let start_accepted = shared.accepted.load(Ordering::SeqCst);
+    let cpu0 = (cpu_secs(child.id()), cpu_secs(std::process::id()));
     let t = Instant::now();
     phase_tx.send_replace(Phase::Submit);
     tokio::time::sleep(Duration::from_secs_f64(submit_secs)).await;
     let accepted = shared.accepted.load(Ordering::SeqCst) - start_accepted;
     let elapsed = t.elapsed().as_secs_f64();
+    let cpu1 = (cpu_secs(child.id()), cpu_secs(std::process::id()));
+    eprintln!(
+        "submit phase: {elapsed:.2} s wall, server {:.2} s CPU, client {:.2} s CPU",
+        cpu1.0 - cpu0.0,
+        cpu1.1 - cpu0.1
+    );
     phase_tx.send_replace(Phase::Idle);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss = rss_mb(child.id());
@@ -344,77 +370,127 @@ async fn run(n: usize, full: bool) -> String {
         eprintln!("warning: {connected}/{n} connections ready, {rejected} submits rejected");
     }
     format!(
-        "RESULT connections={connected} submits_per_s={:.0} submit_p99_ms={:.2} notify_fanout_ms={:.2} rss_mb={:.1} notify_fanout_p50_ms={:.2} fanout_floor_ms={:.2}",
+        "RESULT connections={connected} submits_per_s={:.0} submit_p99_ms={:.2} notify_fanout_ms={:.2} rss_mb={:.1} notify_fanout_p50_ms={:.2} fanout_floor_ms={:.2} notify_cpu_us={:.2} submit_cpu_us={:.2}",
         accepted as f64 / elapsed,
         percentile(&lat, 0.99),
         fanout_p99,
         rss,
         fanout_p50,
-        floor
+        floor,
+        notify_cpu_us,
+        (cpu1.0 - cpu0.0) * 1e6 / accepted.max(1) as f64
     )
 }
 
-/// One miner connection: handshake, then record notifies and submit when told to.
-async fn connection(
+/// The writing side and state of one connection.
+struct Conn {
     index: usize,
+    writer: OwnedWriteHalf,
+    job_id: String,
+    ntime: String,
+    nonce: u32,
+    sent: Option<Instant>,
+    ready: bool,
+}
+
+impl Conn {
+    /// Send the next submit (nearly always a single non-blocking write).
+    async fn submit(&mut self) -> std::io::Result<()> {
+        self.nonce = self.nonce.wrapping_add(1);
+        let line = format!(
+            "{{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"u\",\"{}\",\"00000000\",\"{}\",\"{:08x}\"]}}\n",
+            self.job_id, self.ntime, self.nonce
+        );
+        let n = match self.writer.try_write(line.as_bytes()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if n < line.len() {
+            self.writer.write_all(&line.as_bytes()[n..]).await?;
+        }
+        self.sent = Some(Instant::now());
+        Ok(())
+    }
+}
+
+type Reader = BufReader<OwnedReadHalf>;
+
+/// Read one line; hands the reader back with the result (so many reads can be in flight in
+/// one task).
+async fn read_line(
+    slot: usize,
+    mut reader: Reader,
+    mut line: Vec<u8>,
+) -> (usize, Reader, Vec<u8>, bool) {
+    line.clear();
+    let ok = matches!(reader.read_until(b'\n', &mut line).await, Ok(n) if n > 0);
+    (slot, reader, line, ok)
+}
+
+/// A client task driving many miner connections: handshake, record notifies, submit when told.
+async fn group(
+    indices: Vec<usize>,
     addr: SocketAddr,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
     ready: Arc<AtomicUsize>,
-    permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let Ok(stream) = TcpStream::connect(addr).await else {
-        return;
-    };
-    let _ = stream.set_nodelay(true);
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::with_capacity(2048, r);
-    let user = format!("{}.c{index}{USER_SUFFIX}", worker_common::ADDR);
-    let hello = format!(
-        "{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"load/1\"]}}\n{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{user}\",\"x\"]}}\n"
-    );
-    if w.write_all(hello.as_bytes()).await.is_err() {
-        return;
+    let mut conns = Vec::with_capacity(indices.len());
+    let mut reads = FuturesUnordered::new();
+    for index in indices {
+        let Ok(stream) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (r, mut w) = stream.into_split();
+        let user = format!("{}.c{index}{USER_SUFFIX}", worker_common::ADDR);
+        let hello = format!(
+            "{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"load/1\"]}}\n{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{user}\",\"x\"]}}\n"
+        );
+        if w.write_all(hello.as_bytes()).await.is_err() {
+            continue;
+        }
+        let slot = conns.len();
+        conns.push(Conn {
+            index,
+            writer: w,
+            job_id: String::new(),
+            ntime: String::new(),
+            nonce: 0,
+            sent: None,
+            ready: false,
+        });
+        reads.push(read_line(
+            slot,
+            BufReader::with_capacity(1024, r),
+            Vec::with_capacity(1024),
+        ));
     }
-    let mut line = Vec::with_capacity(1024);
-    let mut job_id = String::new();
-    let mut ntime = String::new();
-    let mut permit = Some(permit);
-    let mut nonce: u32 = 0;
-    let mut outstanding: Option<Instant> = None;
     let mut latencies = Vec::new();
     let mut current = Phase::Idle;
     loop {
-        if current == Phase::Submit && outstanding.is_none() && !job_id.is_empty() {
-            nonce = nonce.wrapping_add(1);
-            let submit = format!(
-                "{{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"u\",\"{job_id}\",\"00000000\",\"{ntime}\",\"{nonce:08x}\"]}}\n"
-            );
-            if w.write_all(submit.as_bytes()).await.is_err() {
-                break;
-            }
-            outstanding = Some(Instant::now());
-        }
         tokio::select! {
-            read = r.read_until(b'\n', &mut line), if current != Phase::Paused => {
-                match read {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+            next = reads.next(), if current != Phase::Paused && !reads.is_empty() => {
+                let Some((slot, reader, line, ok)) = next else { break };
+                if !ok {
+                    continue;
                 }
+                let conn = &mut conns[slot];
                 if let Some((id, time, clean)) = parse_notify(&line) {
-                    job_id = id;
-                    ntime = time;
+                    conn.job_id = id;
+                    conn.ntime = time;
                     if clean {
                         let t = shared.base.elapsed().as_nanos() as u64;
-                        shared.arrivals[index].store(t, Ordering::Relaxed);
+                        shared.arrivals[conn.index].store(t, Ordering::Relaxed);
                         shared.arrived.fetch_add(1, Ordering::Relaxed);
                     }
-                    if let Some(p) = permit.take() {
-                        drop(p);
+                    if !conn.ready {
+                        conn.ready = true;
                         ready.fetch_add(1, Ordering::Relaxed);
                     }
                 } else if line.starts_with(b"{\"id\":9,") {
-                    if let Some(sent) = outstanding.take() {
+                    if let Some(sent) = conn.sent.take() {
                         if line.windows(13).any(|w| w == b"\"result\":true") {
                             shared.accepted.fetch_add(1, Ordering::Relaxed);
                             latencies.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
@@ -422,16 +498,25 @@ async fn connection(
                             shared.rejected.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    if current == Phase::Submit && conn.submit().await.is_err() {
+                        continue;
+                    }
                 }
-                line.clear();
+                reads.push(read_line(slot, reader, line));
             }
             changed = phase.changed() => {
                 if changed.is_err() {
                     break;
                 }
                 current = *phase.borrow_and_update();
-                if current == Phase::Stop {
-                    break;
+                match current {
+                    Phase::Stop => break,
+                    Phase::Submit => {
+                        for conn in conns.iter_mut().filter(|c| c.sent.is_none() && !c.job_id.is_empty()) {
+                            let _ = conn.submit().await;
+                        }
+                    }
+                    Phase::Idle | Phase::Paused => {}
                 }
             }
         }
