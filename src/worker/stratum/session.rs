@@ -367,8 +367,9 @@ impl<P: WorkProvider> Session<P> {
             // Always answer a suggestion with a set_difficulty (and the notify that applies it).
             self.sent_difficulty = None;
             self.reissue();
-        } else if !fixed {
+        } else if !fixed && self.extranonce1.is_some() {
             // Answer with the (clamped) difficulty now; the notify follows authorization.
+            // Never before the subscribe reply: cpuminer reads one line as that reply.
             let wire = wire_difficulty(self.vardiff.difficulty());
             write_set_difficulty(&mut self.out, &format_difficulty(wire));
             self.sent_difficulty = Some(wire);
