@@ -397,3 +397,26 @@ async fn one_job_build_per_payout_script_and_no_work_is_reported() {
     assert!(job.clean);
     assert_eq!(server.port.stats().connections, 5);
 }
+
+#[tokio::test]
+async fn block_target_easier_than_share_target_still_reaches_the_node() {
+    // Regtest: the block target can be easier than the share target. The difficulty handed out
+    // follows the easier one, and a block that is not a share is still handed over.
+    let server = start(TestProvider::new(1e-3, SHARE_DIFF), test_config()).await;
+    let mut c = Client::connect(server.addr).await;
+    let (en1, job, diff) = c.handshake(ADDR).await;
+    assert!((diff - SHARE_DIFF).abs() < 1e-12, "{diff}");
+    let block = difficulty_to_target(SHARE_DIFF);
+    let share = difficulty_to_target(1e-3);
+    let en2 = [0, 1, 0, 1];
+    let (nonce, header) = job.grind(&en1, &en2, job.version, 0, |h| {
+        meets(h, block) && !meets(h, share)
+    });
+    c.send(job.submit(3, &en2, nonce, None)).await;
+    assert_eq!(c.response(3).await["result"], json!(true));
+    let found = server.provider.wait_found(1).await;
+    assert!(found[0].meets_block && !found[0].meets_share);
+    let mut extranonce = en1;
+    extranonce.extend_from_slice(&en2);
+    check_found(&found[0], &header, &extranonce);
+}
