@@ -103,6 +103,14 @@ fn submit_body(data: &str) -> String {
     json!({"method": "getwork", "params": [data], "id": 2}).to_string()
 }
 
+async fn reply_roll_ntime(server: &Server, user: &str, request: &str) -> Option<String> {
+    http(server.addr, "POST", "/", Some(user), request)
+        .await
+        .headers
+        .get("x-roll-ntime")
+        .cloned()
+}
+
 #[tokio::test]
 async fn getwork_work_submit_and_long_polling() {
     let server = start(TestProvider::new(1e-6, 1e-3), test_config()).await;
@@ -174,6 +182,25 @@ async fn getwork_work_submit_and_long_polling() {
     );
     check_found(&found[0], &solved, &found[0].extranonce.clone());
     assert_eq!(found[0].miner.worker, "gw");
+
+    // X-Roll-NTime: a rolled ntime on the same work is fine.
+    assert_eq!(
+        reply_roll_ntime(&server, &user, &request).await.as_deref(),
+        Some("expire=100")
+    );
+    let mut rolled = header;
+    let t = u32::from_le_bytes(rolled[68..72].try_into().expect("4")) + 1;
+    rolled[68..72].copy_from_slice(&t.to_le_bytes());
+    let rolled = grind(&rolled, difficulty_to_target(1e-9), 0);
+    let reply = http(
+        server.addr,
+        "POST",
+        "/",
+        None,
+        &submit_body(&data_of(&rolled, &data)),
+    )
+    .await;
+    assert_eq!(getwork_result(&reply), json!(true), "{:?}", reply.headers);
 
     // Duplicate, then unknown work.
     let reply = http(
