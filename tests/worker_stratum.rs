@@ -420,3 +420,12 @@ async fn block_target_easier_than_share_target_still_reaches_the_node() {
     extranonce.extend_from_slice(&en2);
     check_found(&found[0], &header, &extranonce);
 }
+
+#[tokio::test]
+async fn shutdown_closes_every_connection() {
+    let server = start(TestProvider::new(SHARE_DIFF, BLOCK_DIFF), test_config()).await;
+    let mut c = Client::connect(server.addr).await;
+    c.handshake(ADDR).await;
+    drop(server);
+    assert!(c.closed().await, "sessions end with the port");
+}

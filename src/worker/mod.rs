@@ -27,7 +27,6 @@ use bitcoin::block::Header;
 use bitcoin::{BlockHash, CompactTarget, Network, ScriptBuf, Target, TxMerkleNode};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 pub use job::{difficulty_to_target, target_to_difficulty};
 pub use stats::{MinerStats, RejectCounts, WorkerStats};
@@ -333,7 +332,7 @@ impl<P: WorkProvider> WorkerPort<P> {
         getwork::router(Arc::clone(&self.shared))
     }
 
-    /// Serve `listener` until `shutdown` completes. HTTP connections are served by the getwork
+    /// Serve `listener` until `shutdown` completes (then every connection is closed). HTTP connections are served by the getwork
     /// routes merged with `http` (which must not route `POST /` or the long-polling path).
     pub async fn serve(
         &self,
@@ -342,12 +341,10 @@ impl<P: WorkProvider> WorkerPort<P> {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), WorkerError> {
         let router = self.getwork_router().merge(http);
-        let cancel = CancellationToken::new();
-        let result = tokio::select! {
-            r = sniff::accept_loop(Arc::clone(&self.shared), listener, router, cancel.clone()) => r,
+        // Dropping the accept loop aborts every connection it started.
+        tokio::select! {
+            r = sniff::accept_loop(Arc::clone(&self.shared), listener, router) => r,
             () = shutdown => Ok(()),
-        };
-        cancel.cancel();
-        result
+        }
     }
 }

@@ -8,25 +8,24 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{stratum, Shared, WorkProvider, WorkerError};
 
-/// Accept connections until `cancel` fires.
+/// Accept connections for ever. Connections run in a `JoinSet` owned by this future, so
+/// dropping it (shutdown) aborts them all, at no cost per poll to the sessions.
 pub(crate) async fn accept_loop<P: WorkProvider>(
     shared: Arc<Shared<P>>,
     listener: TcpListener,
     router: axum::Router,
-    cancel: CancellationToken,
 ) -> Result<(), WorkerError> {
     let mut consecutive_errors = 0u32;
+    let mut connections = JoinSet::new();
     loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
-            a = listener.accept() => a,
-        };
+        let accepted = listener.accept().await;
+        while connections.try_join_next().is_some() {}
         let stream = match accepted {
             Ok((stream, _)) => {
                 consecutive_errors = 0;
@@ -50,13 +49,7 @@ pub(crate) async fn accept_loop<P: WorkProvider>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(handle(
-            Arc::clone(&shared),
-            stream,
-            router.clone(),
-            cancel.child_token(),
-            permit,
-        ));
+        connections.spawn(handle(Arc::clone(&shared), stream, router.clone(), permit));
     }
 }
 
@@ -64,47 +57,29 @@ async fn handle<P: WorkProvider>(
     shared: Arc<Shared<P>>,
     stream: TcpStream,
     router: axum::Router,
-    cancel: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
     let mut first = [0u8; 1];
-    let peeked = tokio::select! {
-        () = cancel.cancelled() => return,
-        p = timeout(shared.config.first_byte_timeout, stream.peek(&mut first)) => p,
-    };
+    let peeked = timeout(shared.config.first_byte_timeout, stream.peek(&mut first)).await;
     match peeked {
         Ok(Ok(1)) => {}
         _ => return,
     }
     if first[0] == b'{' {
-        stratum::session::run(shared, stream, cancel).await;
+        stratum::session::run(shared, stream).await;
     } else {
-        serve_http(stream, router, shared.config.http_header_timeout, cancel).await;
+        serve_http(stream, router, shared.config.http_header_timeout).await;
     }
 }
 
-async fn serve_http(
-    stream: TcpStream,
-    router: axum::Router,
-    header_timeout: Duration,
-    cancel: CancellationToken,
-) {
+async fn serve_http(stream: TcpStream, router: axum::Router, header_timeout: Duration) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                debug!(error = %e, "http connection ended");
-            }
-        }
-        () = cancel.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = timeout(Duration::from_secs(1), conn).await;
-        }
+    if let Err(e) = conn.await {
+        debug!(error = %e, "http connection ended");
     }
 }

@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{interval_at, sleep_until, timeout, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 mod submit;
@@ -78,12 +77,8 @@ enum Event {
     Tick,
 }
 
-/// Serve one stratum connection until it closes, misbehaves, or `cancel` fires.
-pub(crate) async fn run<P: WorkProvider>(
-    shared: Arc<Shared<P>>,
-    mut stream: TcpStream,
-    cancel: CancellationToken,
-) {
+/// Serve one stratum connection until it closes or misbehaves (or its task is aborted).
+pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, mut stream: TcpStream) {
     let config = shared.config.clone();
     let (rd, mut wr) = stream.split();
     let mut reader = LineReader::new(rd, 1024, config.max_line);
@@ -109,8 +104,6 @@ pub(crate) async fn run<P: WorkProvider>(
     let mut renotify = interval_at((start + period).into(), period);
     renotify.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let far = Duration::from_secs(86_400 * 365);
-    let cancelled = cancel.cancelled();
-    tokio::pin!(cancelled);
 
     loop {
         let ready = session.ready();
@@ -119,7 +112,6 @@ pub(crate) async fn run<P: WorkProvider>(
             .map(|t| t + config.line_timeout)
             .unwrap_or_else(|| start + far);
         let event = tokio::select! {
-            () = &mut cancelled => break,
             read = reader.next_line() => match read {
                 Ok(true) => Event::Line,
                 Ok(false) => break,
