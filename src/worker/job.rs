@@ -241,9 +241,21 @@ struct CacheInner {
     order: VecDeque<String>,
     /// The latest job prepared: after an update nearly every session asks for it.
     last: Option<Arc<PreparedJob>>,
+    /// Approximate bytes held by `map`.
+    bytes: usize,
 }
 
 const JOB_CACHE_SIZE: usize = 4096;
+/// Cap on the bytes the cache keeps alive (jobs are per payout script, and a coinbase paying
+/// thousands of outputs is large).
+const JOB_CACHE_BYTES: usize = 256 << 20;
+
+impl PreparedJob {
+    /// Approximate heap size: the hex notify text (kept, plus up to two rendered lines).
+    fn approx_bytes(&self) -> usize {
+        3 * self.notify_tail.len() + self.job.coinb1.len() + self.job.coinb2.len()
+    }
+}
 
 impl JobCache {
     /// The prepared form of `job`; `new_id` gives the first stratum id of a job seen first.
@@ -268,17 +280,18 @@ impl JobCache {
             }
         }
         let id = prepared.job.id.clone();
-        if inner
-            .map
-            .insert(id.clone(), Arc::clone(&prepared))
-            .is_none()
-        {
-            inner.order.push_back(id);
+        inner.bytes += prepared.approx_bytes();
+        match inner.map.insert(id.clone(), Arc::clone(&prepared)) {
+            None => inner.order.push_back(id),
+            Some(old) => inner.bytes = inner.bytes.saturating_sub(old.approx_bytes()),
         }
         inner.last = Some(Arc::clone(&prepared));
-        while inner.order.len() > JOB_CACHE_SIZE {
-            if let Some(old) = inner.order.pop_front() {
-                inner.map.remove(&old);
+        while inner.order.len() > JOB_CACHE_SIZE || inner.bytes > JOB_CACHE_BYTES {
+            let Some(old) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = inner.map.remove(&old) {
+                inner.bytes = inner.bytes.saturating_sub(gone.approx_bytes());
             }
         }
         prepared
@@ -402,6 +415,45 @@ mod tests {
             let t = difficulty_to_target(d);
             proptest::prop_assert!(t >= Target::from_be_bytes(one));
         }
+    }
+
+    fn job(id: usize, coinb1_len: usize) -> Arc<Job> {
+        Arc::new(Job {
+            id: format!("j{id}"),
+            prev_hash: BlockHash::all_zeros(),
+            version: 0x2000_0000,
+            bits: bitcoin::CompactTarget::from_consensus(0x207f_ffff),
+            ntime: 1,
+            min_ntime: 0,
+            height: 1,
+            coinb1: vec![0; coinb1_len],
+            coinb2: vec![0; 4],
+            merkle_branch: Vec::new(),
+            share_target: difficulty_to_target(1.0),
+            block_target: difficulty_to_target(2.0),
+            context: Arc::new(()),
+        })
+    }
+
+    #[test]
+    fn job_cache_is_bounded_and_shares_prepared_jobs() {
+        let cache = JobCache::default();
+        let j = job(0, 10);
+        let a = cache.prepare(Arc::clone(&j), || 1);
+        let b = cache.prepare(Arc::clone(&j), || 2);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(b.first_id, 1);
+        assert_eq!(a.floor_target, difficulty_to_target(1.0));
+        for i in 1..5000 {
+            cache.prepare(job(i, 10), || 0);
+        }
+        assert!(cache.inner.lock().map.len() <= JOB_CACHE_SIZE);
+        for i in 0..40 {
+            cache.prepare(job(10_000 + i, 1 << 20), || 0);
+        }
+        let inner = cache.inner.lock();
+        assert!(inner.bytes <= JOB_CACHE_BYTES);
+        assert_eq!(inner.map.len(), inner.order.len());
     }
 
     #[test]
