@@ -6,3 +6,4 @@ pub mod chia;
 pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
+pub mod worker;

@@ -1,0 +1,486 @@
+//! One stratum V1 session: subscribe/authorize handshake, jobs, submits, vardiff.
+//!
+//! The whole session is one task: lines are handled in order (pipelined requests are answered
+//! in order, replies batched into one write), work updates and the re-notify timer interleave
+//! with reads, and every wait has a deadline.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::Target;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::{interval_at, sleep_until, timeout, MissedTickBehavior};
+use tracing::debug;
+
+mod submit;
+
+use super::code;
+use super::codec::{write_error, write_result, write_set_difficulty, LineError, LineReader};
+use crate::worker::job::{
+    difficulty_to_target, easier, format_difficulty, target_to_difficulty, wire_difficulty,
+    Extranonce1, PreparedJob,
+};
+use crate::worker::stats::Reject;
+use crate::worker::username::parse_username;
+use crate::worker::vardiff::Vardiff;
+use crate::worker::{Miner, Shared, WorkProvider};
+
+/// Jobs a session remembers (older ones answer "job not found").
+const MAX_JOBS: usize = 8;
+/// Accepted submits remembered per job for duplicate detection (bounds a session's memory to
+/// `MAX_JOBS · MAX_SEEN` hashes; a job that fills up is replaced by a fresh one).
+const MAX_SEEN: usize = 1024;
+/// Size of extranonce2 (extranonce1 is 4 bytes; together the 8-byte last_txout_nonce).
+const EXTRANONCE2_SIZE: usize = 4;
+
+#[derive(Deserialize)]
+struct Request {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    params: Value,
+}
+
+/// A job as handed to this session, with the pseudo-share target it was handed out with.
+struct Issued {
+    id: u64,
+    job: Arc<PreparedJob>,
+    target: Target,
+    difficulty: f64,
+    seen: HashSet<u128>,
+}
+
+struct Session<P> {
+    shared: Arc<Shared<P>>,
+    out: Vec<u8>,
+    close: bool,
+    extranonce1: Option<Extranonce1>,
+    miner: Option<Arc<Miner>>,
+    version_mask: u32,
+    vardiff: Vardiff,
+    sent_difficulty: Option<f64>,
+    jobs: VecDeque<Issued>,
+    current: Option<Arc<PreparedJob>>,
+    /// Notify lines in `out`.
+    notifies: u64,
+}
+
+enum Event {
+    Line,
+    Update(bool),
+    Tick,
+}
+
+/// Serve one stratum connection until it closes or misbehaves (or its task is aborted).
+pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, mut stream: TcpStream) {
+    let config = shared.config.clone();
+    let (rd, mut wr) = stream.split();
+    let mut reader = LineReader::new(rd, 1024, config.max_line);
+    let mut updates = shared.provider.updates();
+    updates.borrow_and_update();
+    let start = Instant::now();
+    let mut session = Session {
+        vardiff: Vardiff::new(config.vardiff.clone(), start),
+        shared,
+        out: Vec::new(),
+        close: false,
+        extranonce1: None,
+        miner: None,
+        version_mask: 0,
+        sent_difficulty: None,
+        jobs: VecDeque::new(),
+        current: None,
+        notifies: 0,
+    };
+    let authorize_deadline = sleep_until((start + config.authorize_timeout).into());
+    tokio::pin!(authorize_deadline);
+    let period = config.renotify_interval.max(Duration::from_millis(100));
+    let mut renotify = interval_at((start + period).into(), period);
+    renotify.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let far = Duration::from_secs(86_400 * 365);
+
+    loop {
+        let ready = session.ready();
+        let line_deadline = reader
+            .partial_since()
+            .map(|t| t + config.line_timeout)
+            .unwrap_or_else(|| start + far);
+        let event = tokio::select! {
+            read = reader.next_line() => match read {
+                Ok(true) => Event::Line,
+                Ok(false) => break,
+                Err(LineError::TooLong(max)) => {
+                    debug!(max, "stratum line too long, closing");
+                    write_error(&mut session.out, &Value::Null, code::OTHER, "line too long", "null");
+                    session.close = true;
+                    Event::Tick
+                }
+                Err(LineError::Io(_)) => break,
+            },
+            changed = updates.changed(), if ready => match changed {
+                Ok(()) => Event::Update(updates.borrow_and_update().clean),
+                Err(_) => break,
+            },
+            _ = renotify.tick() => Event::Tick,
+            () = sleep_until(line_deadline.into()), if reader.partial_since().is_some() => {
+                debug!("stratum line not completed in time, closing");
+                break;
+            }
+            () = &mut authorize_deadline, if !ready => {
+                debug!("stratum session not authorized in time, closing");
+                break;
+            }
+        };
+        match event {
+            Event::Line => {
+                session.handle_line(reader.line()).await;
+                if !session.close && reader.has_buffered_line() && session.out.len() < 16 * 1024 {
+                    continue;
+                }
+            }
+            Event::Update(clean) if !session.close => session.on_update(clean),
+            Event::Tick if !session.close => session.on_tick(),
+            _ => {}
+        }
+        if !session.out.is_empty() {
+            // Nearly every write fits the socket buffer at once: skip the timer then.
+            let written = match wr.try_write(&session.out) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(_) => break,
+            };
+            if written < session.out.len() {
+                let rest = &session.out[written..];
+                match timeout(config.write_timeout, wr.write_all(rest)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+            session.out.clear();
+            if session.notifies > 0 {
+                session.shared.notified(session.notifies);
+                session.notifies = 0;
+            }
+            if session.out.capacity() > 16 * 1024 {
+                session.out.shrink_to(1024);
+            }
+        }
+        if session.close {
+            break;
+        }
+    }
+    if let Some(miner) = &session.miner {
+        session
+            .shared
+            .stats
+            .disconnected(&miner.address, &miner.worker);
+    }
+}
+
+fn parse_hex_u32(value: Option<&Value>) -> Option<u32> {
+    let s = value?.as_str()?;
+    if s.is_empty() || s.len() > 8 {
+        return None;
+    }
+    u32::from_str_radix(s, 16).ok()
+}
+
+fn parse_difficulty(value: Option<&Value>) -> Option<f64> {
+    let d = match value? {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (d.is_finite() && d > 0.0).then_some(d)
+}
+
+impl<P: WorkProvider> Session<P> {
+    fn ready(&self) -> bool {
+        self.extranonce1.is_some() && self.miner.is_some()
+    }
+
+    async fn handle_line(&mut self, line: &[u8]) {
+        let request: Request = match serde_json::from_slice(line) {
+            Ok(r) => r,
+            Err(_) => {
+                write_error(
+                    &mut self.out,
+                    &Value::Null,
+                    code::OTHER,
+                    "invalid JSON",
+                    "null",
+                );
+                return;
+            }
+        };
+        let id = request.id;
+        let params = match request.params {
+            Value::Array(a) => a,
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        let Some(method) = request.method else {
+            // A reply to nothing we asked, or junk: answer only if it carries an id.
+            if !id.is_null() {
+                write_error(&mut self.out, &id, code::OTHER, "missing method", "null");
+            }
+            return;
+        };
+        match method.as_str() {
+            "mining.subscribe" => self.subscribe(&id, &params),
+            "mining.authorize" => self.authorize(&id, &params),
+            "mining.submit" => self.submit(&id, &params).await,
+            "mining.configure" => self.configure(&id, &params),
+            "mining.suggest_difficulty" => self.suggest_difficulty(&id, &params),
+            "mining.extranonce.subscribe" => write_result(&mut self.out, &id, "true"),
+            _ => {
+                let message = format!("unknown method {method:?}");
+                write_error(&mut self.out, &id, code::OTHER, &message, "null");
+            }
+        }
+    }
+
+    fn subscribe(&mut self, id: &Value, params: &[Value]) {
+        let en1 = match &self.extranonce1 {
+            Some(e) => e.value,
+            None => {
+                let wanted = params
+                    .get(1)
+                    .and_then(Value::as_str)
+                    .filter(|s| s.len() == 8)
+                    .and_then(|s| u32::from_str_radix(s, 16).ok());
+                let e = self.shared.extranonces.allocate(wanted);
+                let v = e.value;
+                self.extranonce1 = Some(e);
+                v
+            }
+        };
+        let result = format!(
+            "[[[\"mining.set_difficulty\",\"{en1:08x}\"],[\"mining.notify\",\"{en1:08x}\"]],\"{en1:08x}\",{EXTRANONCE2_SIZE}]"
+        );
+        write_result(&mut self.out, id, &result);
+        if self.ready() && self.current.is_none() {
+            self.send_work(true);
+        }
+    }
+
+    fn authorize(&mut self, id: &Value, params: &[Value]) {
+        let Some(user) = params.first().and_then(Value::as_str) else {
+            write_error(
+                &mut self.out,
+                id,
+                code::UNAUTHORIZED,
+                "missing username",
+                "false",
+            );
+            return;
+        };
+        let miner = match parse_username(user, self.shared.provider.network()) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                write_error(
+                    &mut self.out,
+                    id,
+                    code::UNAUTHORIZED,
+                    &e.to_string(),
+                    "false",
+                );
+                return;
+            }
+        };
+        let stats = &self.shared.stats;
+        if let Some(old) = &self.miner {
+            stats.disconnected(&old.address, &old.worker);
+        }
+        stats.connected(&miner.address, &miner.worker);
+        if let Some(d) = miner.pseudo_difficulty {
+            self.vardiff.set(d, true, Instant::now());
+        }
+        let first = self.miner.is_none();
+        self.miner = Some(miner);
+        write_result(&mut self.out, id, "true");
+        if self.ready() {
+            self.send_work(first);
+        }
+    }
+
+    fn configure(&mut self, id: &Value, params: &[Value]) {
+        let extensions = params.first().and_then(Value::as_array);
+        let options = params.get(1).and_then(Value::as_object);
+        let mut result = Map::new();
+        for ext in extensions.into_iter().flatten().filter_map(Value::as_str) {
+            if ext == "version-rolling" {
+                let miner_mask = options
+                    .and_then(|o| o.get("version-rolling.mask"))
+                    .map_or(Some(u32::MAX), |m| parse_hex_u32(Some(m)))
+                    .unwrap_or(0);
+                let mask = miner_mask & self.shared.config.version_mask;
+                self.version_mask = mask;
+                result.insert(ext.to_owned(), Value::Bool(mask != 0));
+                if mask != 0 {
+                    result.insert(
+                        "version-rolling.mask".to_owned(),
+                        Value::String(format!("{mask:08x}")),
+                    );
+                }
+            } else {
+                result.insert(ext.to_owned(), Value::Bool(false));
+            }
+        }
+        write_result(&mut self.out, id, &Value::Object(result).to_string());
+    }
+
+    fn suggest_difficulty(&mut self, id: &Value, params: &[Value]) {
+        let Some(d) = parse_difficulty(params.first()) else {
+            write_error(
+                &mut self.out,
+                id,
+                code::OTHER,
+                "invalid difficulty",
+                "false",
+            );
+            return;
+        };
+        write_result(&mut self.out, id, "true");
+        let fixed = self
+            .miner
+            .as_ref()
+            .is_some_and(|m| m.pseudo_difficulty.is_some());
+        if !fixed {
+            self.vardiff.set(d, false, Instant::now());
+        }
+        if self.ready() && self.current.is_some() {
+            // Always answer a suggestion with a set_difficulty (and the notify that applies it).
+            self.sent_difficulty = None;
+            self.reissue();
+        } else if !fixed && self.extranonce1.is_some() {
+            // Answer with the (clamped) difficulty now; the notify follows authorization.
+            // Never before the subscribe reply: cpuminer reads one line as that reply.
+            let wire = wire_difficulty(self.vardiff.difficulty());
+            write_set_difficulty(&mut self.out, &format_difficulty(wire));
+            self.sent_difficulty = Some(wire);
+        }
+    }
+
+    /// Fetch the miner's current job and hand it out.
+    fn send_work(&mut self, clean: bool) {
+        let Some(miner) = &self.miner else { return };
+        match self.shared.provider.job(miner) {
+            Ok(job) => {
+                let prepared = self.shared.jobs.prepare(job, || self.shared.next_job_id());
+                let clean = clean
+                    || self
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| c.job.prev_hash != prepared.job.prev_hash);
+                self.issue(prepared, clean);
+            }
+            Err(e) => {
+                debug!(reason = %e.reason, "no work for miner");
+                self.shared.stats.no_work(&e.reason);
+            }
+        }
+    }
+
+    /// Hand the current job out again (after a difficulty change), or fetch one.
+    fn reissue(&mut self) {
+        match self.current.clone() {
+            Some(job) => self.issue(job, false),
+            None => self.send_work(true),
+        }
+    }
+
+    /// The difficulty to hand out with `job`: vardiff's, never above the job's floor.
+    fn difficulty_for(&self, job: &PreparedJob) -> f64 {
+        wire_difficulty(
+            self.vardiff
+                .difficulty()
+                .min(target_to_difficulty(&job.floor_target)),
+        )
+    }
+
+    /// Whether the difficulty to hand out differs from the one the miner has.
+    fn difficulty_changed(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_none_or(|c| Some(self.difficulty_for(c)) != self.sent_difficulty)
+    }
+
+    fn issue(&mut self, job: Arc<PreparedJob>, clean: bool) {
+        let floor = job.floor_target;
+        let difficulty = self.difficulty_for(&job);
+        let target = easier(difficulty_to_target(difficulty), floor);
+        if self.sent_difficulty != Some(difficulty) {
+            write_set_difficulty(&mut self.out, &format_difficulty(difficulty));
+            self.sent_difficulty = Some(difficulty);
+        }
+        let first = !self.jobs.iter().any(|i| Arc::ptr_eq(&i.job, &job));
+        let id = if first && self.jobs.iter().all(|i| i.id != job.first_id) {
+            self.out.extend_from_slice(job.first_notify(clean));
+            job.first_id
+        } else {
+            let id = self.shared.next_job_id();
+            job.write_notify(&mut self.out, id, clean);
+            id
+        };
+        self.notifies += 1;
+        if self.jobs.len() >= MAX_JOBS {
+            self.jobs.pop_front();
+        }
+        self.jobs.push_back(Issued {
+            id,
+            job: Arc::clone(&job),
+            target,
+            difficulty,
+            seen: HashSet::new(),
+        });
+        self.current = Some(job);
+    }
+
+    fn on_update(&mut self, clean: bool) {
+        let Some(miner) = &self.miner else { return };
+        match self.shared.provider.job(miner) {
+            Ok(job) => {
+                if self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| Arc::ptr_eq(&c.job, &job))
+                {
+                    return;
+                }
+                let prepared = self.shared.jobs.prepare(job, || self.shared.next_job_id());
+                let clean = clean
+                    || self
+                        .current
+                        .as_ref()
+                        .is_none_or(|c| c.job.prev_hash != prepared.job.prev_hash);
+                self.issue(prepared, clean);
+            }
+            Err(e) => {
+                debug!(reason = %e.reason, "no work for miner");
+                self.shared.stats.no_work(&e.reason);
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if !self.ready() {
+            return;
+        }
+        self.vardiff.on_tick(Instant::now());
+        self.send_work(false);
+    }
+
+    fn reject(&mut self, id: &Value, reason: Reject, code: i32, message: &str) {
+        if let Some(m) = &self.miner {
+            self.shared.stats.reject(&m.address, &m.worker, reason);
+        }
+        write_error(&mut self.out, id, code, message, "false");
+    }
+}

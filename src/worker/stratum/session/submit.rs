@@ -1,0 +1,158 @@
+//! `mining.submit`: rebuild the header, check it, count it, hand shares and blocks over.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bitcoin::hashes::Hash;
+use serde_json::Value;
+
+use super::{parse_hex_u32, Session, EXTRANONCE2_SIZE, MAX_SEEN};
+use crate::worker::job::{meets, ntime_ok};
+use crate::worker::stats::Reject;
+use crate::worker::stratum::code;
+use crate::worker::stratum::codec::{write_error, write_result};
+use crate::worker::{Found, FoundOutcome, Via, WorkProvider};
+
+impl<P: WorkProvider> Session<P> {
+    pub(super) async fn submit(&mut self, id: &Value, params: &[Value]) {
+        let Some(en1) = self.extranonce1.as_ref().map(|e| e.value) else {
+            write_error(
+                &mut self.out,
+                id,
+                code::NOT_SUBSCRIBED,
+                "not subscribed",
+                "false",
+            );
+            return;
+        };
+        let Some(miner) = self.miner.clone() else {
+            write_error(
+                &mut self.out,
+                id,
+                code::UNAUTHORIZED,
+                "unauthorized worker",
+                "false",
+            );
+            return;
+        };
+        if params.len() < 5 || params.iter().take(6).any(|p| !p.is_string()) {
+            return self.reject(
+                id,
+                Reject::Invalid,
+                code::OTHER,
+                "invalid submit parameters",
+            );
+        }
+        let job_id = params[1]
+            .as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 16)
+            .and_then(|s| u64::from_str_radix(s, 16).ok());
+        let Some(index) = job_id.and_then(|j| self.jobs.iter().position(|i| i.id == j)) else {
+            return self.reject(id, Reject::Stale, code::JOB_NOT_FOUND, "job not found");
+        };
+        let en2 = params[2].as_str().and_then(|s| hex::decode(s).ok());
+        let Some(en2) = en2.filter(|e| e.len() == EXTRANONCE2_SIZE) else {
+            let message = format!("extranonce2 must be {EXTRANONCE2_SIZE} bytes");
+            return self.reject(id, Reject::Invalid, code::OTHER, &message);
+        };
+        let (Some(ntime), Some(nonce)) =
+            (parse_hex_u32(params.get(3)), parse_hex_u32(params.get(4)))
+        else {
+            return self.reject(id, Reject::Invalid, code::OTHER, "invalid ntime or nonce");
+        };
+        let job = Arc::clone(&self.jobs[index].job);
+        let mask = self.version_mask;
+        let version = match params.get(5) {
+            None => job.job.version,
+            Some(v) => match parse_hex_u32(Some(v)) {
+                Some(bits) if bits & !mask == 0 => (job.job.version & !mask) | bits,
+                _ => {
+                    let message = format!("version bits outside the allowed mask {mask:08x}");
+                    return self.reject(id, Reject::Invalid, code::OTHER, &message);
+                }
+            },
+        };
+        if !ntime_ok(&job.job, ntime) {
+            return self.reject(id, Reject::Invalid, code::OTHER, "ntime out of range");
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.job.prev_hash != job.job.prev_hash)
+        {
+            return self.reject(id, Reject::Stale, code::JOB_NOT_FOUND, "stale job");
+        }
+        let mut extranonce = [0u8; 8];
+        extranonce[..4].copy_from_slice(&en1.to_be_bytes());
+        extranonce[4..].copy_from_slice(&en2);
+        let header = job.header(&extranonce, ntime, nonce, version);
+        let hash = header.block_hash();
+        let issued = &mut self.jobs[index];
+        if !meets(&hash, &issued.target) {
+            return self.reject(
+                id,
+                Reject::LowDifficulty,
+                code::LOW_DIFFICULTY,
+                "low difficulty share",
+            );
+        }
+        let key = u128::from_le_bytes(hash.to_byte_array()[..16].try_into().unwrap_or_default());
+        if issued.seen.contains(&key) {
+            return self.reject(id, Reject::Duplicate, code::DUPLICATE, "duplicate share");
+        }
+        if issued.seen.len() >= MAX_SEEN {
+            return self.reject(
+                id,
+                Reject::Stale,
+                code::JOB_NOT_FOUND,
+                "job exhausted, take the next one",
+            );
+        }
+        issued.seen.insert(key);
+        let difficulty = issued.difficulty;
+        self.shared
+            .stats
+            .pseudo_share(&miner.address, &miner.worker, difficulty);
+
+        let meets_share = meets(&hash, &job.job.share_target);
+        let meets_block = meets(&hash, &job.job.block_target);
+        let mut accepted = true;
+        if meets_share || meets_block {
+            let found = Found {
+                job: Arc::clone(&job.job),
+                miner: Arc::clone(&miner),
+                header,
+                coinbase: job.coinbase(&extranonce),
+                extranonce,
+                hash,
+                meets_share,
+                meets_block,
+                via: Via::Stratum,
+            };
+            match self.shared.provider.found(found).await {
+                FoundOutcome::Accepted => {
+                    self.shared.stats.found(
+                        &miner.address,
+                        &miner.worker,
+                        meets_share,
+                        meets_block,
+                    );
+                }
+                FoundOutcome::Stale { reason } => {
+                    accepted = false;
+                    self.reject(id, Reject::Stale, code::JOB_NOT_FOUND, &reason);
+                }
+                FoundOutcome::Rejected { reason } => {
+                    accepted = false;
+                    self.reject(id, Reject::Invalid, code::OTHER, &reason);
+                }
+            }
+        }
+        if accepted {
+            write_result(&mut self.out, id, "true");
+        }
+        if self.vardiff.on_share(Instant::now()).is_some() && self.difficulty_changed() {
+            self.reissue();
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Per-connection difficulty adjustment aiming at one pseudo-share every few seconds.
+//!
+//! The rate is measured over a window that closes after `retarget_shares` pseudo-shares or after
+//! `window` (whichever comes first); the new difficulty is the old one scaled by the measured
+//! rate over the aimed rate, moved by at most ×16 up and ÷4 down per step, and left alone when
+//! within 25% of the old one (so miners do not see a difficulty change every window).
+
+use std::time::{Duration, Instant};
+
+/// Settings of the difficulty adjustment.
+#[derive(Debug, Clone)]
+pub struct VardiffConfig {
+    /// Difficulty of a new connection (before any suggestion).
+    pub initial: f64,
+    /// Lowest difficulty handed out.
+    pub min: f64,
+    /// Highest difficulty handed out.
+    pub max: f64,
+    /// Aimed time between pseudo-shares.
+    pub target_interval: Duration,
+    /// Pseudo-shares that close a measuring window early.
+    pub retarget_shares: u32,
+    /// Longest measuring window.
+    pub window: Duration,
+}
+
+impl Default for VardiffConfig {
+    fn default() -> Self {
+        VardiffConfig {
+            initial: 1.0,
+            min: 1e-12,
+            max: 1e15,
+            target_interval: Duration::from_secs(5),
+            retarget_shares: 12,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The adjustment state of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Vardiff {
+    config: VardiffConfig,
+    difficulty: f64,
+    fixed: bool,
+    window_start: Instant,
+    shares: u32,
+}
+
+impl Vardiff {
+    pub(crate) fn new(config: VardiffConfig, now: Instant) -> Self {
+        let difficulty = config.initial.clamp(config.min, config.max);
+        Vardiff {
+            config,
+            difficulty,
+            fixed: false,
+            window_start: now,
+            shares: 0,
+        }
+    }
+
+    pub(crate) fn difficulty(&self) -> f64 {
+        self.difficulty
+    }
+
+    /// Set the difficulty (a suggestion, clamped); `fixed` turns adjustment off.
+    pub(crate) fn set(&mut self, difficulty: f64, fixed: bool, now: Instant) {
+        if difficulty.is_finite() && difficulty > 0.0 {
+            self.difficulty = if fixed {
+                difficulty
+            } else {
+                difficulty.clamp(self.config.min, self.config.max)
+            };
+        }
+        self.fixed = fixed;
+        self.window_start = now;
+        self.shares = 0;
+    }
+
+    /// Count a pseudo-share; the new difficulty when it changed.
+    pub(crate) fn on_share(&mut self, now: Instant) -> Option<f64> {
+        self.shares = self.shares.saturating_add(1);
+        if self.shares >= self.config.retarget_shares
+            || now.duration_since(self.window_start) >= self.config.window
+        {
+            self.retarget(now)
+        } else {
+            None
+        }
+    }
+
+    /// Periodic check, so a miner finding nothing at its difficulty gets an easier one.
+    pub(crate) fn on_tick(&mut self, now: Instant) -> Option<f64> {
+        if now.duration_since(self.window_start) >= self.config.window {
+            self.retarget(now)
+        } else {
+            None
+        }
+    }
+
+    fn retarget(&mut self, now: Instant) -> Option<f64> {
+        let elapsed = now
+            .duration_since(self.window_start)
+            .as_secs_f64()
+            .max(1e-3);
+        let shares = f64::from(self.shares);
+        self.window_start = now;
+        self.shares = 0;
+        if self.fixed {
+            return None;
+        }
+        let wanted = self.config.target_interval.as_secs_f64();
+        let factor = (shares * wanted / elapsed).clamp(0.25, 16.0);
+        let new = (self.difficulty * factor).clamp(self.config.min, self.config.max);
+        if (new / self.difficulty - 1.0).abs() < 0.25 {
+            return None;
+        }
+        self.difficulty = new;
+        Some(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> VardiffConfig {
+        VardiffConfig {
+            initial: 1.0,
+            target_interval: Duration::from_secs(5),
+            retarget_shares: 10,
+            window: Duration::from_secs(60),
+            ..VardiffConfig::default()
+        }
+    }
+
+    #[test]
+    fn fast_miner_goes_up_slow_miner_goes_down() {
+        let t0 = Instant::now();
+        let mut v = Vardiff::new(config(), t0);
+        let mut changed = None;
+        for i in 1..=10 {
+            changed = v.on_share(t0 + Duration::from_millis(100 * i));
+        }
+        assert_eq!(changed, Some(16.0), "×16 at most per step");
+        assert_eq!(v.on_tick(t0 + Duration::from_secs(10)), None);
+        assert_eq!(
+            v.on_tick(t0 + Duration::from_secs(62)),
+            Some(4.0),
+            "÷4 per empty window"
+        );
+    }
+
+    #[test]
+    fn on_target_rate_keeps_difficulty_and_fixed_never_moves() {
+        let t0 = Instant::now();
+        let mut v = Vardiff::new(config(), t0);
+        let mut last = None;
+        for i in 1..=10 {
+            last = v.on_share(t0 + Duration::from_secs(5 * i));
+        }
+        assert_eq!(last, None);
+        v.set(0.5, true, t0);
+        assert_eq!(v.on_tick(t0 + Duration::from_secs(600)), None);
+        assert_eq!(v.difficulty(), 0.5);
+    }
+}
