@@ -1,0 +1,203 @@
+//! The block submitter: a found block goes to bitcoind by `submitblock` (retried while the error
+//! is transient) and, at the same time, as a P2P `block` message with its coinbase witness, so
+//! either path alone gets it on the chain. Every outcome is kept in a bounded record of recent
+//! blocks for the status page; a block that reached bitcoind by neither path is logged as an
+//! error with its hex, for a manual `submitblock`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::{Block, BlockHash};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::bitcoind::{Backoff, BitcoindP2p, P2pError, RpcClient, SubmitBlockResult};
+
+/// How hard to try.
+#[derive(Debug, Clone)]
+pub struct SubmitConfig {
+    /// Keep retrying transient `submitblock` failures for this long.
+    pub rpc_retry_for: Duration,
+    pub backoff: Backoff,
+    /// When the P2P link is down at submission, wait this long for it to come back.
+    pub p2p_wait: Duration,
+    /// How many recent blocks to remember.
+    pub history: usize,
+}
+
+impl Default for SubmitConfig {
+    fn default() -> Self {
+        Self {
+            rpc_retry_for: Duration::from_secs(120),
+            backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
+            p2p_wait: Duration::from_secs(5),
+            history: 100,
+        }
+    }
+}
+
+/// What `submitblock` came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RpcOutcome {
+    /// bitcoind's answer.
+    Answered(SubmitBlockResult),
+    /// No answer: the last error, after `attempts` tries.
+    Failed { error: String, attempts: u32 },
+}
+
+/// What the P2P path came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum P2pOutcome {
+    /// The `block` message was written to bitcoind's socket.
+    Sent,
+    /// No P2P link is configured.
+    Disabled,
+    Failed(String),
+}
+
+/// A found block and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundBlock {
+    pub hash: BlockHash,
+    /// From the coinbase (BIP34).
+    pub height: Option<u64>,
+    /// Unix seconds at submission.
+    pub time: u64,
+    pub rpc: RpcOutcome,
+    pub p2p: P2pOutcome,
+    /// bitcoind's verdict when known: accepted (now or before), rejected, or unknown
+    /// (no RPC answer, or `inconclusive`).
+    pub accepted: Option<bool>,
+}
+
+impl FoundBlock {
+    /// Whether bitcoind got the block by at least one path.
+    pub fn delivered(&self) -> bool {
+        matches!(self.rpc, RpcOutcome::Answered(_)) || self.p2p == P2pOutcome::Sent
+    }
+}
+
+/// Submits found blocks; cheap to clone (clones share the record).
+#[derive(Debug, Clone)]
+pub struct BlockSubmitter {
+    rpc: RpcClient,
+    p2p: Option<BitcoindP2p>,
+    config: SubmitConfig,
+    recent: Arc<Mutex<VecDeque<FoundBlock>>>,
+}
+
+impl BlockSubmitter {
+    pub fn new(rpc: RpcClient, p2p: Option<BitcoindP2p>, config: SubmitConfig) -> Self {
+        Self {
+            rpc,
+            p2p,
+            recent: Arc::new(Mutex::new(VecDeque::with_capacity(
+                config.history.min(1024),
+            ))),
+            config,
+        }
+    }
+
+    /// Submit `block` by RPC and P2P at once; returns (and records) the outcome.
+    pub async fn submit(&self, block: Block) -> FoundBlock {
+        let hash = block.block_hash();
+        let height = block.bip34_block_height().ok();
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        tracing::info!(%hash, ?height, "submitting a found block");
+        let (rpc, p2p) = tokio::join!(self.submit_rpc(&block), self.submit_p2p(&block));
+        let accepted = match &rpc {
+            RpcOutcome::Answered(result) => match result {
+                SubmitBlockResult::Accepted | SubmitBlockResult::Duplicate => Some(true),
+                SubmitBlockResult::Rejected(_) => Some(false),
+                _ => None,
+            },
+            RpcOutcome::Failed { .. } => None,
+        };
+        let found = FoundBlock {
+            hash,
+            height,
+            time,
+            rpc,
+            p2p,
+            accepted,
+        };
+        match (&found.rpc, found.accepted) {
+            (_, Some(true)) => {
+                tracing::info!(%hash, ?height, p2p = ?found.p2p, "block accepted by bitcoind")
+            }
+            (RpcOutcome::Answered(result), _) => {
+                tracing::error!(%hash, ?height, ?result, p2p = ?found.p2p, "bitcoind did not accept the block")
+            }
+            (RpcOutcome::Failed { error, .. }, _) if found.delivered() => {
+                tracing::warn!(%hash, ?height, %error, "block sent over p2p only; submitblock failed")
+            }
+            (RpcOutcome::Failed { error, .. }, _) => tracing::error!(
+                %hash, ?height, %error, p2p = ?found.p2p, block = %serialize_hex(&block),
+                "BLOCK NOT DELIVERED to bitcoind by rpc nor p2p; submit it by hand"
+            ),
+        }
+        self.record(found.clone());
+        found
+    }
+
+    /// Recent blocks, newest first.
+    pub fn recent(&self) -> Vec<FoundBlock> {
+        self.recent.lock().iter().rev().cloned().collect()
+    }
+
+    fn record(&self, found: FoundBlock) {
+        let mut recent = self.recent.lock();
+        while recent.len() >= self.config.history.max(1) {
+            recent.pop_front();
+        }
+        recent.push_back(found);
+    }
+
+    async fn submit_rpc(&self, block: &Block) -> RpcOutcome {
+        let deadline = tokio::time::Instant::now() + self.config.rpc_retry_for;
+        let mut backoff = self.config.backoff.clone();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.rpc.submit_block(block).await {
+                Ok(result) => return RpcOutcome::Answered(result),
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    let retry = e.is_transient() && tokio::time::Instant::now() + delay < deadline;
+                    tracing::warn!(hash = %block.block_hash(), error = %e, attempts, retry, "submitblock failed");
+                    if !retry {
+                        return RpcOutcome::Failed {
+                            error: e.to_string(),
+                            attempts,
+                        };
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn submit_p2p(&self, block: &Block) -> P2pOutcome {
+        let Some(p2p) = &self.p2p else {
+            return P2pOutcome::Disabled;
+        };
+        let mut result = p2p.send_block(block.clone()).await;
+        if matches!(result, Err(P2pError::NotConnected)) {
+            let mut connected = p2p.connected();
+            let up = tokio::time::timeout(self.config.p2p_wait, connected.wait_for(|c| *c)).await;
+            if matches!(up, Ok(Ok(_))) {
+                result = p2p.send_block(block.clone()).await;
+            }
+        }
+        match result {
+            Ok(()) => P2pOutcome::Sent,
+            Err(e) => P2pOutcome::Failed(e.to_string()),
+        }
+    }
+}
