@@ -105,7 +105,7 @@ impl BlockSubmitter {
     /// Submit `block` by RPC and P2P at once; returns (and records) the outcome.
     pub async fn submit(&self, block: Block) -> FoundBlock {
         let hash = block.block_hash();
-        let height = block.bip34_block_height().ok();
+        let height = coinbase_height(&block);
         let time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -199,5 +199,54 @@ impl BlockSubmitter {
             Ok(()) => P2pOutcome::Sent,
             Err(e) => P2pOutcome::Failed(e.to_string()),
         }
+    }
+}
+
+/// The BIP34 height at the start of the coinbase's scriptSig: `OP_1`..`OP_16` for heights 1–16
+/// (which `Block::bip34_block_height` does not read), else a minimal little-endian push.
+fn coinbase_height(block: &Block) -> Option<u64> {
+    let script = block.txdata.first()?.input.first()?.script_sig.as_bytes();
+    match *script.first()? {
+        op @ 0x51..=0x60 => Some(u64::from(op - 0x50)),
+        len @ 1..=8 => {
+            let bytes = script.get(1..1 + usize::from(len))?;
+            // A negative number is no height.
+            if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+                return None;
+            }
+            Some(
+                bytes
+                    .iter()
+                    .rev()
+                    .fold(0u64, |n, b| (n << 8) | u64::from(*b)),
+            )
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::script::Builder;
+
+    #[test]
+    fn coinbase_heights() {
+        let mut block: Block = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+        for (height, expected) in [
+            (1, Some(1)),
+            (16, Some(16)),
+            (17, Some(17)),
+            (840_000, Some(840_000)),
+        ] {
+            block.txdata[0].input[0].script_sig = Builder::new().push_int(height).into_script();
+            assert_eq!(coinbase_height(&block), expected, "{height}");
+        }
+        block.txdata[0].input[0].script_sig = Builder::new().push_int(-5).into_script();
+        assert_eq!(coinbase_height(&block), None);
+        block.txdata[0].input[0].script_sig = bitcoin::ScriptBuf::from_bytes(vec![0x04, 1]);
+        assert_eq!(coinbase_height(&block), None);
+        block.txdata.clear();
+        assert_eq!(coinbase_height(&block), None);
     }
 }
