@@ -1,13 +1,15 @@
 //! Everything the node says to its bitcoind: the JSON-RPC client (`rpc.rs`) and its typed
-//! replies (`types.rs`), where the credentials come from (`auth.rs`), the block template source
-//! with long polling (`template.rs`), the Bitcoin P2P link (`p2p.rs`) and the start-up checks
-//! (`checks.rs`).
+//! replies (`types.rs`), where the credentials come from (`auth.rs`, `args.rs` for the
+//! `--bitcoind-*` options), the block template source with long polling (`template.rs`), the
+//! Bitcoin P2P link (`p2p.rs`) and the start-up checks (`checks.rs`). Found blocks go out
+//! through [`crate::submit`].
 //!
 //! Errors of the RPC client are split into transient ones (retry with back-off: connection
 //! refused or reset, timeouts, HTTP 5xx, bitcoind warming up) and persistent ones (report: wrong
 //! credentials, wrong chain, unknown method, a reply that does not parse); see
 //! [`RpcError::is_transient`].
 
+mod args;
 mod auth;
 mod checks;
 mod p2p;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use bitcoin::Network;
 
+pub use args::{ArgsError, BitcoindArgs};
 pub use auth::{bitcoin_conf, default_datadir, AuthError, ConfFile, Credentials, RpcOptions};
 pub use checks::{startup_checks, wait_until_ready, StartupError, StartupInfo};
 pub use p2p::{BitcoindP2p, P2pConfig, P2pError};
