@@ -28,6 +28,8 @@ use super::{AbortOnDrop, Backoff};
 const MAX_MESSAGE: usize = 4_000_000;
 /// Version 70016: `wtxidrelay`-aware, like current Core.
 const PROTOCOL_VERSION: u32 = 70016;
+/// bitcoind pings every 2 minutes; this long without a message means the link is dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(5 * 60);
 
 /// Why the link is down or a message could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -188,10 +190,12 @@ async fn session(
     send(&mut writer, magic, version_message(config, local)).await?;
     let handshake_deadline = tokio::time::Instant::now() + config.timeout;
     let (mut got_version, mut got_verack) = (false, false);
+    let mut heard_at = tokio::time::Instant::now();
     loop {
         let ready = got_version && got_verack;
         tokio::select! {
             frame = frames.recv() => {
+                heard_at = tokio::time::Instant::now();
                 let message = match frame {
                     Some(Ok(Some(message))) => message,
                     Some(Ok(None)) => continue,
@@ -250,6 +254,9 @@ async fn session(
             },
             () = tokio::time::sleep_until(handshake_deadline), if !ready => {
                 return Err(P2pError::Timeout("handshake"));
+            }
+            () = tokio::time::sleep_until(heard_at + SILENCE_LIMIT) => {
+                return Err(P2pError::Timeout("no message from bitcoind in 5 minutes"));
             }
         }
     }

@@ -129,19 +129,36 @@ async fn run(
     let mut failing = false;
     loop {
         let fetched: Option<LongPollResult> = tokio::select! {
-            result = async { poll.as_mut().expect("guarded").await }, if poll.is_some() => {
+            result = async {
+                match poll.as_mut() {
+                    Some(poll) => poll.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let timed_out = matches!(result, Err(RpcError::Timeout(_)));
                 let delay = match &result {
                     Ok(_) => { poll_backoff.reset(); Duration::ZERO }
+                    // An idle chain: bitcoind may hold a long poll longer than our bound.
+                    Err(_) if timed_out => Duration::ZERO,
                     Err(_) => poll_backoff.next_delay(),
                 };
                 poll = Some(long_poll(rpc.clone(), current_id(&publish), delay));
+                if timed_out {
+                    tracing::debug!("long poll timed out; polling again");
+                    continue;
+                }
                 Some(result)
             }
             request = refresh.recv() => match request {
                 Some(()) => None,
                 None => return,
             },
-            changed = async { tips.as_mut().expect("guarded").changed().await }, if tips.is_some() => {
+            changed = async {
+                match tips.as_mut() {
+                    Some(tips) => tips.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 if changed.is_err() {
                     tips = None;
                     continue;
