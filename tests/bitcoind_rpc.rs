@@ -288,3 +288,68 @@ async fn credentials_from_a_bitcoin_datadir() {
     );
     devchain.shutdown().await.unwrap();
 }
+
+/// Serve one canned reply (raw bytes) to every connection; `None` accepts and never answers.
+async fn fake_server(reply: Option<&'static [u8]>) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                match reply {
+                    Some(reply) => {
+                        let _ = stream.write_all(reply).await;
+                        let _ = stream.shutdown().await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(60)).await,
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Regression: a reply of any shape is a typed error with the right class, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_replies_are_typed_errors() {
+    let cases: [(&[u8], bool); 6] = [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{bad}", false),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]", false),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n{\"result\":\"zz\",\"error\":null}   ",
+            false,
+        ),
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+            true,
+        ),
+        (b"\xf9\xbe\xb4\xd9version\0\0\0\0\0garbage", false),
+        // The connection closes mid-reply.
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"res",
+            true,
+        ),
+    ];
+    for (reply, transient) in cases {
+        let addr = fake_server(Some(reply)).await;
+        let client = RpcClient::new(&format!("http://{addr}/"), Credentials::None).unwrap();
+        let err = timed("call", client.get_best_block_hash())
+            .await
+            .unwrap_err();
+        assert_eq!(err.is_transient(), transient, "{err:?} for {reply:?}");
+        let err = timed("gbt", client.get_block_template(None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.is_transient(), transient, "{err:?} for {reply:?}");
+    }
+    let addr = fake_server(None).await;
+    let client = RpcClient::new(&format!("http://{addr}/"), Credentials::None)
+        .unwrap()
+        .with_timeout(Duration::from_millis(200));
+    let err = timed("call", client.get_block_count()).await.unwrap_err();
+    assert!(matches!(err, RpcError::Timeout(_)), "{err:?}");
+    assert!(err.is_transient());
+}

@@ -48,6 +48,8 @@ pub enum RpcError {
     },
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
+    #[error("reply larger than {0} bytes")]
+    TooLarge(usize),
     #[error("no reply within {0:?}")]
     Timeout(Duration),
     #[error("bitcoind refused the rpc credentials (http {0})")]
@@ -71,7 +73,9 @@ impl RpcError {
     /// Persistent errors (credentials, unknown method, bad reply) need the user.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Connect { .. } | Self::Http(_) | Self::Timeout(_) => true,
+            Self::Connect { .. } | Self::Timeout(_) => true,
+            // Something that is not an HTTP server answered: a wrong port, not a hiccup.
+            Self::Http(e) => !e.is_parse(),
             Self::Status { status, .. } => *status >= 500,
             Self::Rpc { code, .. } => matches!(
                 *code,
@@ -284,9 +288,9 @@ impl RpcClient {
             let bytes = Limited::new(response.into_body(), MAX_REPLY)
                 .collect()
                 .await
-                .map_err(|e| RpcError::Status {
-                    status: status.as_u16(),
-                    body: format!("reply body failed: {e}"),
+                .map_err(|e| match e.downcast::<hyper::Error>() {
+                    Ok(e) => RpcError::Http(*e),
+                    Err(_) => RpcError::TooLarge(MAX_REPLY),
                 })?
                 .to_bytes();
             Ok::<_, RpcError>((status, bytes))
