@@ -189,7 +189,17 @@ async fn template_source_survives_a_bitcoind_restart() {
     )
     .await
     .unwrap();
+    let p2p_addr = first.p2p_addr();
+    let p2p = BitcoindP2p::spawn(P2pConfig {
+        backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(200)),
+        ..P2pConfig::new(p2p_addr, Network::Regtest)
+    });
+    let mut connected = p2p.connected();
+    timed("p2p up", connected.wait_for(|c| *c)).await.unwrap();
     first.shutdown().await.unwrap();
+    timed("p2p down", connected.wait_for(|c| !*c))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The last template stays published while bitcoind is away.
     assert_eq!(source.current().height, 1);
@@ -197,6 +207,7 @@ async fn template_source_survives_a_bitcoind_restart() {
         "restart",
         Devchain::start(p2pool::devchain::DevchainConfig {
             rpc_addr: addr,
+            p2p_addr,
             ..config
         }),
     )
@@ -212,4 +223,41 @@ async fn template_source_survives_a_bitcoind_restart() {
     .await
     .unwrap();
     second.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_mempool_transaction_refreshes_the_template() {
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    mine(&rpc, 101).await;
+    let source = TemplateSource::start(
+        client(&devchain),
+        TemplateConfig {
+            long_poll: false,
+            slow_poll: Duration::from_millis(100),
+            ..TemplateConfig::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(source.current().transactions.is_empty());
+    let (outpoint, value) = coinbase_at(&rpc, 1).await;
+    let tx = spend_op_true(outpoint, value, bitcoin::Amount::from_sat(1_000));
+    rpc.call(
+        "sendrawtransaction",
+        json!([bitcoin::consensus::encode::serialize_hex(&tx)]),
+    )
+    .await;
+    let mut templates = source.templates();
+    let t = timed(
+        "template with the tx",
+        templates.wait_for(|t| !t.transactions.is_empty()),
+    )
+    .await
+    .unwrap()
+    .clone();
+    assert_eq!(t.transactions[0].txid, tx.compute_txid());
+    assert_eq!(t.height, 102);
+    devchain.shutdown().await.unwrap();
 }
