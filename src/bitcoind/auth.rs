@@ -270,4 +270,14 @@ mod tests {
             Err(AuthError::Incomplete)
         ));
     }
+
+    proptest::proptest! {
+        /// Any text is a configuration (unknown lines are skipped), never a panic.
+        #[test]
+        fn any_conf_parses(text in "[a-z.=\\[\\]#\n ]{0,200}") {
+            let conf = ConfFile::parse(&text);
+            let _ = conf.get(Network::Regtest, "rpcport");
+            let _ = conf.get(Network::Bitcoin, "rpcpassword");
+        }
+    }
 }

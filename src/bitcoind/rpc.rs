@@ -397,4 +397,19 @@ mod tests {
             assert!(RpcClient::new(bad, Credentials::None).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Any body with any status is classified, never a panic.
+        #[test]
+        fn any_body_is_classified(
+            status in 100u16..600,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            if let Ok(status) = StatusCode::from_u16(status) {
+                if let Err(e) = parse_reply("m", status, &body) {
+                    let _ = e.is_transient();
+                }
+            }
+        }
+    }
 }

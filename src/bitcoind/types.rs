@@ -299,4 +299,34 @@ mod tests {
             assert!(BlockTemplate::from_json(v).is_err(), "{key}");
         }
     }
+
+    proptest::proptest! {
+        /// Any bytes parsed as a reply: an error or a value, never a panic.
+        #[test]
+        fn any_reply_parses_or_errs(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                let _ = BlockTemplate::from_json(value.clone());
+                let _ = SubmitBlockResult::from_json(value);
+            }
+        }
+
+        /// A good template with one field replaced by an arbitrary JSON scalar.
+        #[test]
+        fn any_field_value_parses_or_errs(
+            key in proptest::sample::select(vec!["version", "previousblockhash", "transactions",
+                "coinbasevalue", "target", "mintime", "curtime", "bits", "height", "rules",
+                "default_witness_commitment", "longpollid", "weightlimit"]),
+            text in "[-0-9a-f\\[\\]{}\",.:]{0,80}",
+        ) {
+            let mut v = json!({
+                "version": 1, "previousblockhash": "00".repeat(32), "transactions": [],
+                "coinbasevalue": 1, "target": "7f".repeat(32), "mintime": 1, "curtime": 2,
+                "bits": "207fffff", "height": 1,
+            });
+            if let Ok(bad) = serde_json::from_str::<serde_json::Value>(&text) {
+                v[key] = bad;
+                let _ = BlockTemplate::from_json(v);
+            }
+        }
+    }
 }
