@@ -290,18 +290,19 @@ async fn credentials_from_a_bitcoin_datadir() {
 }
 
 /// Serve one canned reply (raw bytes) to every connection; `None` accepts and never answers.
-async fn fake_server(reply: Option<&'static [u8]>) -> SocketAddr {
+async fn fake_server(reply: Option<Vec<u8>>) -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let reply = reply.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
                 match reply {
                     Some(reply) => {
-                        let _ = stream.write_all(reply).await;
+                        let _ = stream.write_all(&reply).await;
                         let _ = stream.shutdown().await;
                     }
                     None => tokio::time::sleep(Duration::from_secs(60)).await,
@@ -334,7 +335,7 @@ async fn malformed_replies_are_typed_errors() {
         ),
     ];
     for (reply, transient) in cases {
-        let addr = fake_server(Some(reply)).await;
+        let addr = fake_server(Some(reply.to_vec())).await;
         let client = RpcClient::new(&format!("http://{addr}/"), Credentials::None).unwrap();
         let err = timed("call", client.get_best_block_hash())
             .await
@@ -352,4 +353,63 @@ async fn malformed_replies_are_typed_errors() {
     let err = timed("call", client.get_block_count()).await.unwrap_err();
     assert!(matches!(err, RpcError::Timeout(_)), "{err:?}");
     assert!(err.is_transient());
+}
+
+fn http_ok(result: serde_json::Value) -> Vec<u8> {
+    let body = json!({"result": result, "error": null, "id": 1}).to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// One reply that parses as `getblockchaininfo`, `getnetworkinfo` and `getblocktemplate` alike
+/// (unknown fields are ignored), for a fake bitcoind answering every call the same.
+fn universal_reply(chain: &str, ibd: bool, rules: &[&str]) -> Vec<u8> {
+    http_ok(json!({
+        "chain": chain, "blocks": 10, "headers": 20, "bestblockhash": "11".repeat(32),
+        "initialblockdownload": ibd, "verificationprogress": 0.5,
+        "version": 1, "subversion": "/Satoshi:28.0.0/", "protocolversion": 70016,
+        "previousblockhash": "11".repeat(32), "transactions": [], "coinbasevalue": 1,
+        "longpollid": "x", "target": "00".repeat(32), "mintime": 1, "curtime": 2,
+        "bits": "1d00ffff", "height": 11, "rules": rules,
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_checks_wait_for_ibd_and_need_segwit() {
+    init_tracing();
+    let fake = |reply| async move {
+        let addr = fake_server(Some(reply)).await;
+        RpcClient::new(&format!("http://{addr}/"), Credentials::None).unwrap()
+    };
+    let ok = fake(universal_reply("main", false, &["csv", "!segwit"])).await;
+    let info = timed("checks", startup_checks(&ok, Network::Bitcoin))
+        .await
+        .unwrap();
+    assert_eq!(info.subversion, "/Satoshi:28.0.0/");
+
+    let syncing = fake(universal_reply("main", true, &["!segwit"])).await;
+    let err = timed("checks", startup_checks(&syncing, Network::Bitcoin))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StartupError::InitialBlockDownload { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("50.0%"), "{err}");
+    // Only mainnet waits for the initial block download.
+    let testnet = fake(universal_reply("testnet4", true, &["!segwit"])).await;
+    timed("checks", startup_checks(&testnet, Network::Testnet4))
+        .await
+        .unwrap();
+
+    let old = fake(universal_reply("main", false, &["csv"])).await;
+    let err = timed("checks", startup_checks(&old, Network::Bitcoin))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StartupError::NoSegwit(_)), "{err:?}");
+    assert!(!err.is_transient());
 }
