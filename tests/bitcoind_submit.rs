@@ -150,7 +150,7 @@ async fn block_lands_by_p2p_when_rpc_fails() {
     // Dead port: transient, retried until the retry window closes.
     let dead =
         RpcClient::new(&format!("http://{}/", dead_addr().await), Credentials::None).unwrap();
-    let submitter = BlockSubmitter::new(dead, Some(p2p), config());
+    let submitter = BlockSubmitter::new(dead, Some(p2p.clone()), config());
     let block = next_block(&rpc).await;
     let found = timed("submit", submitter.submit(block.clone())).await;
     assert!(
@@ -160,6 +160,23 @@ async fn block_lands_by_p2p_when_rpc_fails() {
     assert_eq!(found.p2p, P2pOutcome::Sent);
     wait_tip(&rpc, block.block_hash()).await;
     assert_eq!(rpc.call("getblockcount", json!([])).await, json!(2));
+
+    // A block whose coinbase lacks the witness reserved value still lands over P2P: the
+    // submitter adds it, as submitblock would.
+    let mut block = next_block(&rpc).await;
+    block.txdata[0].input[0].witness.clear();
+    let submitter = BlockSubmitter::new(
+        RpcClient::new(&format!("http://{}/", dead_addr().await), Credentials::None).unwrap(),
+        Some(p2p_link(devchain.p2p_addr()).await),
+        SubmitConfig {
+            rpc_retry_for: Duration::ZERO,
+            p2p_wait: Duration::from_secs(10),
+            ..config()
+        },
+    );
+    let found = timed("submit", submitter.submit(block.clone())).await;
+    assert_eq!(found.p2p, P2pOutcome::Sent);
+    wait_tip(&rpc, block.block_hash()).await;
     devchain.shutdown().await.unwrap();
 }
 
