@@ -127,6 +127,9 @@ async fn run(
         .long_poll
         .then(|| long_poll(rpc.clone(), current_id(&publish), Duration::ZERO));
     let mut failing = false;
+    // Set when the long poll finished: re-armed once its template is published, so the next
+    // one waits on the new `longpollid`.
+    let mut rearm: Option<Duration> = None;
     loop {
         let fetched: Option<LongPollResult> = tokio::select! {
             result = async {
@@ -134,7 +137,7 @@ async fn run(
                     Some(poll) => poll.await,
                     None => std::future::pending().await,
                 }
-            } => {
+            }, if poll.is_some() => {
                 let timed_out = matches!(result, Err(RpcError::Timeout(_)));
                 let delay = match &result {
                     Ok(_) => { poll_backoff.reset(); Duration::ZERO }
@@ -142,11 +145,13 @@ async fn run(
                     Err(_) if timed_out => Duration::ZERO,
                     Err(_) => poll_backoff.next_delay(),
                 };
-                poll = Some(long_poll(rpc.clone(), current_id(&publish), delay));
                 if timed_out {
                     tracing::debug!("long poll timed out; polling again");
+                    poll = Some(long_poll(rpc.clone(), current_id(&publish), delay));
                     continue;
                 }
+                poll = None;
+                rearm = Some(delay);
                 Some(result)
             }
             request = refresh.recv() => match request {
@@ -205,6 +210,9 @@ async fn run(
                 }
                 failing = true;
             }
+        }
+        if let Some(delay) = rearm.take() {
+            poll = Some(long_poll(rpc.clone(), current_id(&publish), delay));
         }
     }
 }
