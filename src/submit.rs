@@ -13,7 +13,9 @@ use bitcoin::{Block, BlockHash};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::bitcoind::{Backoff, BitcoindP2p, P2pError, RpcClient, SubmitBlockResult};
+use crate::bitcoind::{
+    Backoff, BitcoindP2p, P2pError, RpcClient, SubmitBlockResult, TemplateRefresh,
+};
 
 /// How hard to try.
 #[derive(Debug, Clone)]
@@ -88,6 +90,7 @@ pub struct BlockSubmitter {
     p2p: Option<BitcoindP2p>,
     config: SubmitConfig,
     recent: Arc<Mutex<VecDeque<FoundBlock>>>,
+    refresh: Option<TemplateRefresh>,
 }
 
 impl BlockSubmitter {
@@ -99,7 +102,16 @@ impl BlockSubmitter {
                 config.history.min(1024),
             ))),
             config,
+            refresh: None,
         }
+    }
+
+    /// Ask `refresh` for a new template once a block is delivered: bitcoind does not announce
+    /// a block back to the peer that sent it, so our own block would otherwise wait for the
+    /// long poll.
+    pub fn with_template_refresh(mut self, refresh: TemplateRefresh) -> Self {
+        self.refresh = Some(refresh);
+        self
     }
 
     /// Submit `block` by RPC and P2P at once; returns (and records) the outcome.
@@ -141,6 +153,11 @@ impl BlockSubmitter {
                 %hash, ?height, %error, p2p = ?found.p2p, block = %serialize_hex(&block),
                 "BLOCK NOT DELIVERED to bitcoind by rpc nor p2p; submit it by hand"
             ),
+        }
+        if found.delivered() {
+            if let Some(refresh) = &self.refresh {
+                refresh.refresh();
+            }
         }
         self.record(found.clone());
         found

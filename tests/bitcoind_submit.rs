@@ -203,3 +203,78 @@ async fn block_lands_by_rpc_when_p2p_is_down() {
     assert_eq!(submitter.recent(), vec![found]);
     devchain.shutdown().await.unwrap();
 }
+
+/// The whole bitcoind side from command-line options: cookie found in the data directory,
+/// checks passed, a found block lands and refreshes the template; a wrong network is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_from_options_and_mine() {
+    use clap::Parser;
+    use p2pool::bitcoind::{Bitcoind, BitcoindArgs, TemplateConfig};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bitcoind: BitcoindArgs,
+    }
+
+    let devchain = start().await;
+    let rpc = Rpc::new(&devchain);
+    let cookie = devchain.cookie_path().unwrap().display().to_string();
+    let url = devchain.rpc_url();
+    let p2p = devchain.p2p_addr().to_string();
+    let cli = Cli::try_parse_from([
+        "p2pool",
+        "--bitcoind-rpc",
+        &url,
+        "--bitcoind-rpc-cookie",
+        &cookie,
+        "--bitcoind-p2p",
+        &p2p,
+    ])
+    .unwrap();
+    let bitcoind = timed(
+        "connect",
+        Bitcoind::connect(
+            &cli.bitcoind,
+            Network::Regtest,
+            Backoff::default(),
+            TemplateConfig {
+                long_poll: false,
+                slow_poll: Duration::from_secs(3600),
+                ..TemplateConfig::default()
+            },
+            config(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bitcoind.info.chain, "regtest");
+    connected(bitcoind.p2p.as_ref().unwrap()).await;
+    let block = next_block(&rpc).await;
+    let found = timed("submit", bitcoind.submitter.submit(block.clone())).await;
+    assert_eq!(found.accepted, Some(true));
+    assert_eq!(found.p2p, P2pOutcome::Sent);
+    // The submitter refreshes the template: bitcoind does not announce our own block back to us.
+    let mut templates = bitcoind.templates.templates();
+    timed(
+        "template on the new tip",
+        templates.wait_for(|t| t.previous_block_hash == block.block_hash()),
+    )
+    .await
+    .unwrap();
+    // A wrong network is refused at once.
+    let err = timed(
+        "connect",
+        Bitcoind::connect(
+            &cli.bitcoind,
+            Network::Signet,
+            Backoff::default(),
+            TemplateConfig::default(),
+            config(),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("regtest"), "{err}");
+    devchain.shutdown().await.unwrap();
+}

@@ -1,8 +1,8 @@
 //! Everything the node says to its bitcoind: the JSON-RPC client (`rpc.rs`) and its typed
 //! replies (`types.rs`), where the credentials come from (`auth.rs`, `args.rs` for the
 //! `--bitcoind-*` options), the block template source with long polling (`template.rs`), the
-//! Bitcoin P2P link (`p2p.rs`) and the start-up checks (`checks.rs`). Found blocks go out
-//! through [`crate::submit`].
+//! Bitcoin P2P link (`p2p.rs`) and the start-up checks (`checks.rs`); `connect.rs` starts them
+//! all together. Found blocks go out through [`crate::submit`].
 //!
 //! Errors of the RPC client are split into transient ones (retry with back-off: connection
 //! refused or reset, timeouts, HTTP 5xx, bitcoind warming up) and persistent ones (report: wrong
@@ -12,6 +12,7 @@
 mod args;
 mod auth;
 mod checks;
+mod connect;
 mod p2p;
 mod rpc;
 mod template;
@@ -24,6 +25,7 @@ use bitcoin::Network;
 pub use args::{ArgsError, BitcoindArgs};
 pub use auth::{bitcoin_conf, default_datadir, AuthError, ConfFile, Credentials, RpcOptions};
 pub use checks::{startup_checks, wait_until_ready, StartupError, StartupInfo};
+pub use connect::{Bitcoind, ConnectError};
 pub use p2p::{BitcoindP2p, P2pConfig, P2pError};
 pub use rpc::{RpcClient, RpcError};
 pub use template::{TemplateConfig, TemplateRefresh, TemplateSource};
