@@ -114,7 +114,9 @@ impl BlockSubmitter {
         self
     }
 
-    /// Submit `block` by RPC and P2P at once; returns (and records) the outcome.
+    /// Submit `block` by RPC and P2P at once; returns (and records) the outcome. Transient RPC
+    /// failures are retried for up to [`SubmitConfig::rpc_retry_for`], so callers that must not
+    /// wait spawn this.
     pub async fn submit(&self, block: Block) -> FoundBlock {
         let hash = block.block_hash();
         let height = coinbase_height(&block);
@@ -143,8 +145,11 @@ impl BlockSubmitter {
             (_, Some(true)) => {
                 tracing::info!(%hash, ?height, p2p = ?found.p2p, "block accepted by bitcoind")
             }
+            (RpcOutcome::Answered(result @ SubmitBlockResult::Rejected(_)), _) => {
+                tracing::error!(%hash, ?height, ?result, p2p = ?found.p2p, "bitcoind rejected the block")
+            }
             (RpcOutcome::Answered(result), _) => {
-                tracing::error!(%hash, ?height, ?result, p2p = ?found.p2p, "bitcoind did not accept the block")
+                tracing::warn!(%hash, ?height, ?result, p2p = ?found.p2p, "bitcoind has the block, not (yet) validated")
             }
             (RpcOutcome::Failed { error, .. }, _) if found.delivered() => {
                 tracing::warn!(%hash, ?height, %error, "block sent over p2p only; submitblock failed")
