@@ -2,8 +2,10 @@
 //!
 //! See `docs/ARCHITECTURE.md` for what each module owns and how data flows between them.
 
+pub mod bitcoind;
 pub mod chia;
 pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
+pub mod submit;
 pub mod worker;
