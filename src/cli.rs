@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
     name = "p2pool",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,12 +32,38 @@ pub enum Command {
     Chia(crate::chia::ChiaArgs),
 }
 
-/// Options of the pool node.
+/// Options of the pool node. Every flag can also be set in the TOML file given with
+/// `--config` (keys are the long flag names, e.g. `network = "mainnet"`, `fee = 0.5`);
+/// flags on the command line win over the file.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
+    /// A TOML file with any of these options.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Bitcoin network: mainnet, testnet4, signet or regtest.
     #[arg(long, alias = "net", default_value = "regtest")]
     pub network: String,
+    /// Data directory (default: ~/.p2pool-rs/NETWORK).
+    #[arg(long = "datadir", id = "node_datadir", value_name = "DIR")]
+    pub datadir: Option<std::path::PathBuf>,
+    /// The node operator's payout address (receives --fee; pays getwork miners without a
+    /// username).
+    #[arg(short = 'a', long)]
+    pub address: Option<String>,
+    /// Worker port: stratum, getwork and the HTTP API (default: the network's).
+    #[arg(long)]
+    pub worker_port: Option<u16>,
+    /// Address to bind the worker port on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub worker_bind: std::net::IpAddr,
+    /// Share-network (libp2p) port (default: the network's).
+    #[arg(long)]
+    pub p2p_port: Option<u16>,
+    /// Percent of shares that pay the operator's address instead of the miner's.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub fee: f64,
+    #[command(flatten)]
+    pub bitcoind: crate::bitcoind::BitcoindArgs,
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
@@ -62,6 +89,157 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The command line with the `--config` file's options inserted before the flags typed
+/// (so typed flags win). Keys are long flag names; `true` booleans become bare flags.
+pub fn args_with_config(args: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let mut path = None;
+    for (i, a) in args.iter().enumerate() {
+        if let Some(p) = a.strip_prefix("--config=") {
+            path = Some(p.to_owned());
+        } else if a == "--config" {
+            path = args.get(i + 1).cloned();
+        }
+    }
+    let Some(path) = path else { return Ok(args) };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("reading config file {path}: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("config file {path}: {e}"))?;
+    let mut from_file = Vec::new();
+    for (key, value) in table {
+        let flag = format!("--{}", key.replace('_', "-"));
+        match value {
+            toml::Value::Boolean(true) => from_file.push(flag),
+            toml::Value::Boolean(false) => {}
+            toml::Value::String(s) => from_file.push(format!("{flag}={s}")),
+            toml::Value::Integer(n) => from_file.push(format!("{flag}={n}")),
+            toml::Value::Float(x) => from_file.push(format!("{flag}={x}")),
+            other => anyhow::bail!(
+                "config file {path}: `{key}` must be a string, number or boolean, not {}",
+                other.type_str()
+            ),
+        }
+    }
+    // After the program name, and after `run` when it is given.
+    let at = if args.get(1).map(String::as_str) == Some("run") {
+        2
+    } else {
+        1
+    };
+    let mut out = args;
+    let tail = out.split_off(at.min(out.len()));
+    out.extend(from_file);
+    out.extend(tail);
+    Ok(out)
+}
+
 fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the pool node is not built yet (network {})", args.network)
+    let params = sharechain::NetworkParams::by_name(&args.network).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown network `{}`: use mainnet, testnet4, signet or regtest",
+            args.network
+        )
+    })?;
+    let operator = match &args.address {
+        None => None,
+        Some(a) => Some(
+            crate::worker::parse_username(a, params.network)
+                .map_err(|e| anyhow::anyhow!("--address: {e}"))?
+                .payout,
+        ),
+    };
+    if !(0.0..=100.0).contains(&args.fee) {
+        anyhow::bail!("--fee must be between 0 and 100 percent, not {}", args.fee);
+    }
+    if args.fee > 0.0 && operator.is_none() {
+        anyhow::bail!("--fee needs --address (the address the fee is paid to)");
+    }
+    let datadir = args.datadir.clone().or_else(|| {
+        std::env::var_os("HOME").map(|h| {
+            std::path::PathBuf::from(h)
+                .join(".p2pool-rs")
+                .join(params.name)
+        })
+    });
+    raise_fd_limit();
+    let config = crate::node::NodeConfig {
+        params,
+        datadir,
+        operator,
+        fee_percent: args.fee,
+        worker_addr: std::net::SocketAddr::new(
+            args.worker_bind,
+            args.worker_port.unwrap_or(params.worker_port),
+        ),
+        bitcoind: args.bitcoind,
+        worker: crate::worker::WorkerConfig::default(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let node = crate::node::Node::start(config).await?;
+        tracing::info!(
+            "point a miner at stratum+tcp://{}: minerd -a sha256d -o stratum+tcp://127.0.0.1:{} -u YOUR_ADDRESS -p x",
+            node.worker_addr(),
+            node.worker_addr().port()
+        );
+        tokio::signal::ctrl_c().await?;
+        tracing::info!("shutting down");
+        node.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Thousands of miners need thousands of descriptors: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(%e, "could not raise the open-file limit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_file_values_come_before_typed_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p2pool.toml");
+        std::fs::write(
+            &path,
+            "network = \"mainnet\"\nfee = 1.5\nworker_port = 9999\nno_bitcoind_p2p = true\n",
+        )
+        .unwrap();
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let args = args_with_config(argv(&[
+            "p2pool",
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--worker-port",
+            "1234",
+        ]))
+        .unwrap();
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(run.network, "mainnet");
+        assert_eq!(run.fee, 1.5);
+        assert_eq!(run.worker_port, Some(1234), "the typed flag wins");
+        assert!(run.bitcoind.no_p2p);
+        std::fs::write(&path, "network = [1]\n").unwrap();
+        let err =
+            args_with_config(argv(&["p2pool", "--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("`network` must be"), "{err}");
+        std::fs::write(&path, "network = \n").unwrap();
+        assert!(args_with_config(argv(&["p2pool", "--config", path.to_str().unwrap()])).is_err());
+    }
 }

@@ -7,5 +7,7 @@ pub mod chia;
 pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
+pub mod node;
 pub mod submit;
+pub mod work;
 pub mod worker;

@@ -214,8 +214,12 @@ impl BlockSubmitter {
         let mut result = p2p.send_block(block.clone()).await;
         if matches!(result, Err(P2pError::NotConnected)) {
             let mut connected = p2p.connected();
-            let up = tokio::time::timeout(self.config.p2p_wait, connected.wait_for(|c| *c)).await;
-            if matches!(up, Ok(Ok(_))) {
+            // The `watch::Ref` is dropped inside the timeout so this future stays `Send`.
+            let up = tokio::time::timeout(self.config.p2p_wait, async {
+                connected.wait_for(|c| *c).await.is_ok()
+            })
+            .await;
+            if matches!(up, Ok(true)) {
                 result = p2p.send_block(block).await;
             }
         }

@@ -1,0 +1,471 @@
+//! Work: block template + best share → jobs for miners; found work → shares and blocks.
+//!
+//! [`WorkBuilder`] is the node's [`WorkProvider`] for the worker port. For each template and
+//! best share it builds one job per payout script and share target, with `sharechain`'s
+//! [`generate`] (the same code that verifies shares), and caches it: N miners paying the same
+//! address cost one build. A new template or best share bumps the update channel (`clean` when
+//! the previous block changed). A submit that meets the share target becomes a share for the
+//! [`ShareChain`]; one that meets the block target becomes a block for the [`BlockSink`] at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bitcoin::block::Header;
+use bitcoin::consensus::deserialize;
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::{Block, Network, ScriptBuf, Target, Transaction, TxMerkleNode, Witness};
+use parking_lot::{Mutex, RwLock};
+use sharechain::gentx::{bip34_height_push, WITNESS_RESERVED_VALUE};
+use sharechain::params::NetworkParams;
+use sharechain::share::{CheckedShare, MerkleLink, SegwitData, SmallBlockHeader, StaleInfo};
+use sharechain::{generate, ShareHash, ShareRequest, ShareTemplate, Tracker};
+use tokio::sync::watch;
+
+use crate::bitcoind::BlockTemplate;
+use crate::worker::{
+    difficulty_to_target, Found, FoundOutcome, Job, Miner, NoWork, WorkProvider, WorkUpdate,
+};
+
+/// Tag in every coinbase scriptSig after the BIP34 height.
+pub const COINBASE_TAG: &[u8] = b"/p2pool-rs/";
+
+/// The share chain as the work builder sees it.
+pub trait ShareChain: Send + Sync + 'static {
+    /// Runs `f` on the tracker (briefly: never across an `.await`).
+    fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> R;
+    /// Takes in a share found by a local miner (insert, persist, broadcast); `Err` says why not.
+    fn add_local_share(
+        &self,
+        share: CheckedShare,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// `Some(reason)` while the node must not hand out share-chain work (e.g. far behind peers).
+    fn refuse_work(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Where found blocks go (the block submitter, and peers).
+pub trait BlockSink: Send + Sync + 'static {
+    /// Starts delivering `block`; must not wait for the outcome.
+    fn submit_block(&self, block: Block);
+}
+
+/// A tracker held in memory, for a node without a share network.
+#[derive(Debug)]
+pub struct LocalChain {
+    tracker: Mutex<Tracker>,
+}
+
+impl LocalChain {
+    pub fn new(tracker: Tracker) -> Self {
+        LocalChain {
+            tracker: Mutex::new(tracker),
+        }
+    }
+}
+
+impl ShareChain for LocalChain {
+    fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> R {
+        f(&mut self.tracker.lock())
+    }
+
+    fn add_local_share(
+        &self,
+        share: CheckedShare,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let hash = share.hash();
+        let result = match self.tracker.lock().insert(share) {
+            Ok(changes) if changes.invalid.iter().any(|r| r.hash == hash) => Err(changes
+                .invalid
+                .iter()
+                .find(|r| r.hash == hash)
+                .map(|r| r.error.to_string())
+                .unwrap_or_default()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        std::future::ready(result)
+    }
+}
+
+/// What a job needs to become a share or a block.
+#[derive(Debug)]
+struct JobContext {
+    share: ShareTemplate,
+    template: Arc<BlockTemplate>,
+}
+
+/// The template's derived parts, computed once per template.
+#[derive(Debug)]
+struct Prepared {
+    template: Arc<BlockTemplate>,
+    segwit: SegwitData,
+    merkle_branch: Vec<TxMerkleNode>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    prepared: Option<Arc<Prepared>>,
+    best: Option<ShareHash>,
+    jobs: HashMap<(ScriptBuf, u32), Arc<Job>>,
+}
+
+/// The node's work provider.
+pub struct WorkBuilder<C: ShareChain, B: BlockSink> {
+    params: &'static NetworkParams,
+    chain: Arc<C>,
+    blocks: Arc<B>,
+    state: RwLock<State>,
+    updates: watch::Sender<WorkUpdate>,
+    job_seq: AtomicU64,
+    node_nonce: u32,
+    /// The operator's payout script and the percent of jobs paying it (the node fee).
+    fee: Option<(ScriptBuf, f64)>,
+}
+
+impl<C: ShareChain, B: BlockSink> std::fmt::Debug for WorkBuilder<C, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkBuilder")
+            .field("network", &self.params.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+fn hash_pair(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(a);
+    buf[32..].copy_from_slice(b);
+    sha256d::Hash::hash(&buf).to_byte_array()
+}
+
+/// The merkle branch of the leaf at index 0 (the coinbase), given the other leaves.
+pub fn coinbase_branch(others: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    let mut level: Vec<Option<[u8; 32]>> = std::iter::once(None)
+        .chain(others.iter().copied().map(Some))
+        .collect();
+    let mut branch = Vec::new();
+    while level.len() > 1 {
+        if level.len() % 2 == 1 {
+            level.push(*level.last().expect("non-empty"));
+        }
+        branch.push(level[1].expect("only index 0 is unknown"));
+        level = level
+            .chunks(2)
+            .map(|pair| match (pair[0], pair[1]) {
+                (Some(a), Some(b)) => Some(hash_pair(&a, &b)),
+                _ => None,
+            })
+            .collect();
+    }
+    branch
+}
+
+/// Merkle root of `leaves` (Bitcoin's rule: an odd level repeats its last node).
+pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    if leaves.is_empty() {
+        return [0; 32];
+    }
+    let mut level = leaves.to_vec();
+    while level.len() > 1 {
+        if level.len() % 2 == 1 {
+            level.push(*level.last().expect("non-empty"));
+        }
+        level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
+    }
+    level[0]
+}
+
+fn prepare(template: Arc<BlockTemplate>) -> Prepared {
+    let txids: Vec<[u8; 32]> = template
+        .transactions
+        .iter()
+        .map(|t| t.txid.to_byte_array())
+        .collect();
+    let branch = coinbase_branch(&txids);
+    // The coinbase's wtxid counts as zero in the witness tree.
+    let wtxids: Vec<[u8; 32]> = std::iter::once([0u8; 32])
+        .chain(
+            template
+                .transactions
+                .iter()
+                .map(|t| t.wtxid.to_byte_array()),
+        )
+        .collect();
+    Prepared {
+        segwit: SegwitData {
+            txid_merkle_link: MerkleLink {
+                branch: branch.clone(),
+            },
+            wtxid_merkle_root: merkle_root(&wtxids),
+        },
+        merkle_branch: branch
+            .into_iter()
+            .map(TxMerkleNode::from_byte_array)
+            .collect(),
+        template,
+    }
+}
+
+impl<C: ShareChain, B: BlockSink> WorkBuilder<C, B> {
+    /// A work builder with no template yet (miners get [`NoWork`] until one arrives).
+    pub fn new(params: &'static NetworkParams, chain: Arc<C>, blocks: Arc<B>) -> Self {
+        WorkBuilder {
+            params,
+            chain,
+            blocks,
+            state: RwLock::new(State::default()),
+            updates: watch::channel(WorkUpdate::default()).0,
+            job_seq: AtomicU64::new(0),
+            node_nonce: rand::random(),
+            fee: None,
+        }
+    }
+
+    /// Charges a node fee: about `percent`% of jobs pay `operator` instead of the miner (as in
+    /// P2Pool, the fee is taken in shares, not by skimming the coinbase).
+    pub fn with_fee(mut self, operator: Option<ScriptBuf>, percent: f64) -> Self {
+        self.fee = operator
+            .filter(|_| percent > 0.0)
+            .map(|s| (s, percent.min(100.0)));
+        self
+    }
+
+    /// The network parameters.
+    pub fn params(&self) -> &'static NetworkParams {
+        self.params
+    }
+
+    /// The share chain.
+    pub fn chain(&self) -> &Arc<C> {
+        &self.chain
+    }
+
+    /// A new block template: new jobs, clean when the previous block changed.
+    pub fn set_template(&self, template: Arc<BlockTemplate>) {
+        let prev = template.previous_block_hash;
+        let prepared = Arc::new(prepare(template));
+        let clean = {
+            let mut state = self.state.write();
+            let clean = state
+                .prepared
+                .as_ref()
+                .is_none_or(|p| p.template.previous_block_hash != prev);
+            state.prepared = Some(prepared);
+            state.jobs.clear();
+            clean
+        };
+        self.chain.with_tracker(|t| t.set_tip(Some(prev)));
+        self.refresh_best();
+        self.bump(clean);
+    }
+
+    /// Re-reads the best share; new jobs when it changed. Call after the tracker changed.
+    pub fn refresh_best(&self) {
+        let best = self.chain.with_tracker(|t| t.best());
+        let changed = {
+            let mut state = self.state.write();
+            let changed = state.best != best;
+            if changed {
+                state.best = best;
+                state.jobs.clear();
+            }
+            changed
+        };
+        if changed {
+            self.bump(false);
+        }
+    }
+
+    fn bump(&self, clean: bool) {
+        // Sessions also compare previous-block hashes, so a `clean` overwritten by a later plain
+        // update before a session looks is not lost.
+        self.updates.send_modify(|u| {
+            u.seq += 1;
+            u.clean = clean;
+        });
+    }
+
+    fn build(
+        &self,
+        payout: &ScriptBuf,
+        desired: Target,
+        prepared: &Arc<Prepared>,
+        best: Option<ShareHash>,
+    ) -> Result<Job, NoWork> {
+        let t = &prepared.template;
+        let mut coinbase = bip34_height_push(t.height);
+        coinbase.extend_from_slice(COINBASE_TAG);
+        let ts = now().max(t.min_time);
+        let req = ShareRequest {
+            version: self.params.current_share_version(),
+            previous_share_hash: best,
+            coinbase,
+            nonce: self.node_nonce,
+            payout_script: payout.clone(),
+            subsidy: t.coinbase_value,
+            donation: 0,
+            stale_info: StaleInfo::None,
+            desired_version: self.params.current_share_version(),
+            segwit_data: prepared.segwit.clone(),
+            desired_target: desired,
+            desired_timestamp: ts,
+            block_bits: t.bits,
+        };
+        let share = self
+            .chain
+            .with_tracker(|tracker| {
+                let (chain, verifier) = tracker.parts();
+                generate(chain, verifier.pplns_mut(), self.params, &req)
+            })
+            .map_err(|e| NoWork {
+                reason: format!("cannot build on the best share: {e}"),
+            })?;
+        let (coinb1, coinb2) = share.coinbase.stratum_split(&share.ref_hash);
+        let seq = self.job_seq.fetch_add(1, Ordering::Relaxed);
+        Ok(Job {
+            id: format!("{seq:x}"),
+            prev_hash: t.previous_block_hash,
+            version: t.version as u32,
+            bits: t.bits,
+            ntime: t.cur_time.max(ts),
+            min_ntime: t.min_time,
+            height: t.height,
+            coinb1,
+            coinb2,
+            merkle_branch: prepared.merkle_branch.clone(),
+            share_target: share.target(),
+            block_target: Target::from_compact(t.bits),
+            context: Arc::new(JobContext {
+                share,
+                template: Arc::clone(t),
+            }),
+        })
+    }
+
+    /// The full block for a found header: our coinbase (with its witness reserved value) and
+    /// the template's transactions.
+    fn assemble(
+        header: Header,
+        coinbase: &[u8],
+        template: &BlockTemplate,
+    ) -> Result<Block, String> {
+        let mut cb: Transaction =
+            deserialize(coinbase).map_err(|e| format!("coinbase does not parse: {e}"))?;
+        cb.input[0].witness = Witness::from_slice(&[WITNESS_RESERVED_VALUE]);
+        let txdata = std::iter::once(cb)
+            .chain(template.transactions.iter().map(|t| t.tx.clone()))
+            .collect();
+        Ok(Block { header, txdata })
+    }
+}
+
+impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
+    fn network(&self) -> Network {
+        self.params.network
+    }
+
+    fn job(&self, miner: &Miner) -> Result<Arc<Job>, NoWork> {
+        if let Some(reason) = self.chain.refuse_work() {
+            return Err(NoWork { reason });
+        }
+        let desired = miner
+            .share_difficulty
+            .map(difficulty_to_target)
+            .map_or(self.params.max_target(), |t| {
+                t.min(self.params.max_target())
+            });
+        let payout = match &self.fee {
+            Some((operator, percent)) if rand::random::<f64>() * 100.0 < *percent => operator,
+            _ => &miner.payout,
+        };
+        let key = (payout.clone(), desired.to_compact_lossy().to_consensus());
+        let (prepared, best) = {
+            let state = self.state.read();
+            if let Some(job) = state.jobs.get(&key) {
+                return Ok(Arc::clone(job));
+            }
+            let prepared = state.prepared.clone().ok_or_else(|| NoWork {
+                reason: "no block template from bitcoind yet".into(),
+            })?;
+            (prepared, state.best)
+        };
+        let job = Arc::new(self.build(&key.0, desired, &prepared, best)?);
+        let mut state = self.state.write();
+        // Only cache work built on what is still current.
+        if state.best == best
+            && state
+                .prepared
+                .as_ref()
+                .is_some_and(|p| Arc::ptr_eq(p, &prepared))
+        {
+            state.jobs.insert(key, Arc::clone(&job));
+        }
+        Ok(job)
+    }
+
+    fn updates(&self) -> watch::Receiver<WorkUpdate> {
+        self.updates.subscribe()
+    }
+
+    fn found(&self, found: Found) -> impl Future<Output = FoundOutcome> + Send {
+        let params = self.params;
+        let chain = Arc::clone(&self.chain);
+        let blocks = Arc::clone(&self.blocks);
+        let ctx = Arc::clone(&found.job.context).downcast::<JobContext>();
+        async move {
+            let Ok(ctx) = ctx else {
+                return FoundOutcome::Rejected {
+                    reason: "job was not made by this node".into(),
+                };
+            };
+            let header = found.header;
+            if found.meets_block {
+                match Self::assemble(header, &found.coinbase, &ctx.template) {
+                    Ok(block) => {
+                        tracing::info!(hash = %block.block_hash(), height = ctx.template.height, "found a block");
+                        blocks.submit_block(block);
+                    }
+                    Err(e) => tracing::error!(%e, "found a block but could not assemble it"),
+                }
+            }
+            if !found.meets_share {
+                return FoundOutcome::Accepted;
+            }
+            let small = SmallBlockHeader {
+                version: header.version.to_consensus(),
+                previous_block: header.prev_blockhash,
+                timestamp: header.time,
+                bits: header.bits,
+                nonce: header.nonce,
+            };
+            let share = ctx.share.share(small, u64::from_le_bytes(found.extranonce));
+            let checked = match CheckedShare::check(share, params, u64::from(now())) {
+                Ok(c) => c,
+                Err(e) => {
+                    return FoundOutcome::Rejected {
+                        reason: format!("share: {e}"),
+                    }
+                }
+            };
+            debug_assert_eq!(checked.block_hash(), found.hash);
+            let hash = checked.hash();
+            match chain.add_local_share(checked).await {
+                Ok(()) => {
+                    tracing::info!(%hash, miner = %found.miner.username, "new share");
+                    FoundOutcome::Accepted
+                }
+                Err(reason) => FoundOutcome::Stale { reason },
+            }
+        }
+    }
+}
