@@ -172,3 +172,64 @@ fn new_tracker_starts_empty() {
     let t = new_tracker(&NetworkParams::MAINNET);
     assert!(t.best().is_none() && t.chain().is_empty());
 }
+
+/// Mines `votes.len()` version-1 shares whose `desired_version` is `votes[i]`, then one share of
+/// `version` on top; returns how the tracker took the last one.
+fn vote_then_switch(
+    votes: &[u64],
+    version: u64,
+) -> Vec<sharechain::tracker::Rejected<VerifyError>> {
+    let base = easy_params(&NetworkParams::REGTEST, 100, 10);
+    let params: &'static NetworkParams = Box::leak(Box::new(NetworkParams {
+        share_versions: &[1, 2],
+        version_switch_percent: 60,
+        ..base.clone()
+    }));
+    let mut tracker = new_tracker(params);
+    let mut parent = None;
+    for (i, &vote) in votes.iter().enumerate() {
+        let mut req = request(
+            params,
+            parent,
+            p2wpkh(i as u32 % 3),
+            1_700_000_000 + i as u32,
+            i as u32,
+        );
+        req.version = 1;
+        req.desired_version = vote;
+        let (c, v) = tracker.parts();
+        let t = generate(c, v.pplns_mut(), params, &req).unwrap();
+        let share = mine(params, &t, BlockHash::all_zeros(), req.desired_timestamp, 0);
+        parent = Some(share.hash());
+        assert!(tracker.insert(share).unwrap().invalid.is_empty());
+    }
+    let mut req = request(params, parent, p2wpkh(7), 1_700_001_000, 99);
+    req.version = version;
+    req.desired_version = version;
+    let (c, v) = tracker.parts();
+    let t = generate(c, v.pplns_mut(), params, &req).unwrap();
+    let share = mine(params, &t, BlockHash::all_zeros(), req.desired_timestamp, 0);
+    tracker.insert(share).unwrap().invalid
+}
+
+#[test]
+fn a_version_switch_needs_a_supermajority_of_recent_work() {
+    // 80% of recent shares vote for version 2 (votes weigh by work): the switch is valid.
+    let votes: Vec<u64> = (0..60).map(|i| if i % 10 < 8 { 2 } else { 1 }).collect();
+    let invalid = vote_then_switch(&votes, 2);
+    assert!(
+        invalid.is_empty(),
+        "{:?}",
+        invalid.first().map(|r| &r.error)
+    );
+    // 50%: not enough.
+    let votes: Vec<u64> = (0..60).map(|i| if i % 2 == 0 { 2 } else { 1 }).collect();
+    let invalid = vote_then_switch(&votes, 2);
+    assert!(
+        matches!(invalid[0].error, VerifyError::VersionSwitch { version: 2, needed: 60, got } if got < 60),
+        "{:?}",
+        invalid[0].error
+    );
+    // Keeping the parent's version needs no vote.
+    assert!(vote_then_switch(&[1; 30], 1).is_empty());
+}
