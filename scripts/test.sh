@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 P2POOL_TEST_DEPS=1 scripts/setup.sh
 . scripts/env.sh
-cargo test --workspace --all-targets "$@"
+# Benchmarks run once as smoke tests (small inputs), then the test suites.
+cargo test --workspace --benches "$@"
+cargo test --workspace --lib --bins --tests "$@"
