@@ -21,8 +21,27 @@ pub fn work_of(target: Target) -> u128 {
 }
 
 /// Work of a compact target.
+///
+/// A 256-bit division each time would cost more than the rest of a share's retarget: the
+/// results are cached per thread by compact value (shares mostly repeat a few targets).
 pub fn compact_work(bits: CompactTarget) -> u128 {
-    work_of(Target::from_compact(bits))
+    use std::cell::RefCell;
+    const SLOTS: usize = 64;
+    thread_local! {
+        static CACHE: RefCell<[Option<(u32, u128)>; SLOTS]> = const { RefCell::new([None; SLOTS]) };
+    }
+    let raw = bits.to_consensus();
+    let slot = ((raw ^ (raw >> 11) ^ (raw >> 24)) as usize) % SLOTS;
+    CACHE.with(|cache| {
+        if let Some((key, work)) = cache.borrow()[slot] {
+            if key == raw {
+                return work;
+            }
+        }
+        let work = work_of(Target::from_compact(bits));
+        cache.borrow_mut()[slot] = Some((raw, work));
+        work
+    })
 }
 
 /// The target whose work is `work`: `2^256 / work` (the inverse of [`work_of`]).
@@ -215,6 +234,27 @@ mod tests {
         for w in [2u128, 1000, 1 << 40, 1 << 100] {
             let back = work_of(target_of_work(w));
             assert!(back.abs_diff(w) <= 1, "{w} -> {back}");
+        }
+    }
+
+    #[test]
+    fn cached_compact_work_equals_the_division() {
+        for raw in [
+            0x207f_ffffu32,
+            0x1d00_ffff,
+            0x1703_a30c,
+            0x1e0f_ffff,
+            0x2000_0001,
+            0x1d00_ffff,
+        ] {
+            let bits = CompactTarget::from_consensus(raw);
+            for _ in 0..2 {
+                assert_eq!(
+                    compact_work(bits),
+                    work_of(Target::from_compact(bits)),
+                    "{raw:#x}"
+                );
+            }
         }
     }
 

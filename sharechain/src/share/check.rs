@@ -13,7 +13,7 @@ use crate::encode::{Decode, DecodeError};
 pub use crate::gentx::REF_OUTPUT_PREFIX;
 use crate::hash_link::{check_hash_link, HashLinkError};
 use crate::params::NetworkParams;
-use crate::target::work_of;
+use crate::target::compact_work;
 
 /// Largest difference between the header's time and the share's timestamp, in seconds.
 pub const MAX_HEADER_TIME_DRIFT: u32 = 2 * 60 * 60;
@@ -137,9 +137,10 @@ impl CheckedShare {
         if !target.is_met_by(block_hash) {
             return Err(ShareError::HighHash { hash });
         }
+        let (work, min_work) = (compact_work(info.bits), compact_work(info.max_bits));
         Ok(CheckedShare {
-            work: work_of(target),
-            min_work: work_of(max_target),
+            work,
+            min_work,
             share,
             hash,
             header,
