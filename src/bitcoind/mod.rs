@@ -17,6 +17,7 @@ mod p2p;
 mod rpc;
 mod template;
 mod types;
+pub mod wire;
 
 use std::time::Duration;
 

@@ -10,14 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bitcoin::consensus::encode::{deserialize, serialize};
+use bitcoin::consensus::encode::serialize;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{NetworkMessage, RawNetworkMessage};
 use bitcoin::p2p::message_blockdata::Inventory;
 use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use bitcoin::{Block, BlockHash, Network};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,7 +25,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{AbortOnDrop, Backoff};
 
 /// Core's `MAX_PROTOCOL_MESSAGE_LENGTH`.
-const MAX_MESSAGE: usize = 4_000_000;
 /// Version 70016: `wtxidrelay`-aware, like current Core.
 const PROTOCOL_VERSION: u32 = 70016;
 /// bitcoind pings every 2 minutes; this long without a message means the link is dead.
@@ -316,24 +315,11 @@ async fn read_frames(mut reader: OwnedReadHalf, magic: Magic, frames: mpsc::Send
 }
 
 async fn read_frame(reader: &mut OwnedReadHalf, magic: Magic) -> Frame {
-    let mut header = [0u8; 24];
-    reader.read_exact(&mut header).await?;
-    let got = [header[0], header[1], header[2], header[3]];
-    if got != magic.to_bytes() {
-        return Err(P2pError::BadMagic(got));
-    }
-    let len = u32::from_le_bytes([header[16], header[17], header[18], header[19]]) as usize;
-    if len > MAX_MESSAGE {
-        return Err(P2pError::Oversized(len));
-    }
-    let mut frame = header.to_vec();
-    frame.resize(24 + len, 0);
-    reader.read_exact(&mut frame[24..]).await?;
-    match deserialize::<RawNetworkMessage>(&frame) {
-        Ok(raw) => Ok(Some(raw.into_payload())),
-        Err(e) => {
-            tracing::debug!(error = %e, "bitcoind p2p: undecodable message skipped");
-            Ok(None)
-        }
-    }
+    super::wire::read_message(reader, magic)
+        .await
+        .map_err(|e| match e {
+            super::wire::FrameError::Io(e) => P2pError::Io(e),
+            super::wire::FrameError::BadMagic(m) => P2pError::BadMagic(m),
+            super::wire::FrameError::Oversized(n) => P2pError::Oversized(n),
+        })
 }

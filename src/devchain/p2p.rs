@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitcoin::consensus::encode::{deserialize, serialize};
+use bitcoin::consensus::encode::serialize;
 use bitcoin::hashes::Hash;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{NetworkMessage, RawNetworkMessage};
@@ -20,7 +20,7 @@ use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use bitcoin::{Block, BlockHash};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -32,7 +32,6 @@ use super::submit::SubmitOutcome;
 pub const PROTOCOL_VERSION: u32 = 70016;
 pub const USER_AGENT: &str = "/p2pool-devchain:0.1.0/";
 /// Core's `MAX_PROTOCOL_MESSAGE_LENGTH`.
-const MAX_MESSAGE: usize = 4_000_000;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a peer connection ended.
@@ -345,26 +344,15 @@ async fn read_frames(
 }
 
 async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf, addr: SocketAddr) -> Frame {
-    let mut header = [0u8; 24];
-    reader.read_exact(&mut header).await?;
-    let magic = [header[0], header[1], header[2], header[3]];
-    if magic != Magic::REGTEST.to_bytes() {
-        return Err(PeerError::BadMagic(magic));
-    }
-    let len = u32::from_le_bytes([header[16], header[17], header[18], header[19]]) as usize;
-    if len > MAX_MESSAGE {
-        return Err(PeerError::Oversized(len));
-    }
-    let mut frame = header.to_vec();
-    frame.resize(24 + len, 0);
-    reader.read_exact(&mut frame[24..]).await?;
-    match deserialize::<RawNetworkMessage>(&frame) {
-        Ok(raw) => Ok(Some(raw.into_payload())),
-        Err(e) => {
-            tracing::debug!(%addr, error = %e, "p2p: undecodable message skipped");
-            Ok(None)
+    use crate::bitcoind::wire::{read_message, FrameError};
+    read_message(reader, Magic::REGTEST).await.map_err(|e| {
+        tracing::debug!(%addr, error = %e, "p2p peer read failed");
+        match e {
+            FrameError::Io(e) => PeerError::Io(e),
+            FrameError::BadMagic(m) => PeerError::BadMagic(m),
+            FrameError::Oversized(n) => PeerError::Oversized(n),
         }
-    }
+    })
 }
 
 fn strip_witness(mut block: Block) -> Block {
