@@ -6,3 +6,6 @@ pub mod chia;
 pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
+pub mod p2p;
+pub mod shares;
+pub mod store;
