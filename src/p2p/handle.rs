@@ -83,6 +83,12 @@ impl P2pHandle {
         self.peer_id
     }
 
+    /// Sends a command from a thread outside the runtime (the share service's worker), waiting
+    /// for room in the queue.
+    pub(crate) fn send_blocking(&self, cmd: Command) {
+        let _ = self.tx.blocking_send(cmd);
+    }
+
     async fn send(&self, cmd: Command) {
         // The loop is gone only at shutdown; commands after it are moot.
         let _ = self.tx.send(cmd).await;

@@ -8,7 +8,7 @@
 //! drop a gossip message, penalise a peer).
 
 mod event_loop;
-mod handle;
+pub(crate) mod handle;
 pub mod peers;
 pub mod protocol;
 
