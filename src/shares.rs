@@ -98,13 +98,12 @@ enum Job {
         reply: oneshot::Sender<Result<ShareHash, SubmitError>>,
     },
     SetTip(Option<BlockHash>),
-    Stop,
+    Stop(oneshot::Sender<()>),
 }
 
 struct Inner {
     params: &'static NetworkParams,
     tracker: Mutex<Tracker>,
-    store: ShareStore,
     p2p: P2pHandle,
     best_tx: watch::Sender<Option<ShareHash>>,
     peers: Mutex<HashMap<PeerId, ChainStatus>>,
@@ -185,7 +184,6 @@ impl ShareService {
         let inner = Arc::new(Inner {
             params,
             tracker: Mutex::new(tracker),
-            store,
             p2p,
             best_tx,
             peers: Mutex::new(HashMap::new()),
@@ -198,7 +196,7 @@ impl ShareService {
         let worker = Arc::clone(&inner);
         std::thread::Builder::new()
             .name("share-worker".into())
-            .spawn(move || worker.run(jobs_rx))
+            .spawn(move || worker.run(jobs_rx, store))
             .expect("spawning a thread");
         tokio::spawn(dispatch(Arc::clone(&inner), inbound));
         tokio::spawn(sync_ticker(Arc::downgrade(&inner)));
@@ -267,22 +265,27 @@ impl ShareService {
                 t.missing_parents().len(),
             )
         };
+        let peers = self.inner.peers.lock().len();
+        let sync = self.sync_status();
         ShareSnapshot {
             best: best.map(|b| b.to_string()),
             height,
             shares,
             verified_heads: heads,
             missing_parents: missing,
-            peers: self.inner.peers.lock().len(),
+            peers,
             received: self.inner.received.load(Ordering::Relaxed),
             invalid: self.inner.invalid.load(Ordering::Relaxed),
-            sync: self.sync_status(),
+            sync,
         }
     }
 
-    /// Stops the worker and the share network.
+    /// Stops the worker (closing the store) and the share network.
     pub async fn shutdown(&self) {
-        let _ = self.inner.jobs.send(Job::Stop).await;
+        let (tx, rx) = oneshot::channel();
+        if self.inner.jobs.send(Job::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
         self.inner.p2p.shutdown().await;
     }
 }
@@ -537,12 +540,12 @@ impl Inner {
     }
 
     /// The worker: the insert pipeline, one job at a time.
-    fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job>) {
+    fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job>, store: ShareStore) {
         while let Some(job) = jobs.blocking_recv() {
             match job {
-                Job::Shares { from, shares, via } => self.ingest(from, shares, via),
+                Job::Shares { from, shares, via } => self.ingest(&store, from, shares, via),
                 Job::Local { share, reply } => {
-                    let _ = reply.send(self.ingest_local(share));
+                    let _ = reply.send(self.ingest_local(&store, share));
                 }
                 Job::SetTip(tip) => {
                     let (changes, best) = {
@@ -551,26 +554,30 @@ impl Inner {
                         (ch, t.best())
                     };
                     if changes.best.is_some() {
-                        let _ = self.store.apply(&StoreBatch {
+                        let _ = store.apply(&StoreBatch {
                             best,
                             ..StoreBatch::default()
                         });
                         self.best_tx.send_replace(best);
                     }
                 }
-                Job::Stop => break,
+                Job::Stop(done) => {
+                    drop(store);
+                    let _ = done.send(());
+                    return;
+                }
             }
         }
     }
 
-    fn ingest_local(&self, share: CheckedShare) -> Result<ShareHash, SubmitError> {
+    fn ingest_local(&self, store: &ShareStore, share: CheckedShare) -> Result<ShareHash, SubmitError> {
         let hash = share.hash();
         let bytes = share.share().to_bytes();
         let mut outcome = self.insert_batch(vec![(share, bytes.clone())]);
         if let Some(e) = outcome.errors.pop() {
             return Err(e);
         }
-        self.store.apply(&outcome.batch)?;
+        store.apply(&outcome.batch)?;
         if outcome.best_changed {
             self.best_tx.send_replace(outcome.best);
         }
@@ -581,7 +588,7 @@ impl Inner {
         Ok(hash)
     }
 
-    fn ingest(self: &Arc<Self>, from: PeerId, shares: Vec<Vec<u8>>, via: Via) {
+    fn ingest(self: &Arc<Self>, store: &ShareStore, from: PeerId, shares: Vec<Vec<u8>>, via: Via) {
         self.received.fetch_add(shares.len() as u64, Ordering::Relaxed);
         let now = unix_now();
         let mut offence = None;
@@ -600,7 +607,7 @@ impl Inner {
         if let Some(e) = outcome.errors.first() {
             offence = Some(Offence::InvalidShare(e.to_string()));
         }
-        if let Err(e) = self.store.apply(&outcome.batch) {
+        if let Err(e) = store.apply(&outcome.batch) {
             tracing::error!("share store write failed: {e}");
         }
         if outcome.best_changed {

@@ -1,0 +1,246 @@
+//! In-process share-network tests on loopback: real libp2p swarms, real redb stores, real shares
+//! mined at easy targets.
+//!
+//! ```text
+//! line:       A ── B ── C            every node ends on one best share
+//! late join:  A(300 shares) ── D     D syncs the whole chain
+//! partition:  A ╳ B, then A ── B     both end on the most-work branch
+//! ban:        M ── A ── B            M sends junk: A bans M, B still gets A's shares
+//! networks:   regtest X ╳ testnet4 Y they connect, see another network, and part
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use p2pool::p2p::{self, P2pConfig, P2pHandle};
+use p2pool::shares::ShareService;
+use p2pool::store::ShareStore;
+use sharechain::encode::Encode;
+use sharechain::share::ShareError;
+use sharechain::testkit::{easy_params, next_share, p2wpkh};
+use sharechain::{CheckedShare, NetworkParams, ShareHash};
+
+struct Node {
+    svc: ShareService,
+    addr: Multiaddr,
+    _dir: tempfile::TempDir,
+}
+
+fn params() -> &'static NetworkParams {
+    easy_params(&NetworkParams::REGTEST, 120, 10)
+}
+
+async fn net(params: &'static NetworkParams, bootstrap: Vec<Multiaddr>, dir: &Path) -> (P2pHandle, tokio::sync::mpsc::Receiver<p2p::Inbound>, Multiaddr) {
+    let mut cfg = P2pConfig::new(params);
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    cfg.bootstrap = bootstrap;
+    cfg.datadir = Some(dir.to_owned());
+    let (h, rx) = p2p::spawn(cfg).await.expect("network starts");
+    let addr = h.listen_addrs().await[0]
+        .clone()
+        .with_p2p(h.local_peer_id())
+        .unwrap();
+    (h, rx, addr)
+}
+
+async fn node(params: &'static NetworkParams, bootstrap: Vec<Multiaddr>) -> Node {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let (h, rx, addr) = net(params, bootstrap, dir.path()).await;
+    let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
+    let svc = ShareService::start(params, store, h, rx).await.unwrap();
+    Node {
+        svc,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// Mines `n` shares on `node`'s best share and submits them as its miners would.
+async fn mine(node: &Node, n: u32, tag: u32) -> Vec<ShareHash> {
+    let params = node.svc.params();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let share = node.svc.with_tracker(|t| {
+            let best = t.best();
+            let (height, ts) = best
+                .and_then(|b| t.chain().get(&b))
+                .map(|s| (s.share().share_info.absheight, s.share().share_info.timestamp))
+                .unwrap_or((0, 1_700_000_000));
+            next_share(t, params, best, p2wpkh(tag), ts + params.share_period, height + i + tag)
+                .unwrap()
+        });
+        out.push(node.svc.submit_local_share(share).await.unwrap());
+    }
+    out
+}
+
+async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_in_a_line_converge() {
+    let p = params();
+    let a = node(p, vec![]).await;
+    let b = node(p, vec![a.addr.clone()]).await;
+    let c = node(p, vec![b.addr.clone()]).await;
+    let nodes = [&a, &b, &c];
+    mine(&a, 10, 1).await;
+    let best = a.svc.best_share_hash();
+    wait_for("A's shares on C", 20, || nodes.iter().all(|n| n.svc.best_share_hash() == best)).await;
+    // And the other way along the line.
+    let tip = *mine(&c, 5, 2).await.last().unwrap();
+    wait_for("C's shares on A", 20, || {
+        nodes.iter().all(|n| n.svc.best_share_hash() == Some(tip))
+    })
+    .await;
+    assert!(!a.svc.sync_status().behind);
+    assert_eq!(a.svc.snapshot().height, 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_syncs_the_whole_chain() {
+    let p = params();
+    let a = node(p, vec![]).await;
+    mine(&a, 300, 3).await;
+    let d = node(p, vec![a.addr.clone()]).await;
+    wait_for("D synced", 60, || d.svc.best_share_hash() == a.svc.best_share_hash()).await;
+    // Everything A keeps (it prunes beyond 2 × chain_length) reached D.
+    let (na, nd) = (a.svc.snapshot().shares, d.svc.snapshot().shares);
+    assert_eq!(na, nd);
+    assert_eq!(d.svc.snapshot().height, 300);
+    assert!(!d.svc.sync_status().behind);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healed_partition_converges_on_the_most_work_chain() {
+    let p = params();
+    let a = node(p, vec![]).await;
+    let b = node(p, vec![]).await;
+    // Common history, then each side mines alone.
+    mine(&a, 20, 4).await;
+    let base: Vec<CheckedShare> = a.svc.with_tracker(|t| {
+        let best = t.best().unwrap();
+        let mut v: Vec<CheckedShare> = t.chain().ancestors(&best).map(|s| (**s).clone()).collect();
+        v.reverse();
+        v
+    });
+    for s in base {
+        b.svc.submit_local_share(s).await.unwrap();
+    }
+    mine(&a, 5, 5).await;
+    let b_tip = *mine(&b, 9, 6).await.last().unwrap();
+    assert_ne!(a.svc.best_share_hash(), b.svc.best_share_hash());
+    b.svc.p2p().dial(a.addr.clone()).await;
+    wait_for("convergence", 30, || {
+        a.svc.best_share_hash() == Some(b_tip) && b.svc.best_share_hash() == Some(b_tip)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_invalid_shares_is_banned_and_others_are_unaffected() {
+    let p = params();
+    let a = node(p, vec![]).await;
+    let b = node(p, vec![a.addr.clone()]).await;
+    mine(&a, 3, 7).await;
+    // A share whose proof of work fails: a valid share with another header nonce.
+    let mut bad = a.svc.with_tracker(|t| {
+        let best = t.best().unwrap();
+        t.chain().get(&best).unwrap().share().clone()
+    });
+    loop {
+        bad.min_header.nonce = bad.min_header.nonce.wrapping_add(1);
+        if let Err(ShareError::HighHash { .. }) = CheckedShare::check(bad.clone(), p, u64::MAX / 4) {
+            break;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _m_rx, _) = net(p, vec![a.addr.clone()], dir.path()).await;
+    let m_id = m.local_peer_id();
+    wait_for("M connected", 10, || true).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        m.publish_share(bad.to_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if a.svc.snapshot().invalid > 0 && !a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "M was not banned");
+    }
+    // Banned: M cannot come back.
+    m.dial(a.addr.clone()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id));
+    // The honest pair still works.
+    let tip = *mine(&a, 2, 8).await.last().unwrap();
+    wait_for("B follows A", 20, || b.svc.best_share_hash() == Some(tip)).await;
+    assert!(b.svc.p2p().peers().await.iter().any(|p| p.peer == a.svc.p2p().local_peer_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_message_gets_its_sender_banned() {
+    let p = params();
+    let a = node(p, vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _m_rx, _) = net(p, vec![a.addr.clone()], dir.path()).await;
+    let m_id = m.local_peer_id();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        m.publish_share(vec![0xff; 40]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if a.svc.snapshot().invalid > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "junk was not noticed");
+    }
+    wait_for("M disconnected", 10, || true).await;
+    assert!(!a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_different_networks_ignore_each_other() {
+    let x = node(params(), vec![]).await;
+    let y = node(easy_params(&NetworkParams::TESTNET4, 120, 10), vec![x.addr.clone()]).await;
+    mine(&x, 5, 9).await;
+    mine(&y, 3, 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(x.svc.snapshot().shares, 5);
+    assert_eq!(y.svc.snapshot().shares, 3);
+    assert!(x.svc.p2p().peers().await.is_empty());
+    assert!(y.svc.p2p().peers().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_loads_its_chain_without_downloading() {
+    let p = params();
+    let dir = tempfile::tempdir().unwrap();
+    let best = {
+        let (h, rx, _) = net(p, vec![], dir.path()).await;
+        let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
+        let svc = ShareService::start(p, store, h, rx).await.unwrap();
+        let n = Node {
+            svc,
+            addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            _dir: tempfile::tempdir().unwrap(),
+        };
+        mine(&n, 50, 11).await;
+        let best = n.svc.best_share_hash();
+        n.svc.shutdown().await;
+        best
+    };
+    let (h, rx, _) = net(p, vec![], dir.path()).await;
+    let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
+    let svc = ShareService::start(p, store, h, rx).await.unwrap();
+    assert_eq!(svc.best_share_hash(), best);
+    assert_eq!(svc.snapshot().height, 50);
+}
