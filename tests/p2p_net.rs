@@ -36,6 +36,8 @@ async fn net(params: &'static NetworkParams, bootstrap: Vec<Multiaddr>, dir: &Pa
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = bootstrap;
     cfg.datadir = Some(dir.to_owned());
+    // Keep lines lines: no kad-driven extra connections.
+    cfg.target_peers = 1;
     let (h, rx) = p2p::spawn(cfg).await.expect("network starts");
     let addr = h.listen_addrs().await[0]
         .clone()
