@@ -36,7 +36,12 @@ fn seed_store(path: &Path, shares: &[CheckedShare]) -> ShareStore {
     store
 }
 
-async fn node(params: &'static NetworkParams, store: ShareStore, dir: &Path, bootstrap: Vec<Multiaddr>) -> Node {
+async fn node(
+    params: &'static NetworkParams,
+    store: ShareStore,
+    dir: &Path,
+    bootstrap: Vec<Multiaddr>,
+) -> Node {
     let mut cfg = P2pConfig::new(params);
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = bootstrap;
@@ -91,7 +96,10 @@ async fn run() {
                 .unwrap();
         }
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        println!("sync {rep}: {ms:.0} ms ({} shares)", n.svc.snapshot().shares);
+        println!(
+            "sync {rep}: {ms:.0} ms ({} shares)",
+            n.svc.snapshot().shares
+        );
         syncs.push(ms);
         n.svc.shutdown().await;
     }
@@ -115,7 +123,15 @@ async fn run() {
         let share = a.svc.with_tracker(|t| {
             let parent = t.best().unwrap();
             let ts = t.chain().get(&parent).unwrap().share().share_info.timestamp;
-            next_share(t, params, Some(parent), p2wpkh(1000 + i), ts + params.share_period, 9000 + i).unwrap()
+            next_share(
+                t,
+                params,
+                Some(parent),
+                p2wpkh(1000 + i),
+                ts + params.share_period,
+                9000 + i,
+            )
+            .unwrap()
         });
         let hash = share.hash();
         let t = Instant::now();

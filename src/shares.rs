@@ -291,7 +291,10 @@ impl ShareService {
 }
 
 /// Loads and verifies the stored chain; deletes what no longer belongs (invalid, pruned).
-fn load(params: &'static NetworkParams, store: ShareStore) -> Result<(Tracker, ShareStore), StoreError> {
+fn load(
+    params: &'static NetworkParams,
+    store: ShareStore,
+) -> Result<(Tracker, ShareStore), StoreError> {
     let started = Instant::now();
     let rows = store.load()?;
     let now = unix_now();
@@ -340,7 +343,12 @@ async fn dispatch(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) {
     while let Some(msg) = inbound.recv().await {
         match msg {
             Inbound::Shares { from, shares, via } => {
-                if inner.jobs.send(Job::Shares { from, shares, via }).await.is_err() {
+                if inner
+                    .jobs
+                    .send(Job::Shares { from, shares, via })
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -570,7 +578,11 @@ impl Inner {
         }
     }
 
-    fn ingest_local(&self, store: &ShareStore, share: CheckedShare) -> Result<ShareHash, SubmitError> {
+    fn ingest_local(
+        &self,
+        store: &ShareStore,
+        share: CheckedShare,
+    ) -> Result<ShareHash, SubmitError> {
         let hash = share.hash();
         let bytes = share.share().to_bytes();
         let mut outcome = self.insert_batch(vec![(share, bytes.clone())]);
@@ -589,7 +601,8 @@ impl Inner {
     }
 
     fn ingest(self: &Arc<Self>, store: &ShareStore, from: PeerId, shares: Vec<Vec<u8>>, via: Via) {
-        self.received.fetch_add(shares.len() as u64, Ordering::Relaxed);
+        self.received
+            .fetch_add(shares.len() as u64, Ordering::Relaxed);
         let now = unix_now();
         let mut offence = None;
         let mut checked = Vec::with_capacity(shares.len());
@@ -632,13 +645,22 @@ impl Inner {
             });
             // The sender has at least this chain.
             if let Some(h) = outcome.top_height {
-                self.note_status(from, ChainStatus { best: None, height: h });
+                self.note_status(
+                    from,
+                    ChainStatus {
+                        best: None,
+                        height: h,
+                    },
+                );
             }
         }
         if let Some(offence) = offence {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             self.peers.lock().remove(&from);
-            self.p2p.send_blocking(Command::Penalise { peer: from, offence });
+            self.p2p.send_blocking(Command::Penalise {
+                peer: from,
+                offence,
+            });
             return;
         }
         for hash in outcome.missing {
@@ -676,11 +698,12 @@ impl Inner {
                     dropped,
                 }) => {
                     out.batch.remove.extend(dropped.iter().copied());
-                    out.errors.push(SubmitError::Insert(InsertError::InvalidParent {
-                        share,
-                        parent,
-                        dropped,
-                    }));
+                    out.errors
+                        .push(SubmitError::Insert(InsertError::InvalidParent {
+                            share,
+                            parent,
+                            dropped,
+                        }));
                 }
                 Err(e) => out.errors.push(SubmitError::Insert(e)),
             }
@@ -691,7 +714,8 @@ impl Inner {
             out.batch.best = out.best;
         }
         let removed: HashSet<ShareHash> = out.batch.remove.iter().copied().collect();
-        out.missing.retain(|m| !removed.contains(m) && !t.chain().contains(m));
+        out.missing
+            .retain(|m| !removed.contains(m) && !t.chain().contains(m));
         out
     }
 }

@@ -131,6 +131,9 @@ fn kill_9_during_ingestion_loses_no_acknowledged_share() {
         .into_iter()
         .map(|(h, _)| h.to_string())
         .collect();
-    assert!(acked.iter().all(|h| held.contains(h)), "an acked share was lost");
+    assert!(
+        acked.iter().all(|h| held.contains(h)),
+        "an acked share was lost"
+    );
     assert_eq!(held.len(), SHARES);
 }

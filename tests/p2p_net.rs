@@ -31,7 +31,15 @@ fn params() -> &'static NetworkParams {
     easy_params(&NetworkParams::REGTEST, 120, 10)
 }
 
-async fn net(params: &'static NetworkParams, bootstrap: Vec<Multiaddr>, dir: &Path) -> (P2pHandle, tokio::sync::mpsc::Receiver<p2p::Inbound>, Multiaddr) {
+async fn net(
+    params: &'static NetworkParams,
+    bootstrap: Vec<Multiaddr>,
+    dir: &Path,
+) -> (
+    P2pHandle,
+    tokio::sync::mpsc::Receiver<p2p::Inbound>,
+    Multiaddr,
+) {
     let mut cfg = P2pConfig::new(params);
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = bootstrap;
@@ -71,10 +79,22 @@ async fn mine(node: &Node, n: u32, tag: u32) -> Vec<ShareHash> {
             let best = t.best();
             let (height, ts) = best
                 .and_then(|b| t.chain().get(&b))
-                .map(|s| (s.share().share_info.absheight, s.share().share_info.timestamp))
+                .map(|s| {
+                    (
+                        s.share().share_info.absheight,
+                        s.share().share_info.timestamp,
+                    )
+                })
                 .unwrap_or((0, 1_700_000_000));
-            next_share(t, params, best, p2wpkh(tag), ts + params.share_period, height + i + tag)
-                .unwrap()
+            next_share(
+                t,
+                params,
+                best,
+                p2wpkh(tag),
+                ts + params.share_period,
+                height + i + tag,
+            )
+            .unwrap()
         });
         out.push(node.svc.submit_local_share(share).await.unwrap());
     }
@@ -84,7 +104,10 @@ async fn mine(node: &Node, n: u32, tag: u32) -> Vec<ShareHash> {
 async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -98,7 +121,10 @@ async fn three_nodes_in_a_line_converge() {
     let nodes = [&a, &b, &c];
     mine(&a, 10, 1).await;
     let best = a.svc.best_share_hash();
-    wait_for("A's shares on C", 20, || nodes.iter().all(|n| n.svc.best_share_hash() == best)).await;
+    wait_for("A's shares on C", 20, || {
+        nodes.iter().all(|n| n.svc.best_share_hash() == best)
+    })
+    .await;
     // And the other way along the line.
     let tip = *mine(&c, 5, 2).await.last().unwrap();
     wait_for("C's shares on A", 20, || {
@@ -115,7 +141,10 @@ async fn a_late_joiner_syncs_the_whole_chain() {
     let a = node(p, vec![]).await;
     mine(&a, 300, 3).await;
     let d = node(p, vec![a.addr.clone()]).await;
-    wait_for("D synced", 60, || d.svc.best_share_hash() == a.svc.best_share_hash()).await;
+    wait_for("D synced", 60, || {
+        d.svc.best_share_hash() == a.svc.best_share_hash()
+    })
+    .await;
     // Everything A keeps (it prunes beyond 2 × chain_length) reached D.
     let (na, nd) = (a.svc.snapshot().shares, d.svc.snapshot().shares);
     assert_eq!(na, nd);
@@ -162,7 +191,8 @@ async fn a_peer_sending_invalid_shares_is_banned_and_others_are_unaffected() {
     });
     loop {
         bad.min_header.nonce = bad.min_header.nonce.wrapping_add(1);
-        if let Err(ShareError::HighHash { .. }) = CheckedShare::check(bad.clone(), p, u64::MAX / 4) {
+        if let Err(ShareError::HighHash { .. }) = CheckedShare::check(bad.clone(), p, u64::MAX / 4)
+        {
             break;
         }
     }
@@ -174,7 +204,8 @@ async fn a_peer_sending_invalid_shares_is_banned_and_others_are_unaffected() {
     loop {
         m.publish_share(bad.to_bytes()).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if a.svc.snapshot().invalid > 0 && !a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id) {
+        if a.svc.snapshot().invalid > 0 && !a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id)
+        {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "M was not banned");
@@ -186,7 +217,13 @@ async fn a_peer_sending_invalid_shares_is_banned_and_others_are_unaffected() {
     // The honest pair still works.
     let tip = *mine(&a, 2, 8).await.last().unwrap();
     wait_for("B follows A", 20, || b.svc.best_share_hash() == Some(tip)).await;
-    assert!(b.svc.p2p().peers().await.iter().any(|p| p.peer == a.svc.p2p().local_peer_id()));
+    assert!(b
+        .svc
+        .p2p()
+        .peers()
+        .await
+        .iter()
+        .any(|p| p.peer == a.svc.p2p().local_peer_id()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +240,10 @@ async fn an_undecodable_message_gets_its_sender_banned() {
         if a.svc.snapshot().invalid > 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "junk was not noticed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "junk was not noticed"
+        );
     }
     wait_for("M disconnected", 10, || true).await;
     assert!(!a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id));
@@ -212,7 +252,11 @@ async fn an_undecodable_message_gets_its_sender_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_on_different_networks_ignore_each_other() {
     let x = node(params(), vec![]).await;
-    let y = node(easy_params(&NetworkParams::TESTNET4, 120, 10), vec![x.addr.clone()]).await;
+    let y = node(
+        easy_params(&NetworkParams::TESTNET4, 120, 10),
+        vec![x.addr.clone()],
+    )
+    .await;
     mine(&x, 5, 9).await;
     mine(&y, 3, 10).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -13,8 +13,8 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    allow_block_list, connection_limits, identify, kad, noise, ping, tcp, yamux, Multiaddr,
-    PeerId, Swarm,
+    allow_block_list, connection_limits, identify, kad, noise, ping, tcp, yamux, Multiaddr, PeerId,
+    Swarm,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -129,10 +129,12 @@ pub(super) async fn spawn(
             .map_err(|e| P2pError::Transport(e.to_string()))?;
     }
     for addr in &config.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| P2pError::Listen {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| P2pError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
     }
     // Wait for the listeners so `listen_addrs()` answers with real ports from the start.
     let mut listen_addrs = Vec::new();
@@ -340,7 +342,11 @@ impl EventLoop {
                 self.pending.insert(id, reply);
             }
             Command::Respond { reply, response } => {
-                let _ = self.swarm.behaviour_mut().sync.send_response(reply.0, response);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(reply.0, response);
             }
             Command::Penalise { peer, offence } => self.ban(peer, &offence),
             Command::Dial(addr) => self.dial(addr),
@@ -413,17 +419,19 @@ impl EventLoop {
                 propagation_source,
                 message_id,
                 message,
-            }) => self.on_gossip(propagation_source, message_id, message).await,
+            }) => {
+                self.on_gossip(propagation_source, message_id, message)
+                    .await
+            }
             BehaviourEvent::Sync(event) => self.on_sync(event).await,
+            // Peers kad discovers fill the connection slots up to the target.
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
-            }) => {
-                if self.connected.len() < self.config.target_peers
-                    && !self.connected.contains_key(&peer)
-                {
-                    let addr = addresses.first().clone();
-                    self.dial(addr.with_p2p(peer).unwrap_or_else(|a| a));
-                }
+            }) if self.connected.len() < self.config.target_peers
+                && !self.connected.contains_key(&peer) =>
+            {
+                let addr = addresses.first().clone();
+                self.dial(addr.with_p2p(peer).unwrap_or_else(|a| a));
             }
             _ => {}
         }
@@ -511,7 +519,10 @@ impl EventLoop {
                     }
                     Ok(_) => {
                         self.reject(&id, &source);
-                        self.ban(source, &Offence::Undecodable("block without valid proof of work".into()));
+                        self.ban(
+                            source,
+                            &Offence::Undecodable("block without valid proof of work".into()),
+                        );
                     }
                     Err(e) => {
                         self.reject(&id, &source);
@@ -519,22 +530,23 @@ impl EventLoop {
                     }
                 }
             }
-            Some(Topic::Tips) => {
-                match bitcoin::consensus::deserialize::<Header>(&message.data) {
-                    Ok(h) if h.validate_pow(h.target()).is_ok() => {
-                        self.accept(&id, &source);
-                        let _ = self.tips.send((source, h));
-                    }
-                    Ok(_) => {
-                        self.reject(&id, &source);
-                        self.ban(source, &Offence::Undecodable("tip without valid proof of work".into()));
-                    }
-                    Err(e) => {
-                        self.reject(&id, &source);
-                        self.ban(source, &Offence::Undecodable(format!("tip: {e}")));
-                    }
+            Some(Topic::Tips) => match bitcoin::consensus::deserialize::<Header>(&message.data) {
+                Ok(h) if h.validate_pow(h.target()).is_ok() => {
+                    self.accept(&id, &source);
+                    let _ = self.tips.send((source, h));
                 }
-            }
+                Ok(_) => {
+                    self.reject(&id, &source);
+                    self.ban(
+                        source,
+                        &Offence::Undecodable("tip without valid proof of work".into()),
+                    );
+                }
+                Err(e) => {
+                    self.reject(&id, &source);
+                    self.ban(source, &Offence::Undecodable(format!("tip: {e}")));
+                }
+            },
             None => {
                 self.swarm
                     .behaviour_mut()

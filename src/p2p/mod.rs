@@ -128,9 +128,8 @@ pub fn load_or_create_key(datadir: &std::path::Path) -> Result<Keypair, P2pError
         source,
     };
     match std::fs::read(&path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
-            err(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        }),
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
+            .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Keypair::generate_ed25519();
             let bytes = key
@@ -149,6 +148,8 @@ pub fn load_or_create_key(datadir: &std::path::Path) -> Result<Keypair, P2pError
 /// Starts the share network on the current tokio runtime: returns the handle and the inbound
 /// channel (for the share service). The loop ends when every handle is dropped or on
 /// [`P2pHandle::shutdown`].
-pub async fn spawn(config: P2pConfig) -> Result<(P2pHandle, tokio::sync::mpsc::Receiver<Inbound>), P2pError> {
+pub async fn spawn(
+    config: P2pConfig,
+) -> Result<(P2pHandle, tokio::sync::mpsc::Receiver<Inbound>), P2pError> {
     event_loop::spawn(config).await
 }

@@ -200,7 +200,8 @@ impl RateLimits {
     pub fn allow(&mut self, peer: PeerId) -> bool {
         let now = Instant::now();
         let (tokens, last) = self.buckets.entry(peer).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_sec).min(self.burst);
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_sec).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -224,7 +225,10 @@ mod tests {
     fn bootstrap_sections_select_the_network() {
         let text = "# c\n[mainnet]\n/ip4/1.2.3.4/tcp/9333\n\n[regtest]\n/ip4/127.0.0.1/tcp/29333\nnot an addr\n";
         let (a, bad) = parse_bootstrap(text, "mainnet");
-        assert_eq!(a, vec!["/ip4/1.2.3.4/tcp/9333".parse::<Multiaddr>().unwrap()]);
+        assert_eq!(
+            a,
+            vec!["/ip4/1.2.3.4/tcp/9333".parse::<Multiaddr>().unwrap()]
+        );
         assert!(bad.is_empty());
         let (a, bad) = parse_bootstrap(text, "regtest");
         assert_eq!(a.len(), 1);
