@@ -290,3 +290,29 @@ async fn a_restarted_node_loads_its_chain_without_downloading() {
     assert_eq!(svc.best_share_hash(), best);
     assert_eq!(svc.snapshot().height, 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn found_blocks_and_bitcoin_tips_reach_every_node() {
+    let p = params();
+    let a = node(p, vec![]).await;
+    let b = node(p, vec![a.addr.clone()]).await;
+    let c = node(p, vec![b.addr.clone()]).await;
+    let mut blocks = c.svc.p2p().subscribe_blocks();
+    let mut tips = c.svc.p2p().subscribe_tips();
+    let block = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
+    // Publish until the meshes are up and the messages arrive.
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            a.svc.p2p().publish_block(&block).await;
+            a.svc.p2p().publish_tip(&block.header).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if let (Ok((_, bytes)), Ok((_, header))) = (blocks.try_recv(), tips.try_recv()) {
+                return (bytes, header);
+            }
+        }
+    })
+    .await
+    .expect("block and tip reach C");
+    assert_eq!(got.0, bitcoin::consensus::serialize(&block));
+    assert_eq!(got.1, block.header);
+}
