@@ -218,6 +218,15 @@ impl ShareService {
         self.inner.tracker.lock().best()
     }
 
+    /// The body of P2Pool's `GET /web/best_share_hash`: the best share hash as a JSON string
+    /// (`null` without a share).
+    pub fn best_share_hash_json(&self) -> String {
+        match self.best_share_hash() {
+            Some(h) => format!("\"{h}\""),
+            None => "null".to_owned(),
+        }
+    }
+
     /// Changes of the best share (to rebuild work at once).
     pub fn subscribe_best(&self) -> watch::Receiver<Option<ShareHash>> {
         self.inner.best_tx.subscribe()

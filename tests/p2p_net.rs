@@ -133,6 +133,10 @@ async fn three_nodes_in_a_line_converge() {
     .await;
     assert!(!a.svc.sync_status().behind);
     assert_eq!(a.svc.snapshot().height, 15);
+    // P2Pool's `/web/best_share_hash` body: a JSON string of 64 hex digits.
+    let json = c.svc.best_share_hash_json();
+    assert_eq!(json, format!("\"{tip}\""));
+    assert_eq!(json.len(), 66);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

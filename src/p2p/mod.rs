@@ -69,6 +69,20 @@ impl P2pConfig {
     }
 }
 
+impl P2pConfig {
+    /// Adds the bootstrap peers of this network from a `bootstrap_addrs.txt` text and the
+    /// repeatable `--bootstrap MULTIADDR` flags. Returns the lines that did not parse (to log).
+    pub fn add_bootstrap(&mut self, file_text: &str, flags: &[Multiaddr]) -> Vec<String> {
+        let (addrs, bad) = peers::parse_bootstrap(file_text, self.params.name);
+        for a in addrs.into_iter().chain(flags.iter().cloned()) {
+            if !self.bootstrap.contains(&a) {
+                self.bootstrap.push(a);
+            }
+        }
+        bad
+    }
+}
+
 /// Why the network could not start.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -152,4 +166,22 @@ pub async fn spawn(
     config: P2pConfig,
 ) -> Result<(P2pHandle, tokio::sync::mpsc::Receiver<Inbound>), P2pError> {
     event_loop::spawn(config).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_merges_the_file_section_and_the_flags() {
+        let mut cfg = P2pConfig::new(&NetworkParams::REGTEST);
+        let flag: Multiaddr = "/ip4/10.0.0.1/tcp/29333".parse().unwrap();
+        let text = "[mainnet]\n/ip4/1.1.1.1/tcp/9333\n[regtest]\n/ip4/10.0.0.2/tcp/29333\nbogus\n";
+        let bad = cfg.add_bootstrap(text, &[flag.clone(), flag.clone()]);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(
+            cfg.bootstrap,
+            vec!["/ip4/10.0.0.2/tcp/29333".parse().unwrap(), flag]
+        );
+    }
 }
