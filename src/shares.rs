@@ -639,6 +639,22 @@ impl Inner {
                 tracing::debug!(%best, height, "new best share");
             }
         }
+        if matches!(via, Via::Sync) && !outcome.batch.put.is_empty() {
+            let (held, missing) = {
+                let t = self.tracker.lock();
+                (t.chain().len(), t.missing_parents().len())
+            };
+            let peer_height = self.sync_status().peer_height;
+            tracing::info!(
+                peer = %from,
+                received = outcome.batch.put.len(),
+                held,
+                height = outcome.best.map(|b| absheight(&self.tracker.lock(), &b)).unwrap_or(0),
+                peer_height,
+                complete = missing == 0,
+                "share chain sync progress"
+            );
+        }
         if let Via::Gossip(id) = via {
             let acceptance = if offence.is_some() {
                 MessageAcceptance::Reject

@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use bitcoin::hashes::Hash;
 use libp2p::Multiaddr;
 use p2pool::p2p::{self, P2pConfig, P2pHandle};
 use p2pool::shares::ShareService;
@@ -306,12 +307,23 @@ async fn found_blocks_and_bitcoin_tips_reach_every_node() {
     let block = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
     // Publish until the meshes are up and the messages arrive.
     let got = tokio::time::timeout(Duration::from_secs(20), async {
+        let (mut got_block, mut got_tip) = (None, None);
         loop {
-            a.svc.p2p().publish_block(&block).await;
-            a.svc.p2p().publish_tip(&block.header).await;
+            if got_block.is_none() {
+                a.svc.p2p().publish_block(&block).await;
+            }
+            if got_tip.is_none() {
+                a.svc.p2p().publish_tip(&block.header).await;
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            if let (Ok((_, bytes)), Ok((_, header))) = (blocks.try_recv(), tips.try_recv()) {
-                return (bytes, header);
+            if let Ok((_, bytes)) = blocks.try_recv() {
+                got_block = Some(bytes);
+            }
+            if let Ok((_, header)) = tips.try_recv() {
+                got_tip = Some(header);
+            }
+            if let (Some(b), Some(t)) = (&got_block, &got_tip) {
+                return (b.clone(), *t);
             }
         }
     })
@@ -319,4 +331,39 @@ async fn found_blocks_and_bitcoin_tips_reach_every_node() {
     .expect("block and tip reach C");
     assert_eq!(got.0, bitcoin::consensus::serialize(&block));
     assert_eq!(got.1, block.header);
+}
+
+/// A peer claims a chain far above ours but never delivers it: the node stays "behind" (no work
+/// for miners) and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_far_behind_its_peers_says_so() {
+    use p2pool::p2p::{ChainStatus, Inbound, SyncRequest, SyncResponse};
+    let p = params();
+    let d = node(p, vec![]).await;
+    mine(&d, 2, 12).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut m_rx, _) = net(p, vec![d.addr.clone()], dir.path()).await;
+    let claimed = ChainStatus {
+        best: Some(ShareHash::from_byte_array([0x42; 32])),
+        height: 500,
+    };
+    tokio::spawn(async move {
+        while let Some(msg) = m_rx.recv().await {
+            if let Inbound::Request { request, reply, .. } = msg {
+                let response = match request {
+                    SyncRequest::Status => SyncResponse::Status(claimed),
+                    _ => SyncResponse::Shares {
+                        status: claimed,
+                        shares: vec![],
+                    },
+                };
+                m.respond(reply, response).await;
+            }
+        }
+    });
+    wait_for("behind", 20, || d.svc.sync_status().behind).await;
+    let status = d.svc.sync_status();
+    assert_eq!((status.height, status.peer_height), (2, 500));
+    assert!(status.reason.contains("500"), "{}", status.reason);
+    assert!(d.svc.snapshot().sync.behind);
 }
