@@ -391,9 +391,28 @@ async fn dispatch(inner: Arc<Inner>, mut inbound: mpsc::Receiver<Inbound>) {
 /// logs sync progress while behind.
 async fn sync_ticker(inner: std::sync::Weak<Inner>) {
     let mut tick = tokio::time::interval(SYNC_TICK);
+    let mut ticks = 0u64;
     loop {
         tick.tick().await;
+        ticks += 1;
         let Some(inner) = inner.upgrade() else { return };
+        // Peers whose best chain we lack (or who had none when asked): ask again, so a status
+        // taken while they were still syncing themselves does not leave us behind.
+        let stale: Vec<PeerId> = {
+            let peers = inner.peers.lock();
+            let t = inner.tracker.lock();
+            peers
+                .iter()
+                .filter(|(_, s)| match s.best {
+                    Some(b) => !t.chain().contains(&b) && !t.is_known_invalid(&b),
+                    None => ticks % 5 == 0,
+                })
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        for peer in stale {
+            tokio::spawn(Arc::clone(&inner).initial_sync(peer));
+        }
         let missing = inner.tracker.lock().missing_parents();
         let peers: Vec<PeerId> = inner.peers.lock().keys().copied().collect();
         if !missing.is_empty() && !peers.is_empty() {
