@@ -417,3 +417,58 @@ async fn a_flooding_peer_is_banned() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!a.peers().await.iter().any(|p| p.peer == m_id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_find_each_other_through_kad() {
+    let p = params();
+    let more_peers = |c: &mut P2pConfig| c.target_peers = 8;
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, _ra, a_addr) = net_with(p, vec![], da.path(), more_peers).await;
+    let (b, _rb, _) = net_with(p, vec![a_addr.clone()], db.path(), more_peers).await;
+    // Give A time to learn B before C asks it.
+    wait_for("B ready at A", 10, || true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (c, _rc, _) = net_with(p, vec![a_addr], dc.path(), more_peers).await;
+    let (b_id, c_id) = (b.local_peer_id(), c.local_peer_id());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !c.peers().await.iter().any(|p| p.peer == b_id) {
+        assert!(tokio::time::Instant::now() < deadline, "C never found B");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b.peers().await.iter().any(|p| p.peer == c_id));
+    let _ = a;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_keeps_its_key_and_finds_its_peers_without_bootstrap() {
+    let p = params();
+    let (da, dx) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, _ra, a_addr) = net(p, vec![], da.path()).await;
+    let a_id = a.local_peer_id();
+    let (x, _rx, _) = net(p, vec![a_addr], dx.path()).await;
+    let x_id = x.local_peer_id();
+    wait_for("X meets A", 10, || true).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !x.peers().await.iter().any(|p| p.peer == a_id && p.ready) {
+        assert!(tokio::time::Instant::now() < deadline, "X never met A");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    x.shutdown().await;
+    // The loop saves the address book as it stops.
+    let book = dx.path().join("peers.txt");
+    wait_for("address book", 10, || book.exists()).await;
+    let (x2, _rx2, _) = net(p, vec![], dx.path()).await;
+    assert_eq!(x2.local_peer_id(), x_id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !x2.peers().await.iter().any(|p| p.peer == a_id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "X did not find A again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -476,6 +476,10 @@ impl EventLoop {
         }
         if self.ready.insert(peer) {
             tracing::info!(%peer, agent = %info.agent_version, "peer ready");
+            // Below the peer target: ask the new peer's routing table for more.
+            if self.connected.len() < self.config.target_peers {
+                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            }
             self.deliver(Inbound::PeerReady(peer)).await;
         }
     }
