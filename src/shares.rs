@@ -474,8 +474,11 @@ impl Inner {
     fn note_status(&self, peer: PeerId, status: ChainStatus) {
         let mut peers = self.peers.lock();
         let entry = peers.entry(peer).or_default();
-        if status.height >= entry.height {
-            *entry = status;
+        match status.best {
+            Some(_) if status.height >= entry.height => *entry = status,
+            // A gossiped share tells its height, not the sender's best.
+            None => entry.height = entry.height.max(status.height),
+            _ => {}
         }
     }
 
@@ -621,10 +624,13 @@ impl Inner {
         if outcome.best_changed {
             self.best_tx.send_replace(outcome.best);
         }
-        self.p2p.send_blocking(Command::Publish {
-            topic: crate::p2p::handle::Topic::Shares,
-            data: bytes,
-        });
+        self.p2p.send_nowait(
+            Command::Publish {
+                topic: crate::p2p::handle::Topic::Shares,
+                data: bytes,
+            },
+            &self.rt,
+        );
         Ok(hash)
     }
 
@@ -682,11 +688,14 @@ impl Inner {
             } else {
                 MessageAcceptance::Accept
             };
-            self.p2p.send_blocking(Command::Validated {
-                id,
-                source: from,
-                acceptance,
-            });
+            self.p2p.send_nowait(
+                Command::Validated {
+                    id,
+                    source: from,
+                    acceptance,
+                },
+                &self.rt,
+            );
             // The sender has at least this chain.
             if let Some(h) = outcome.top_height {
                 self.note_status(
@@ -701,10 +710,13 @@ impl Inner {
         if let Some(offence) = offence {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             self.peers.lock().remove(&from);
-            self.p2p.send_blocking(Command::Penalise {
-                peer: from,
-                offence,
-            });
+            self.p2p.send_nowait(
+                Command::Penalise {
+                    peer: from,
+                    offence,
+                },
+                &self.rt,
+            );
             return;
         }
         for hash in outcome.missing {

@@ -83,10 +83,16 @@ impl P2pHandle {
         self.peer_id
     }
 
-    /// Sends a command from a thread outside the runtime (the share service's worker), waiting
-    /// for room in the queue.
-    pub(crate) fn send_blocking(&self, cmd: Command) {
-        let _ = self.tx.blocking_send(cmd);
+    /// Sends a command from a thread outside the runtime (the share service's worker) without
+    /// ever blocking it: when the queue is full the send waits in a task on `rt`. Blocking here
+    /// could close a cycle (loop → inbound → worker → commands → loop) into a deadlock.
+    pub(crate) fn send_nowait(&self, cmd: Command, rt: &tokio::runtime::Handle) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+            let tx = self.tx.clone();
+            rt.spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
     }
 
     async fn send(&self, cmd: Command) {
