@@ -283,6 +283,7 @@ async fn nodes_on_different_networks_ignore_each_other() {
 async fn a_restarted_node_loads_its_chain_without_downloading() {
     let p = params();
     let dir = tempfile::tempdir().unwrap();
+    let mut held = 0;
     let best = {
         let (h, rx, _) = net(p, vec![], dir.path()).await;
         let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
@@ -292,16 +293,26 @@ async fn a_restarted_node_loads_its_chain_without_downloading() {
             addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
             _dir: tempfile::tempdir().unwrap(),
         };
-        mine(&n, 50, 11).await;
+        // More than 2 × chain_length: the tracker prunes, and so must the store.
+        mine(&n, 300, 11).await;
         let best = n.svc.best_share_hash();
+        held = n.svc.snapshot().shares;
         n.svc.shutdown().await;
         best
     };
-    let (h, rx, _) = net(p, vec![], dir.path()).await;
+    let bound = 2 * p.chain_length as usize + 1;
+    assert!(held <= bound, "tracker holds {held} shares");
     let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
+    assert_eq!(
+        store.len().unwrap() as usize,
+        held,
+        "the store is pruned with the tracker"
+    );
+    let (h, rx, _) = net(p, vec![], dir.path()).await;
     let svc = ShareService::start(p, store, h, rx).await.unwrap();
     assert_eq!(svc.best_share_hash(), best);
-    assert_eq!(svc.snapshot().height, 50);
+    assert_eq!(svc.snapshot().height, 300);
+    assert_eq!(svc.snapshot().shares, held);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
