@@ -58,6 +58,8 @@ pub enum SubmitError {
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("share network: {0}")]
+    P2p(#[from] crate::p2p::P2pError),
 }
 
 /// Whether the node may hand out share-chain work.
@@ -167,6 +169,21 @@ fn parent_first(shares: Vec<CheckedShare>) -> Vec<CheckedShare> {
 }
 
 impl ShareService {
+    /// Everything in one call, for the node: opens `datadir/shares.redb`, starts the share
+    /// network with `config` (its `datadir` defaults to `datadir`: node key, address book) and
+    /// the service on top.
+    pub async fn open(
+        datadir: &std::path::Path,
+        mut config: crate::p2p::P2pConfig,
+    ) -> Result<ShareService, StartError> {
+        std::fs::create_dir_all(datadir).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        let params = config.params;
+        config.datadir.get_or_insert_with(|| datadir.to_owned());
+        let store = ShareStore::open(&datadir.join("shares.redb"))?;
+        let (p2p, inbound) = crate::p2p::spawn(config).await?;
+        Self::start(params, store, p2p, inbound).await
+    }
+
     /// Loads the chain from `store` (re-checking and re-verifying every share), then starts the
     /// worker and the network dispatcher on the current runtime.
     pub async fn start(

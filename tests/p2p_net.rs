@@ -483,3 +483,16 @@ async fn a_restarted_node_keeps_its_key_and_finds_its_peers_without_bootstrap() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_starts_store_network_and_service_in_one_call() {
+    let p = params();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = P2pConfig::new(p);
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let svc = ShareService::open(dir.path(), cfg).await.unwrap();
+    assert_eq!(svc.best_share_hash_json(), "null");
+    assert!(dir.path().join("shares.redb").exists());
+    assert!(dir.path().join("node_key").exists());
+    svc.shutdown().await;
+}
