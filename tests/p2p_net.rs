@@ -283,8 +283,7 @@ async fn nodes_on_different_networks_ignore_each_other() {
 async fn a_restarted_node_loads_its_chain_without_downloading() {
     let p = params();
     let dir = tempfile::tempdir().unwrap();
-    let mut held = 0;
-    let best = {
+    let (best, held) = {
         let (h, rx, _) = net(p, vec![], dir.path()).await;
         let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
         let svc = ShareService::start(p, store, h, rx).await.unwrap();
@@ -296,9 +295,9 @@ async fn a_restarted_node_loads_its_chain_without_downloading() {
         // More than 2 × chain_length: the tracker prunes, and so must the store.
         mine(&n, 300, 11).await;
         let best = n.svc.best_share_hash();
-        held = n.svc.snapshot().shares;
+        let held = n.svc.snapshot().shares;
         n.svc.shutdown().await;
-        best
+        (best, held)
     };
     let bound = 2 * p.chain_length as usize + 1;
     assert!(held <= bound, "tracker holds {held} shares");
