@@ -8,6 +8,9 @@ pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
 pub mod node;
+pub mod p2p;
+pub mod shares;
+pub mod store;
 pub mod submit;
 pub mod work;
 pub mod worker;
