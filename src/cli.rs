@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// Share-network (libp2p) port (default: the network's).
     #[arg(long)]
     pub p2p_port: Option<u16>,
+    /// A share-network peer to connect to (repeatable), e.g. `/ip4/203.0.113.7/tcp/9333`; added
+    /// to this network's entries in `bootstrap_addrs.txt`.
+    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    pub bootstrap: Vec<libp2p::Multiaddr>,
     /// Percent of shares that pay the operator's address instead of the miner's.
     #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
     pub fee: f64,
@@ -163,6 +167,7 @@ fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
         })
     });
     raise_fd_limit();
+    let p2p = p2p_config(params, &args);
     let config = crate::node::NodeConfig {
         params,
         datadir,
@@ -174,6 +179,7 @@ fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         bitcoind: args.bitcoind,
         worker: crate::worker::WorkerConfig::default(),
+        p2p,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -188,6 +194,21 @@ fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
         node.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Bootstrap peers shipped with the binary (`bootstrap_addrs.txt`).
+const BOOTSTRAP_ADDRS: &str = include_str!("../bootstrap_addrs.txt");
+
+fn p2p_config(params: &'static sharechain::NetworkParams, args: &RunArgs) -> crate::p2p::P2pConfig {
+    let mut config = crate::p2p::P2pConfig::new(params);
+    let port = args.p2p_port.unwrap_or(params.p2p_port);
+    config.listen = vec![format!("/ip4/0.0.0.0/tcp/{port}")
+        .parse()
+        .expect("a valid multiaddr")];
+    for bad in config.add_bootstrap(BOOTSTRAP_ADDRS, &args.bootstrap) {
+        tracing::warn!(line = %bad, "unusable line in bootstrap_addrs.txt");
+    }
+    config
 }
 
 /// Thousands of miners need thousands of descriptors: raise the soft limit to the hard one.

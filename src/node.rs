@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! [devchain (regtest, no --bitcoind-rpc)] → Bitcoind (RPC, P2P link, templates, submitter)
-//!   templates ──► WorkBuilder ◄── share chain (tracker)
+//!   templates ──► ShareService.set_tip, WorkBuilder ◄── ShareService (tracker, store, libp2p)
+//!   best share changes ──► WorkBuilder (new jobs)
 //!   WorkBuilder ──► WorkerPort (stratum + getwork + HTTP API on one port)
-//!   found blocks ──► BlockSubmitter (RPC + P2P)
+//!   found blocks ──► BlockSubmitter (RPC + P2P) and peers; peers' blocks ──► BlockSubmitter
+//!   peers' bitcoin tips ──► template refresh; our new tips ──► peers
 //! ```
 
 use std::net::SocketAddr;
@@ -22,8 +24,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::bitcoind::{Backoff, Bitcoind, BitcoindArgs, TemplateConfig};
+use crate::p2p::{P2pConfig, P2pHandle};
+use crate::shares::ShareService;
 use crate::submit::{BlockSubmitter, SubmitConfig};
-use crate::work::{BlockSink, LocalChain, ShareChain, WorkBuilder};
+use crate::work::{BlockSink, ShareChain, WorkBuilder};
 use crate::worker::{WorkerConfig, WorkerPort};
 
 /// Everything the node is started with.
@@ -39,6 +43,8 @@ pub struct NodeConfig {
     pub worker_addr: SocketAddr,
     pub bitcoind: BitcoindArgs,
     pub worker: WorkerConfig,
+    /// The share network (listen addresses, bootstrap peers, limits).
+    pub p2p: P2pConfig,
 }
 
 impl NodeConfig {
@@ -48,24 +54,36 @@ impl NodeConfig {
     }
 }
 
-impl BlockSink for BlockSubmitter {
+/// Found blocks go to our bitcoind (RPC and P2P) and to every peer, whose nodes submit them to
+/// their own bitcoinds.
+#[derive(Debug, Clone)]
+pub struct FoundBlocks {
+    submitter: BlockSubmitter,
+    peers: P2pHandle,
+}
+
+impl BlockSink for FoundBlocks {
     fn submit_block(&self, block: Block) {
-        let submitter = self.clone();
+        let this = self.clone();
         tokio::spawn(async move {
-            let outcome = submitter.submit(block).await;
+            this.peers.publish_block(&block).await;
+            let outcome = this.submitter.submit(block).await;
             tracing::info!(hash = %outcome.hash, delivered = outcome.delivered(), "block submission finished");
         });
     }
 }
 
 /// The work builder of a running node.
-pub type NodeWork = WorkBuilder<LocalChain, BlockSubmitter>;
+pub type NodeWork = WorkBuilder<ShareService, FoundBlocks>;
 
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
     worker_addr: SocketAddr,
     work: Arc<NodeWork>,
+    shares: ShareService,
+    /// Keeps a temporary data directory alive as long as the node.
+    _tempdir: Option<tempfile::TempDir>,
     bitcoind: Bitcoind,
     #[cfg(feature = "devchain")]
     devchain: Option<crate::devchain::Devchain>,
@@ -118,37 +136,68 @@ impl Node {
         .context("connecting to bitcoind")?;
         tracing::info!(chain = %bitcoind.info.chain, blocks = bitcoind.info.blocks, "bitcoind ready");
 
-        let chain = Arc::new(LocalChain::new(sharechain::new_tracker(params)));
+        // The share chain: store and network in the datadir (a temporary one without).
+        let tempdir = match &config.datadir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().context("creating a temporary data directory")?),
+        };
+        let datadir = config
+            .datadir
+            .clone()
+            .unwrap_or_else(|| tempdir.as_ref().expect("made above").path().to_owned());
+        let shares = ShareService::open(&datadir, config.p2p.clone())
+            .await
+            .context("starting the share chain and network")?;
+        let peers = shares.p2p().clone();
+        tracing::info!(peer_id = %peers.local_peer_id(), listen = ?peers.listen_addrs().await, "share network up");
+        let blocks = FoundBlocks {
+            submitter: bitcoind.submitter.clone(),
+            peers: peers.clone(),
+        };
         let work = Arc::new(
-            WorkBuilder::new(params, chain, Arc::new(bitcoind.submitter.clone()))
+            WorkBuilder::new(params, Arc::new(shares.clone()), Arc::new(blocks))
                 .with_fee(config.operator.clone(), config.fee_percent),
         );
-        work.set_template(bitcoind.templates.current());
+        let first = bitcoind.templates.current();
+        shares.set_tip(Some(first.previous_block_hash)).await;
+        work.set_template(first);
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let mut templates = bitcoind.templates.templates();
-        let w = Arc::clone(&work);
-        let mut stop = shutdown_rx.clone();
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = templates.changed() => {
-                        if changed.is_err() { break; }
-                        let t = templates.borrow_and_update().clone();
-                        w.set_template(t);
-                    }
-                    _ = stop.changed() => break,
-                }
-            }
-        });
+        tasks.spawn(follow_templates(
+            bitcoind.templates.templates(),
+            Arc::clone(&work),
+            shares.clone(),
+            bitcoind.rpc.clone(),
+            shutdown_rx.clone(),
+        ));
+        tasks.spawn(follow_best(
+            shares.subscribe_best(),
+            Arc::clone(&work),
+            shutdown_rx.clone(),
+        ));
+        tasks.spawn(submit_peer_blocks(
+            peers.subscribe_blocks(),
+            bitcoind.submitter.clone(),
+            shutdown_rx.clone(),
+        ));
+        tasks.spawn(refresh_on_peer_tips(
+            peers.subscribe_tips(),
+            bitcoind.templates.refresher(),
+            shutdown_rx.clone(),
+        ));
 
         let listener = TcpListener::bind(config.worker_addr)
             .await
             .with_context(|| format!("binding the worker port {}", config.worker_addr))?;
         let worker_addr = listener.local_addr()?;
         let port = WorkerPort::new(Arc::clone(&work), config.worker.clone());
-        let http = api_router(Arc::clone(&work), port.clone(), bitcoind.submitter.clone());
+        let http = api_router(
+            Arc::clone(&work),
+            port.clone(),
+            bitcoind.submitter.clone(),
+            shares.clone(),
+        );
         let mut stop = shutdown_rx;
         tasks.spawn(async move {
             let shutdown = async move {
@@ -162,6 +211,8 @@ impl Node {
         Ok(Node {
             worker_addr,
             work,
+            shares,
+            _tempdir: tempdir,
             bitcoind,
             #[cfg(feature = "devchain")]
             devchain,
@@ -178,6 +229,11 @@ impl Node {
     /// The work builder (and through it the share chain).
     pub fn work(&self) -> &Arc<NodeWork> {
         &self.work
+    }
+
+    /// The share chain and network.
+    pub fn shares(&self) -> &ShareService {
+        &self.shares
     }
 
     /// The bitcoind side.
@@ -201,6 +257,7 @@ impl Node {
             .is_some()
         {}
         self.tasks.abort_all();
+        self.shares.shutdown().await;
         #[cfg(feature = "devchain")]
         if let Some(chain) = self.devchain.take() {
             if let Err(e) = chain.shutdown().await {
@@ -215,21 +272,24 @@ fn api_router(
     work: Arc<NodeWork>,
     port: WorkerPort<NodeWork>,
     submitter: BlockSubmitter,
+    shares: ShareService,
 ) -> Router {
     let started = Instant::now();
-    let w = Arc::clone(&work);
+    let s = shares.clone();
     let best = move || {
-        let w = Arc::clone(&w);
-        async move { Json(w.chain().with_tracker(|t| t.best().map(|h| h.to_string()))) }
+        let s = s.clone();
+        async move { Json(s.best_share_hash().map(|h| h.to_string())) }
     };
     let blocks = move || {
         let submitter = submitter.clone();
         async move { Json(submitter.recent()) }
     };
     let local = move || {
-        let (work, port) = (Arc::clone(&work), port.clone());
+        let (work, port, shares) = (Arc::clone(&work), port.clone(), shares.clone());
         async move {
             let stats = port.stats();
+            let peers = shares.p2p().peers().await.len();
+            let sync = shares.sync_status();
             let (shares, verified, best, height) = work.chain().with_tracker(|t| {
                 let best = t.best();
                 let height = best
@@ -249,7 +309,8 @@ fn api_router(
                 "stale": stats.rejected.stale,
                 "found_shares": stats.shares,
                 "found_blocks": stats.blocks,
-                "peers": { "incoming": 0, "outgoing": 0 },
+                "peers": { "connected": peers },
+                "sync": sync,
                 "work_refused": work.chain().refuse_work(),
             }))
         }
@@ -258,4 +319,99 @@ fn api_router(
         .route("/local_stats", get(local))
         .route("/web/best_share_hash", get(best))
         .route("/recent_blocks", get(blocks))
+}
+
+/// New templates: tell the share chain the new tip, rebuild work, and announce the new Bitcoin
+/// tip to peers so they switch before their own bitcoind tells them.
+async fn follow_templates(
+    mut templates: watch::Receiver<Arc<crate::bitcoind::BlockTemplate>>,
+    work: Arc<NodeWork>,
+    shares: ShareService,
+    rpc: crate::bitcoind::RpcClient,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_prev = None;
+    loop {
+        tokio::select! {
+            changed = templates.changed() => {
+                if changed.is_err() { break; }
+                let t = templates.borrow_and_update().clone();
+                let prev = t.previous_block_hash;
+                shares.set_tip(Some(prev)).await;
+                work.set_template(t);
+                if last_prev != Some(prev) {
+                    last_prev = Some(prev);
+                    match rpc.call::<String>("getblockheader", serde_json::json!([prev.to_string(), false])).await {
+                        Ok(hex) => match hex::decode(&hex).ok().and_then(|b| bitcoin::consensus::deserialize::<bitcoin::block::Header>(&b).ok()) {
+                            Some(header) => shares.p2p().publish_tip(&header).await,
+                            None => tracing::debug!("bitcoind sent an undecodable header"),
+                        },
+                        Err(e) => tracing::debug!(%e, "no header to announce"),
+                    }
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// A new best share: new jobs.
+async fn follow_best(
+    mut best: watch::Receiver<Option<sharechain::ShareHash>>,
+    work: Arc<NodeWork>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = best.changed() => {
+                if changed.is_err() { break; }
+                best.borrow_and_update();
+                work.refresh_best();
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Blocks found by peers' miners pay us too: hand them to our bitcoind as well.
+async fn submit_peer_blocks(
+    mut blocks: tokio::sync::broadcast::Receiver<(libp2p::PeerId, Vec<u8>)>,
+    submitter: BlockSubmitter,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            got = blocks.recv() => match got {
+                Ok((peer, bytes)) => match bitcoin::consensus::deserialize::<Block>(&bytes) {
+                    Ok(block) => {
+                        tracing::info!(%peer, hash = %block.block_hash(), "block from a peer");
+                        let submitter = submitter.clone();
+                        tokio::spawn(async move { submitter.submit(block).await });
+                    }
+                    Err(e) => tracing::debug!(%peer, %e, "undecodable block from a peer"),
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!(n, "missed peer blocks"),
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// A peer saw a new Bitcoin block: ask bitcoind for a template now.
+async fn refresh_on_peer_tips(
+    mut tips: tokio::sync::broadcast::Receiver<(libp2p::PeerId, bitcoin::block::Header)>,
+    refresh: crate::bitcoind::TemplateRefresh,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            got = tips.recv() => match got {
+                Ok(_) => refresh.refresh(),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => refresh.refresh(),
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        }
+    }
 }

@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::hashes::{sha256d, Hash};
-use bitcoin::{Block, Network, ScriptBuf, Target, Transaction, TxMerkleNode, Witness};
-use parking_lot::{Mutex, RwLock};
+use bitcoin::{Block, BlockHash, Network, ScriptBuf, Target, Transaction, TxMerkleNode, Witness};
+use parking_lot::RwLock;
 use sharechain::gentx::{bip34_height_push, WITNESS_RESERVED_VALUE};
 use sharechain::params::NetworkParams;
 use sharechain::share::{CheckedShare, MerkleLink, SegwitData, SmallBlockHeader, StaleInfo};
@@ -25,6 +25,7 @@ use sharechain::{generate, ShareHash, ShareRequest, ShareTemplate, Tracker};
 use tokio::sync::watch;
 
 use crate::bitcoind::BlockTemplate;
+use crate::shares::ShareService;
 use crate::worker::{
     difficulty_to_target, Found, FoundOutcome, Job, Miner, NoWork, WorkProvider, WorkUpdate,
 };
@@ -41,6 +42,9 @@ pub trait ShareChain: Send + Sync + 'static {
         &self,
         share: CheckedShare,
     ) -> impl Future<Output = Result<(), String>> + Send;
+    /// The Bitcoin block shares should build on now (heads on older blocks count as their
+    /// parents when choosing the best share).
+    fn set_tip(&self, tip: Option<BlockHash>) -> impl Future<Output = ()> + Send;
     /// `Some(reason)` while the node must not hand out share-chain work (e.g. far behind peers).
     fn refuse_work(&self) -> Option<String> {
         None
@@ -53,41 +57,33 @@ pub trait BlockSink: Send + Sync + 'static {
     fn submit_block(&self, block: Block);
 }
 
-/// A tracker held in memory, for a node without a share network.
-#[derive(Debug)]
-pub struct LocalChain {
-    tracker: Mutex<Tracker>,
-}
-
-impl LocalChain {
-    pub fn new(tracker: Tracker) -> Self {
-        LocalChain {
-            tracker: Mutex::new(tracker),
-        }
-    }
-}
-
-impl ShareChain for LocalChain {
+impl ShareChain for ShareService {
     fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> R {
-        f(&mut self.tracker.lock())
+        ShareService::with_tracker(self, f)
     }
 
     fn add_local_share(
         &self,
         share: CheckedShare,
     ) -> impl Future<Output = Result<(), String>> + Send {
-        let hash = share.hash();
-        let result = match self.tracker.lock().insert(share) {
-            Ok(changes) if changes.invalid.iter().any(|r| r.hash == hash) => Err(changes
-                .invalid
-                .iter()
-                .find(|r| r.hash == hash)
-                .map(|r| r.error.to_string())
-                .unwrap_or_default()),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        };
-        std::future::ready(result)
+        let service = self.clone();
+        async move {
+            service
+                .submit_local_share(share)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn set_tip(&self, tip: Option<BlockHash>) -> impl Future<Output = ()> + Send {
+        let service = self.clone();
+        async move { service.set_tip(tip).await }
+    }
+
+    fn refuse_work(&self) -> Option<String> {
+        let status = self.sync_status();
+        status.behind.then_some(status.reason)
     }
 }
 
@@ -250,7 +246,8 @@ impl<C: ShareChain, B: BlockSink> WorkBuilder<C, B> {
         &self.chain
     }
 
-    /// A new block template: new jobs, clean when the previous block changed.
+    /// A new block template: new jobs, clean when the previous block changed. Tell the chain
+    /// about the new tip first ([`ShareChain::set_tip`]).
     pub fn set_template(&self, template: Arc<BlockTemplate>) {
         let prev = template.previous_block_hash;
         let prepared = Arc::new(prepare(template));
@@ -264,7 +261,6 @@ impl<C: ShareChain, B: BlockSink> WorkBuilder<C, B> {
             state.jobs.clear();
             clean
         };
-        self.chain.with_tracker(|t| t.set_tip(Some(prev)));
         self.refresh_best();
         self.bump(clean);
     }

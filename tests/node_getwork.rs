@@ -11,6 +11,7 @@ use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::{Address, BlockHash, Network, ScriptBuf, Target};
 use p2pool::bitcoind::BitcoindArgs;
 use p2pool::node::{Node, NodeConfig};
+use p2pool::p2p::P2pConfig;
 use p2pool::worker::WorkerConfig;
 use serde_json::{json, Value};
 use sharechain::params::NetworkParams;
@@ -101,6 +102,7 @@ async fn getwork_miner_mines_blocks_and_long_polling_wakes_up() {
         worker_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         bitcoind: BitcoindArgs::default(),
         worker: WorkerConfig::default(),
+        p2p: local_p2p(),
     };
     let node = timeout(Duration::from_secs(60), Node::start(config))
         .await
@@ -175,4 +177,11 @@ async fn getwork_miner_mines_blocks_and_long_polling_wakes_up() {
         .any(|o| o["scriptPubKey"]["hex"] == json!(hex::encode(script.as_bytes())));
     assert!(pays, "coinbase pays the miner: {}", block["tx"][0]);
     node.shutdown().await;
+}
+
+/// A share network on loopback with a free port and no bootstrap peers.
+fn local_p2p() -> P2pConfig {
+    let mut config = P2pConfig::new(&NetworkParams::REGTEST);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
+    config
 }

@@ -13,7 +13,7 @@ use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::{Address, Amount, BlockHash, Network, ScriptBuf, Target};
 use p2pool::bitcoind::{BitcoindArgs, RpcClient};
 use p2pool::node::{Node, NodeConfig};
-use p2pool::work::ShareChain;
+use p2pool::p2p::P2pConfig;
 use p2pool::worker::{difficulty_to_target, WorkerConfig};
 use serde_json::{json, Value};
 use sharechain::params::NetworkParams;
@@ -41,6 +41,7 @@ async fn start_node() -> Node {
         worker_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         bitcoind: BitcoindArgs::default(),
         worker: WorkerConfig::default(),
+        p2p: local_p2p(),
     };
     timeout(Duration::from_secs(60), Node::start(config))
         .await
@@ -396,4 +397,11 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     let text = String::from_utf8(buf).unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+}
+
+/// A share network on loopback with a free port and no bootstrap peers.
+fn local_p2p() -> P2pConfig {
+    let mut config = P2pConfig::new(&NetworkParams::REGTEST);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
+    config
 }
