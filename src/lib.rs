@@ -7,7 +7,9 @@ pub mod chia;
 pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
+pub mod http;
 pub mod node;
+pub mod stats;
 pub mod submit;
 pub mod work;
 pub mod worker;

@@ -10,11 +10,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::get;
-use axum::{Json, Router};
 use bitcoin::{Block, ScriptBuf};
 use sharechain::params::NetworkParams;
 use tokio::net::TcpListener;
@@ -23,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::bitcoind::{Backoff, Bitcoind, BitcoindArgs, TemplateConfig};
 use crate::submit::{BlockSubmitter, SubmitConfig};
-use crate::work::{BlockSink, LocalChain, ShareChain, WorkBuilder};
+use crate::work::{BlockSink, LocalChain, WorkBuilder};
 use crate::worker::{WorkerConfig, WorkerPort};
 
 /// Everything the node is started with.
@@ -148,7 +146,18 @@ impl Node {
             .with_context(|| format!("binding the worker port {}", config.worker_addr))?;
         let worker_addr = listener.local_addr()?;
         let port = WorkerPort::new(Arc::clone(&work), config.worker.clone());
-        let http = api_router(Arc::clone(&work), port.clone(), bitcoind.submitter.clone());
+        let web = crate::http::WebState::new(
+            Arc::clone(&work),
+            port.clone(),
+            &bitcoind,
+            config.datadir.as_deref(),
+            config.fee_percent,
+        );
+        tasks.spawn(
+            web.clone()
+                .run_sampler(Default::default(), shutdown_rx.clone()),
+        );
+        let http = crate::http::router(web);
         let mut stop = shutdown_rx;
         tasks.spawn(async move {
             let shutdown = async move {
@@ -208,54 +217,4 @@ impl Node {
             }
         }
     }
-}
-
-/// The read-only JSON API served on the worker port.
-fn api_router(
-    work: Arc<NodeWork>,
-    port: WorkerPort<NodeWork>,
-    submitter: BlockSubmitter,
-) -> Router {
-    let started = Instant::now();
-    let w = Arc::clone(&work);
-    let best = move || {
-        let w = Arc::clone(&w);
-        async move { Json(w.chain().with_tracker(|t| t.best().map(|h| h.to_string()))) }
-    };
-    let blocks = move || {
-        let submitter = submitter.clone();
-        async move { Json(submitter.recent()) }
-    };
-    let local = move || {
-        let (work, port) = (Arc::clone(&work), port.clone());
-        async move {
-            let stats = port.stats();
-            let (shares, verified, best, height) = work.chain().with_tracker(|t| {
-                let best = t.best();
-                let height = best
-                    .and_then(|b| t.chain().get(&b))
-                    .map(|s| s.share().share_info.absheight);
-                (t.chain().len(), t.verified_heads().len(), best, height)
-            });
-            Json(serde_json::json!({
-                "uptime": started.elapsed().as_secs(),
-                "network": work.params().name,
-                "hashrate": stats.hashrate.max(0.0),
-                "miner_hash_rates": stats.miners.iter().map(|m| (format!("{}{}", m.address, if m.worker.is_empty() { String::new() } else { format!(".{}", m.worker) }), m.hashrate)).collect::<std::collections::BTreeMap<_, _>>(),
-                "connections": stats.connections,
-                "shares": { "held": shares, "verified_heads": verified, "best": best.map(|b| b.to_string()), "best_height": height },
-                "accepted": stats.accepted,
-                "rejected": stats.rejected,
-                "stale": stats.rejected.stale,
-                "found_shares": stats.shares,
-                "found_blocks": stats.blocks,
-                "peers": { "incoming": 0, "outgoing": 0 },
-                "work_refused": work.chain().refuse_work(),
-            }))
-        }
-    };
-    Router::new()
-        .route("/local_stats", get(local))
-        .route("/web/best_share_hash", get(best))
-        .route("/recent_blocks", get(blocks))
 }
