@@ -328,3 +328,10 @@ pub async fn mine_blocks(node: &Node, miners: &mut [Miner], blocks: usize) -> Ve
     }
     found
 }
+
+/// `GET path` as JSON (status 200 expected).
+pub async fn get_json_value(addr: SocketAddr, path: &str) -> Value {
+    let (status, body) = http_get_status(addr, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
