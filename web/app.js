@@ -97,21 +97,36 @@ function drawGraph(canvas, series, span) {
     g.fillText("no data yet", left + 10, top + 20);
     return 0;
   }
+  // Each bin is a step as wide as its time span, so even a single sample shows.
+  const base = y(0);
   for (const s of series) {
-    g.strokeStyle = style.getPropertyValue(s.color);
-    g.fillStyle = style.getPropertyValue(s.color);
-    g.lineWidth = 2;
-    g.beginPath();
-    let pen = false;
+    const color = style.getPropertyValue(s.color);
     const pts = s.points.slice().sort((a, b) => a[0] - b[0]);
-    for (const [t, v] of pts) {
-      if (v === null) { pen = false; continue; }
-      if (pen) g.lineTo(x(t), y(v)); else g.moveTo(x(t), y(v));
-      pen = true;
-      // A lone point would draw nothing as a line.
-      g.fillRect(x(t) - 1.5, y(v) - 1.5, 3, 3);
+    let run = [];
+    const flush = () => {
+      if (!run.length) return;
+      g.beginPath();
+      g.moveTo(run[0][0], base);
+      for (const [px, py] of run) g.lineTo(px, py);
+      g.lineTo(run[run.length - 1][0], base);
+      g.closePath();
+      g.globalAlpha = 0.18;
+      g.fillStyle = color;
+      g.fill();
+      g.globalAlpha = 1;
+      g.beginPath();
+      run.forEach(([px, py], i) => (i ? g.lineTo(px, py) : g.moveTo(px, py)));
+      g.strokeStyle = color;
+      g.lineWidth = 2;
+      g.stroke();
+      run = [];
+    };
+    for (const [t, v, width] of pts) {
+      if (v === null) { flush(); continue; }
+      const half = (width || 0) / 2;
+      run.push([Math.max(left, x(t - half)), y(v)], [Math.min(w - right, x(t + half)), y(v)]);
     }
-    g.stroke();
+    flush();
   }
   return count;
 }
@@ -124,8 +139,8 @@ async function refreshGraphs() {
     getJSON("/web/graph_data/local_dead_hash_rate/" + period),
     getJSON("/web/graph_data/pool_rates/" + period),
   ]);
-  const field = (data, k) => data.map(([t, v]) => [t, v === null ? null : (v[k] || 0)]);
-  const plain = (data) => data.map(([t, v]) => [t, v]);
+  const field = (data, k) => data.map(([t, v, w]) => [t, v === null ? null : (v[k] || 0), w]);
+  const plain = (data) => data;
   const span = SPANS[period];
   $("local-graph").dataset.points = drawGraph($("local-graph"), [
     { color: "--local", points: plain(local) },
