@@ -211,6 +211,15 @@ async fn every_endpoint_has_its_shape_on_a_mining_node() {
         assert!(v["error"].is_string(), "{path}: {body}");
     }
 
+    // Other origins may read the API.
+    let (status, head) = http_head(addr, "/rate").await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{head}"
+    );
+
     // The page and its parts are served.
     let (status, page) = http_get_status(addr, "/").await;
     assert_eq!(status, 200);
@@ -263,4 +272,28 @@ async fn every_endpoint_has_its_shape_on_a_mining_node() {
         .unwrap();
     assert!(g.iter().any(|p| p.1.as_f64().is_some_and(|v| v > 0.0)));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Status and response headers of `GET path`.
+async fn http_head(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split("\r\n\r\n").next().unwrap_or_default().to_owned(),
+    )
 }

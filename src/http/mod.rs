@@ -149,7 +149,17 @@ pub fn router(state: WebState) -> Router {
         .route("/web/peers", get(api::peers))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(allow_any_origin))
         .with_state(state)
+}
+
+/// Dashboards on other origins read the API, as they do P2Pool's.
+async fn allow_any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    response
 }
 
 /// A JSON error with its status.
