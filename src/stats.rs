@@ -307,6 +307,23 @@ fn load(path: &Path) -> Result<Option<Db>, StatsError> {
     if db.version != FORMAT_VERSION {
         return Ok(None);
     }
+    let mut db = db;
+    // A file written by hand or by another build may hold more than the bounds allow.
+    db.streams
+        .retain(|name, _| STREAMS.iter().any(|(s, _)| s == name));
+    for rings in db.streams.values_mut() {
+        for p in Period::ALL {
+            let ring = &mut rings[p.index()];
+            if let Some(newest) = ring.bins.back().map(|b| b.slot) {
+                ring.trim(p, newest);
+            }
+            for bin in &mut ring.bins {
+                while bin.sums.len() > MAX_KEYS {
+                    bin.sums.pop_last();
+                }
+            }
+        }
+    }
     Ok(Some(db))
 }
 
@@ -410,6 +427,64 @@ mod tests {
         for p in Period::ALL {
             assert!(db.streams["local_hash_rate"][p.index()].bins.len() <= p.bins());
         }
+    }
+
+    proptest::proptest! {
+        /// Against a naive model: every bin shown is the mean of the samples whose time falls
+        /// in it, `null` where none did, whatever the spacing of the samples.
+        #[test]
+        fn graphs_match_a_naive_model(steps in proptest::collection::vec((0u64..4000, 0u32..1000), 1..200)) {
+            let s = Stats::in_memory();
+            let mut t = 1_700_000_000u64;
+            let mut samples = Vec::new();
+            for (dt, v) in steps {
+                t += dt;
+                samples.push((t, f64::from(v)));
+                s.record(t, &Snapshot::from([("local_hash_rate", single(f64::from(v)))]));
+            }
+            for p in Period::ALL {
+                let g = s.graph_data("local_hash_rate", p, t).unwrap();
+                proptest::prop_assert_eq!(g.len(), p.bins());
+                for (i, point) in g.iter().enumerate() {
+                    let slot = t / p.bin_width() - i as u64;
+                    let in_bin: Vec<f64> = samples
+                        .iter()
+                        .filter(|(ts, _)| ts / p.bin_width() == slot)
+                        .map(|(_, v)| *v)
+                        .collect();
+                    if in_bin.is_empty() {
+                        proptest::prop_assert!(point.1.is_null());
+                    } else {
+                        let mean = in_bin.iter().sum::<f64>() / in_bin.len() as f64;
+                        let got = point.1.as_f64().unwrap();
+                        proptest::prop_assert!((got - mean).abs() < 1e-9, "{} vs {}", got, mean);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_file_is_cut_to_the_bounds() {
+        let dir = std::env::temp_dir().join(format!("p2pool-stats-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bins: Vec<Value> = (0..500u64)
+            .map(|slot| serde_json::json!({ "slot": slot, "count": 1, "sums": { "": 1.0 } }))
+            .collect();
+        let ring = serde_json::json!({ "bins": bins });
+        let file = serde_json::json!({
+            "version": FORMAT_VERSION,
+            "streams": { "local_hash_rate": [ring, ring, ring], "unknown": [ring, ring, ring] },
+        });
+        std::fs::write(dir.join(STATS_FILE), file.to_string()).unwrap();
+        let s = Stats::open(&dir);
+        let db = s.db.lock();
+        assert_eq!(db.streams.len(), 1);
+        for p in Period::ALL {
+            assert!(db.streams["local_hash_rate"][p.index()].bins.len() <= p.bins());
+        }
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
