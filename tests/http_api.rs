@@ -94,7 +94,13 @@ async fn every_endpoint_has_its_shape_on_a_mining_node() {
     assert_eq!(local["peers"]["outgoing"], Value::from(0));
     for k in ["total", "orphan", "dead"] {
         assert!(local["shares"][k].is_u64(), "{k}: {local}");
+        assert!(local["pool_shares"][k].is_u64(), "{k}: {local}");
     }
+    assert!(local["shares"]["total"].as_u64().unwrap() >= 6, "{local}");
+    assert!(
+        local["pool_shares"]["total"].as_u64().unwrap() >= 5,
+        "{local}"
+    );
     for a in &addrs {
         let name = format!("{a}.rig");
         assert!(

@@ -164,8 +164,9 @@ async function refresh() {
   $("pool-rate").textContent = rate(global.pool_hash_rate);
   $("net-rate").textContent = rate(global.network_hashrate);
   $("share-diff").textContent = num(global.min_difficulty);
-  $("shares").textContent = local.found_shares + " / " + local.shares.total;
-  $("stale").textContent = local.shares.orphan + " / " + local.shares.dead;
+  $("shares").textContent = local.shares.total + " / " + local.pool_shares.total;
+  $("stale").textContent = local.shares.orphan + " / " + local.shares.dead + " (pool " +
+    local.pool_shares.orphan + " / " + local.pool_shares.dead + ")";
   $("block-value").textContent = num(local.block_value, 8) + " BTC";
   $("uptime").textContent = duration(local.uptime);
 

@@ -104,6 +104,8 @@ pub(super) async fn local_stats(State(s): State<WebState>) -> Json<Value> {
             0.0
         }
     });
+    let addresses = w.miners.iter().map(|m| m.address.clone()).collect();
+    let (own_orphan, own_dead) = s.stale_reports(&addresses);
     let mut warnings = Vec::new();
     if let Some(reason) = work.chain().refuse_work() {
         warnings.push(reason);
@@ -121,15 +123,17 @@ pub(super) async fn local_stats(State(s): State<WebState>) -> Json<Value> {
         "miner_hash_rates": miner_hash_rates,
         "miner_dead_hash_rates": miner_dead_hash_rates,
         "connections": w.connections,
+        // P2Pool's: this node's shares; the pool's over the last hour of the chain.
         "shares": {
-            "total": c.lookbehind,
-            "orphan": c.orphan,
-            "dead": c.dead,
+            "total": w.shares,
+            "orphan": own_orphan,
+            "dead": own_dead,
             "held": c.len,
             "verified_heads": c.verified_heads,
             "best": c.best,
             "best_height": c.best_height,
         },
+        "pool_shares": { "total": c.lookbehind, "orphan": c.orphan, "dead": c.dead },
         "accepted": w.accepted,
         "rejected": w.rejected,
         "stale": w.rejected.stale,

@@ -266,6 +266,35 @@ impl WebState {
             .with_tracker(|t| share_json(t, hash, network))
     }
 
+    /// Orphan and dead-on-arrival reports in the last hour of shares paying one of `addresses`
+    /// (a share's `stale_info` tells that its miner's previous share went stale).
+    pub(crate) fn stale_reports(
+        &self,
+        addresses: &std::collections::BTreeSet<String>,
+    ) -> (u64, u64) {
+        let n = self.lookbehind();
+        let network = self.network();
+        self.inner.work.chain().with_tracker(|t| {
+            let Some(best) = t.best() else {
+                return (0, 0);
+            };
+            let (mut orphan, mut dead) = (0, 0);
+            for share in t.chain().ancestors(&best).take(n) {
+                let data = &share.share().share_info.share_data;
+                if data.stale_info == StaleInfo::None
+                    || !addresses.contains(&script_to_human(&data.payout_script, network))
+                {
+                    continue;
+                }
+                match data.stale_info {
+                    StaleInfo::Orphan => orphan += 1,
+                    _ => dead += 1,
+                }
+            }
+            (orphan, dead)
+        })
+    }
+
     pub(crate) fn heads(&self, verified: bool) -> Vec<String> {
         self.inner.work.chain().with_tracker(|t| {
             let heads = if verified {
