@@ -165,8 +165,8 @@ async function refresh() {
   $("net-rate").textContent = rate(global.network_hashrate);
   $("share-diff").textContent = num(global.min_difficulty);
   $("shares").textContent = local.shares.total + " / " + local.pool_shares.total;
-  $("stale").textContent = local.shares.orphan + " / " + local.shares.dead + " (pool " +
-    local.pool_shares.orphan + " / " + local.pool_shares.dead + ")";
+  $("stale").textContent = local.shares.orphan + "/" + local.shares.dead + " · " +
+    local.pool_shares.orphan + "/" + local.pool_shares.dead;
   $("block-value").textContent = num(local.block_value, 8) + " BTC";
   $("uptime").textContent = duration(local.uptime);
 
