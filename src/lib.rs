@@ -7,9 +7,11 @@ pub mod chia;
 pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
+pub mod http;
 pub mod node;
 pub mod p2p;
 pub mod shares;
+pub mod stats;
 pub mod store;
 pub mod submit;
 pub mod work;

@@ -12,11 +12,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::get;
-use axum::{Json, Router};
 use bitcoin::{Block, ScriptBuf};
 use sharechain::params::NetworkParams;
 use tokio::net::TcpListener;
@@ -27,7 +25,7 @@ use crate::bitcoind::{Backoff, Bitcoind, BitcoindArgs, TemplateConfig};
 use crate::p2p::{P2pConfig, P2pHandle};
 use crate::shares::ShareService;
 use crate::submit::{BlockSubmitter, SubmitConfig};
-use crate::work::{BlockSink, ShareChain, WorkBuilder};
+use crate::work::{BlockSink, WorkBuilder};
 use crate::worker::{WorkerConfig, WorkerPort};
 
 /// Everything the node is started with.
@@ -192,12 +190,21 @@ impl Node {
             .with_context(|| format!("binding the worker port {}", config.worker_addr))?;
         let worker_addr = listener.local_addr()?;
         let port = WorkerPort::new(Arc::clone(&work), config.worker.clone());
-        let http = api_router(
+        let web = crate::http::WebState::new(
             Arc::clone(&work),
             port.clone(),
-            bitcoind.submitter.clone(),
-            shares.clone(),
+            &bitcoind,
+            config.datadir.as_deref(),
+            config.fee_percent,
         );
+        tasks.spawn(
+            web.clone()
+                .run_sampler(Default::default(), shutdown_rx.clone()),
+        );
+        let peer_list = Arc::new(PeerList::default());
+        web.set_peers(peer_list.clone());
+        tasks.spawn(track_peers(shares.clone(), peer_list, shutdown_rx.clone()));
+        let http = crate::http::router(web);
         let mut stop = shutdown_rx;
         tasks.spawn(async move {
             let shutdown = async move {
@@ -265,60 +272,6 @@ impl Node {
             }
         }
     }
-}
-
-/// The read-only JSON API served on the worker port.
-fn api_router(
-    work: Arc<NodeWork>,
-    port: WorkerPort<NodeWork>,
-    submitter: BlockSubmitter,
-    shares: ShareService,
-) -> Router {
-    let started = Instant::now();
-    let s = shares.clone();
-    let best = move || {
-        let s = s.clone();
-        async move { Json(s.best_share_hash().map(|h| h.to_string())) }
-    };
-    let blocks = move || {
-        let submitter = submitter.clone();
-        async move { Json(submitter.recent()) }
-    };
-    let local = move || {
-        let (work, port, shares) = (Arc::clone(&work), port.clone(), shares.clone());
-        async move {
-            let stats = port.stats();
-            let peers = shares.p2p().peers().await.len();
-            let sync = shares.sync_status();
-            let (shares, verified, best, height) = work.chain().with_tracker(|t| {
-                let best = t.best();
-                let height = best
-                    .and_then(|b| t.chain().get(&b))
-                    .map(|s| s.share().share_info.absheight);
-                (t.chain().len(), t.verified_heads().len(), best, height)
-            });
-            Json(serde_json::json!({
-                "uptime": started.elapsed().as_secs(),
-                "network": work.params().name,
-                "hashrate": stats.hashrate.max(0.0),
-                "miner_hash_rates": stats.miners.iter().map(|m| (format!("{}{}", m.address, if m.worker.is_empty() { String::new() } else { format!(".{}", m.worker) }), m.hashrate)).collect::<std::collections::BTreeMap<_, _>>(),
-                "connections": stats.connections,
-                "shares": { "held": shares, "verified_heads": verified, "best": best.map(|b| b.to_string()), "best_height": height },
-                "accepted": stats.accepted,
-                "rejected": stats.rejected,
-                "stale": stats.rejected.stale,
-                "found_shares": stats.shares,
-                "found_blocks": stats.blocks,
-                "peers": { "connected": peers },
-                "sync": sync,
-                "work_refused": work.chain().refuse_work(),
-            }))
-        }
-    };
-    Router::new()
-        .route("/local_stats", get(local))
-        .route("/web/best_share_hash", get(best))
-        .route("/recent_blocks", get(blocks))
 }
 
 /// New templates: tell the share chain the new tip, rebuild work, and announce the new Bitcoin
@@ -411,6 +364,34 @@ async fn refresh_on_peer_tips(
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => refresh.refresh(),
                 Err(_) => break,
             },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// The share network's peers as the status page shows them, refreshed in the background (the
+/// network answers asynchronously; the page reads synchronously).
+#[derive(Debug, Default)]
+struct PeerList(parking_lot::RwLock<Vec<crate::http::Peer>>);
+
+impl crate::http::PeerSource for PeerList {
+    fn peers(&self) -> Vec<crate::http::Peer> {
+        self.0.read().clone()
+    }
+}
+
+async fn track_peers(shares: ShareService, list: Arc<PeerList>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let peers = shares.p2p().peers().await;
+                *list.0.write() = peers
+                    .into_iter()
+                    .filter(|p| p.ready)
+                    .map(|p| crate::http::Peer { addr: p.addr.to_string(), incoming: false, version: p.peer.to_string() })
+                    .collect();
+            }
             _ = stop.changed() => break,
         }
     }
