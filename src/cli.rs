@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// Share-network (libp2p) port (default: the network's).
     #[arg(long)]
     pub p2p_port: Option<u16>,
+    /// Address to bind the share network on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub p2p_bind: std::net::IpAddr,
     /// A share-network peer to connect to (repeatable), e.g. `/ip4/203.0.113.7/tcp/9333`; added
     /// to this network's entries in `bootstrap_addrs.txt`.
     #[arg(long = "bootstrap", value_name = "MULTIADDR")]
