@@ -140,6 +140,12 @@ impl CoinbasePrefix {
 /// Where a coinbase is serialized to: a byte vector, or straight into SHA-256.
 pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
+
+    /// One output: `amount ‖ CompactSize(len) ‖ script`.
+    fn put_output(&mut self, amount: u64, script: &[u8]) {
+        self.put(&amount.to_le_bytes());
+        put_var_bytes(self, script);
+    }
 }
 
 impl Sink for Vec<u8> {
@@ -177,6 +183,24 @@ impl HashSink {
 }
 
 impl Sink for HashSink {
+    /// Writes the whole output with one copy of the script (this runs once per payee of every
+    /// verified share).
+    fn put_output(&mut self, amount: u64, script: &[u8]) {
+        if script.len() >= 0xfd || 9 + script.len() > self.buf.len() {
+            self.put(&amount.to_le_bytes());
+            put_var_bytes(self, script);
+            return;
+        }
+        if self.len + 9 + script.len() > self.buf.len() {
+            self.flush();
+        }
+        let at = self.len;
+        self.buf[at..at + 8].copy_from_slice(&amount.to_le_bytes());
+        self.buf[at + 8] = script.len() as u8;
+        self.buf[at + 9..at + 9 + script.len()].copy_from_slice(script);
+        self.len += 9 + script.len();
+    }
+
     fn put(&mut self, bytes: &[u8]) {
         if self.len + bytes.len() > self.buf.len() {
             self.flush();
@@ -190,13 +214,13 @@ impl Sink for HashSink {
     }
 }
 
-fn put_varint(out: &mut impl Sink, n: u64) {
+fn put_varint<S: Sink + ?Sized>(out: &mut S, n: u64) {
     let mut buf = Vec::new();
     write_varint(&mut buf, n);
     out.put(&buf);
 }
 
-fn put_var_bytes(out: &mut impl Sink, bytes: &[u8]) {
+fn put_var_bytes<S: Sink + ?Sized>(out: &mut S, bytes: &[u8]) {
     if bytes.len() < 0xfd {
         out.put(&[bytes.len() as u8]);
     } else {
@@ -230,8 +254,7 @@ fn write_prefix<'a>(
         &witness_commitment_script(&witness_commitment(wtxid_merkle_root)),
     );
     for (script, amount) in payouts {
-        out.put(&amount.to_le_bytes());
-        put_var_bytes(out, script);
+        out.put_output(amount, script);
     }
     out.put(&REF_OUTPUT_PREFIX);
 }
