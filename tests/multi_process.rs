@@ -159,7 +159,7 @@ async fn three_processes_agree_and_pay_both_miners() {
     }
 
     let scripts = [p2wpkh(0x11), p2wpkh(0x33)];
-    let mut miners = vec![
+    let mut miners = [
         Miner::connect(workers[0], address(&scripts[0])).await,
         Miner::connect(workers[2], address(&scripts[1])).await,
     ];

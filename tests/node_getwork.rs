@@ -137,7 +137,7 @@ async fn getwork_miner_mines_blocks_and_long_polling_wakes_up() {
 
     let target = NetworkParams::REGTEST.max_target();
     let mut mined = 0;
-    while mined < 5 {
+    while mined < 10 {
         let (hash, verdict) = timeout(WAIT, mine_getwork(addr, &user, target))
             .await
             .expect("in time");
@@ -166,7 +166,7 @@ async fn getwork_miner_mines_blocks_and_long_polling_wakes_up() {
     );
 
     let height: u64 = rpc.call("getblockcount", json!([])).await.unwrap();
-    assert!(height >= start + 5, "{start} -> {height}");
+    assert!(height >= start + 10, "{start} -> {height}");
     // The tip's coinbase pays the getwork miner.
     let best: String = rpc.call("getbestblockhash", json!([])).await.unwrap();
     let block: Value = rpc.call("getblock", json!([best, 2])).await.unwrap();
