@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Address to bind the worker port on.
     #[arg(long, default_value = "0.0.0.0")]
     pub worker_bind: std::net::IpAddr,
+    /// Also serve the status page and API on this port (they are always on the worker port).
+    #[arg(long)]
+    pub web_port: Option<u16>,
     /// Share-network (libp2p) port (default: the network's).
     #[arg(long)]
     pub p2p_port: Option<u16>,
@@ -183,6 +186,9 @@ fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
         bitcoind: args.bitcoind,
         worker: crate::worker::WorkerConfig::default(),
         p2p,
+        web_addr: args
+            .web_port
+            .map(|p| std::net::SocketAddr::new(args.worker_bind, p)),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -43,6 +43,8 @@ pub struct NodeConfig {
     pub worker: WorkerConfig,
     /// The share network (listen addresses, bootstrap peers, limits).
     pub p2p: P2pConfig,
+    /// A second port serving only the status page and API (they are always on the worker port).
+    pub web_addr: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -204,6 +206,22 @@ impl Node {
         let peer_list = Arc::new(PeerList::default());
         web.set_peers(peer_list.clone());
         tasks.spawn(track_peers(shares.clone(), peer_list, shutdown_rx.clone()));
+        if let Some(addr) = config.web_addr {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the web port {addr}"))?;
+            tracing::info!(web_addr = %listener.local_addr()?, "status page and API on their own port too");
+            let router = crate::http::router(web.clone());
+            let mut stop = shutdown_rx.clone();
+            tasks.spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = crate::http::serve(listener, router, shutdown).await {
+                    tracing::error!(%e, "web port stopped");
+                }
+            });
+        }
         let http = crate::http::router(web);
         let mut stop = shutdown_rx;
         tasks.spawn(async move {

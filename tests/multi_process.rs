@@ -105,6 +105,7 @@ async fn three_processes_agree_and_pay_both_miners() {
     let mut nodes = Vec::new();
     let mut workers = Vec::new();
     let mut prev_p2p: Option<u16> = None;
+    let web_port = free_port();
     for i in 0..3 {
         let (worker, p2p) = (free_port(), free_port());
         let mut args: Vec<String> = [
@@ -135,6 +136,9 @@ async fn three_processes_agree_and_pay_both_miners() {
             "--bitcoind-p2p".into(),
             format!("127.0.0.1:{chain_p2p}"),
         ]);
+        if i == 0 {
+            args.extend(["--web-port".into(), web_port.to_string()]);
+        }
         if let Some(prev) = prev_p2p {
             args.extend(["--bootstrap".into(), format!("/ip4/127.0.0.1/tcp/{prev}")]);
         }
@@ -144,6 +148,12 @@ async fn three_processes_agree_and_pay_both_miners() {
         workers.push(addr);
         prev_p2p = Some(p2p);
     }
+    // `--web-port`: the API on its own port too.
+    let web = SocketAddr::from(([127, 0, 0, 1], web_port));
+    wait_http(web, Duration::from_secs(10)).await;
+    let (status, body) = http_get_status(web, "/local_stats").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("found_blocks"), "{body}");
     // The line is connected before mining starts.
     for (i, w) in workers.iter().enumerate() {
         let want = if i == 1 { 2 } else { 1 };

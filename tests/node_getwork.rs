@@ -103,6 +103,7 @@ async fn getwork_miner_mines_blocks_and_long_polling_wakes_up() {
         bitcoind: BitcoindArgs::default(),
         worker: WorkerConfig::default(),
         p2p: local_p2p(),
+        web_addr: None,
     };
     let node = timeout(Duration::from_secs(60), Node::start(config))
         .await

@@ -43,6 +43,7 @@ pub async fn start_node_in(datadir: Option<std::path::PathBuf>) -> Node {
         bitcoind: BitcoindArgs::default(),
         worker: WorkerConfig::default(),
         p2p: local_p2p(),
+        web_addr: None,
     };
     timeout(Duration::from_secs(60), Node::start(config))
         .await
