@@ -275,11 +275,6 @@ impl ShareTemplate {
         }
     }
 
-    /// The coinbase txid (internal byte order) for an extranonce.
-    pub fn coinbase_txid(&self, last_txout_nonce: u64) -> [u8; 32] {
-        self.coinbase.txid(&self.ref_hash, last_txout_nonce)
-    }
-
     /// The full coinbase (non-witness) for an extranonce.
     pub fn coinbase_tx(&self, last_txout_nonce: u64) -> Vec<u8> {
         self.coinbase.finish(&self.ref_hash, last_txout_nonce)

@@ -116,17 +116,6 @@ impl CoinbasePrefix {
         out
     }
 
-    /// The txid (internal byte order) of [`Self::finish`]'s coinbase, without building it.
-    pub fn txid(&self, ref_hash: &[u8; 32], last_txout_nonce: u64) -> [u8; 32] {
-        let mut engine = sha256::HashEngine::default();
-        engine.input(&self.bytes);
-        engine.input(ref_hash);
-        engine.input(&last_txout_nonce.to_le_bytes());
-        engine.input(&0u32.to_le_bytes());
-        let single = sha256::Hash::from_engine(engine);
-        sha256::Hash::hash(single.as_byte_array()).to_byte_array()
-    }
-
     /// Stratum's split for a ref hash: `coinb1` ends right before the 8-byte extranonce,
     /// `coinb2` is the lock time.
     pub fn stratum_split(&self, ref_hash: &[u8; 32]) -> (Vec<u8>, Vec<u8>) {
@@ -276,11 +265,6 @@ pub fn coinbase_txid<'a>(
     sink.sha256d()
 }
 
-/// The txid (internal byte order) of a serialized non-witness transaction.
-pub fn txid(tx: &[u8]) -> [u8; 32] {
-    sha256d::Hash::hash(tx).to_byte_array()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +320,10 @@ mod tests {
         assert_eq!(&last[..2], &[0x6a, 0x28]);
         assert_eq!(&last[2..34], &[0xab; 32]);
         assert_eq!(&last[34..], &0x0102030405060708u64.to_le_bytes());
-        assert_eq!(tx.compute_txid().to_byte_array(), txid(&full));
+        assert_eq!(
+            tx.compute_txid().to_byte_array(),
+            sha256d::Hash::hash(&full).to_byte_array()
+        );
         let (coinb1, coinb2) = prefix.stratum_split(&[0xab; 32]);
         assert_eq!(
             [&coinb1[..], &0x0102030405060708u64.to_le_bytes(), &coinb2].concat(),

@@ -83,40 +83,6 @@ pub fn difficulty_of(target: Target) -> f64 {
     target.difficulty_float()
 }
 
-/// Target for a (possibly fractional) stratum difficulty; non-positive difficulties give the
-/// easiest target.
-pub fn target_of_difficulty(difficulty: f64) -> Target {
-    if difficulty.is_nan() || difficulty <= 0.0 {
-        return from_limbs([u64::MAX; 4]);
-    }
-    // diff1 = 0xFFFF * 2^208. Compute 0xFFFF * 2^208 / d as a float, then place it exactly.
-    let value = 65535.0 * 2f64.powi(208) / difficulty;
-    if value >= 2f64.powi(256) {
-        return from_limbs([u64::MAX; 4]);
-    }
-    let exp = value.log2().floor() as i32;
-    let (mantissa, shift) = if exp >= 63 {
-        ((value / 2f64.powi(exp - 62)) as u64, (exp - 62) as u32)
-    } else {
-        (value as u64, 0)
-    };
-    shl(from_limbs([mantissa, 0, 0, 0]), shift)
-}
-
-fn shl(target: Target, shift: u32) -> Target {
-    let mut limbs = to_limbs(target);
-    for _ in 0..shift / 64 {
-        limbs = [0, limbs[0], limbs[1], limbs[2]];
-    }
-    let s = shift % 64;
-    if s > 0 {
-        for i in (0..4).rev() {
-            limbs[i] = (limbs[i] << s) | if i > 0 { limbs[i - 1] >> (64 - s) } else { 0 };
-        }
-    }
-    from_limbs(limbs)
-}
-
 fn to_limbs(target: Target) -> [u64; 4] {
     let bytes = target.to_le_bytes();
     let mut limbs = [0u64; 4];
@@ -265,15 +231,6 @@ mod tests {
         assert_eq!(scale(t("65"), 11, 10), t("6f")); // floor(1111/10)
         let max = from_limbs([u64::MAX; 4]);
         assert_eq!(scale(max, 11, 10), max, "saturates");
-    }
-
-    #[test]
-    fn difficulty_round_trips() {
-        for d in [1e-9, 0.001, 1.0, 512.0, 1e12] {
-            let back = difficulty_of(target_of_difficulty(d));
-            assert!((back / d - 1.0).abs() < 1e-9, "{d} -> {back}");
-        }
-        assert_eq!(target_of_difficulty(1.0), DIFF1_TARGET);
     }
 
     #[test]

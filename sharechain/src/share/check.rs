@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use super::{Share, ShareHash};
 use crate::encode::{Decode, DecodeError};
-pub use crate::gentx::REF_OUTPUT_PREFIX;
+use crate::gentx::REF_OUTPUT_PREFIX;
 use crate::hash_link::{check_hash_link, HashLinkError};
 use crate::params::NetworkParams;
 use crate::target::compact_work;
