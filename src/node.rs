@@ -308,9 +308,12 @@ async fn follow_templates(
                 if changed.is_err() { break; }
                 let t = templates.borrow_and_update().clone();
                 let prev = t.previous_block_hash;
-                shares.set_tip(Some(prev)).await;
+                let new_tip = last_prev != Some(prev);
+                if new_tip {
+                    shares.set_tip(Some(prev)).await;
+                }
                 work.set_template(t);
-                if last_prev != Some(prev) {
+                if new_tip {
                     last_prev = Some(prev);
                     match rpc.call::<String>("getblockheader", serde_json::json!([prev.to_string(), false])).await {
                         Ok(hex) => match hex::decode(&hex).ok().and_then(|b| bitcoin::consensus::deserialize::<bitcoin::block::Header>(&b).ok()) {

@@ -106,7 +106,8 @@ struct Prepared {
 struct State {
     prepared: Option<Arc<Prepared>>,
     best: Option<ShareHash>,
-    jobs: HashMap<(ScriptBuf, u32), Arc<Job>>,
+    /// Jobs by payout script, then by compact share target: a hit costs no allocation.
+    jobs: HashMap<ScriptBuf, Vec<(u32, Arc<Job>)>>,
 }
 
 /// The node's work provider.
@@ -166,21 +167,6 @@ pub fn coinbase_branch(others: &[[u8; 32]]) -> Vec<[u8; 32]> {
     branch
 }
 
-/// Merkle root of `leaves` (Bitcoin's rule: an odd level repeats its last node).
-pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
-    if leaves.is_empty() {
-        return [0; 32];
-    }
-    let mut level = leaves.to_vec();
-    while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            level.push(*level.last().expect("non-empty"));
-        }
-        level = level.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
-    }
-    level[0]
-}
-
 fn prepare(template: Arc<BlockTemplate>) -> Prepared {
     let txids: Vec<[u8; 32]> = template
         .transactions
@@ -189,20 +175,17 @@ fn prepare(template: Arc<BlockTemplate>) -> Prepared {
         .collect();
     let branch = coinbase_branch(&txids);
     // The coinbase's wtxid counts as zero in the witness tree.
-    let wtxids: Vec<[u8; 32]> = std::iter::once([0u8; 32])
-        .chain(
-            template
-                .transactions
-                .iter()
-                .map(|t| t.wtxid.to_byte_array()),
-        )
-        .collect();
+    let wtxids = std::iter::once(sha256d::Hash::all_zeros())
+        .chain(template.transactions.iter().map(|t| t.wtxid.to_raw_hash()));
+    let wtxid_merkle_root = bitcoin::merkle_tree::calculate_root(wtxids)
+        .expect("the coinbase is always there")
+        .to_byte_array();
     Prepared {
         segwit: SegwitData {
             txid_merkle_link: MerkleLink {
                 branch: branch.clone(),
             },
-            wtxid_merkle_root: merkle_root(&wtxids),
+            wtxid_merkle_root,
         },
         merkle_branch: branch
             .into_iter()
@@ -371,9 +354,6 @@ impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
     }
 
     fn job(&self, miner: &Miner) -> Result<Arc<Job>, NoWork> {
-        if let Some(reason) = self.chain.refuse_work() {
-            return Err(NoWork { reason });
-        }
         let desired = miner
             .share_difficulty
             .map(difficulty_to_target)
@@ -384,10 +364,14 @@ impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
             Some((operator, percent)) if rand::random::<f64>() * 100.0 < *percent => operator,
             _ => &miner.payout,
         };
-        let key = (payout.clone(), desired.to_compact_lossy().to_consensus());
+        let bits = desired.to_compact_lossy().to_consensus();
         let (prepared, best) = {
             let state = self.state.read();
-            if let Some(job) = state.jobs.get(&key) {
+            let cached = state
+                .jobs
+                .get(payout)
+                .and_then(|jobs| jobs.iter().find(|(b, _)| *b == bits));
+            if let Some((_, job)) = cached {
                 return Ok(Arc::clone(job));
             }
             let prepared = state.prepared.clone().ok_or_else(|| NoWork {
@@ -395,7 +379,12 @@ impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
             })?;
             (prepared, state.best)
         };
-        let job = Arc::new(self.build(&key.0, desired, &prepared, best)?);
+        // Checked when work is built, not on every hand-out: the cache is emptied whenever the
+        // best share or the template changes, which is what a syncing node keeps doing.
+        if let Some(reason) = self.chain.refuse_work() {
+            return Err(NoWork { reason });
+        }
+        let job = Arc::new(self.build(payout, desired, &prepared, best)?);
         let mut state = self.state.write();
         // Only cache work built on what is still current.
         if state.best == best
@@ -404,7 +393,11 @@ impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
                 .as_ref()
                 .is_some_and(|p| Arc::ptr_eq(p, &prepared))
         {
-            state.jobs.insert(key, Arc::clone(&job));
+            state
+                .jobs
+                .entry(payout.clone())
+                .or_default()
+                .push((bits, Arc::clone(&job)));
         }
         Ok(job)
     }
@@ -462,6 +455,29 @@ impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
                 }
                 Err(reason) => FoundOutcome::Stale { reason },
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coinbase_branch_folds_to_the_block_merkle_root() {
+        for n in 0..12u8 {
+            let leaves: Vec<[u8; 32]> = (0..=n)
+                .map(|i| [i.wrapping_mul(37).wrapping_add(1); 32])
+                .collect();
+            let want = bitcoin::merkle_tree::calculate_root(
+                leaves.iter().map(|l| sha256d::Hash::from_byte_array(*l)),
+            )
+            .expect("non-empty")
+            .to_byte_array();
+            let link = MerkleLink {
+                branch: coinbase_branch(&leaves[1..]),
+            };
+            assert_eq!(link.root(leaves[0]), want, "{} other transactions", n);
         }
     }
 }
