@@ -66,8 +66,11 @@ impl BlockSink for FoundBlocks {
     fn submit_block(&self, block: Block) {
         let this = self.clone();
         tokio::spawn(async move {
-            this.peers.publish_block(&block).await;
-            let outcome = this.submitter.submit(block).await;
+            // Our bitcoind must not wait on the share network's queue, nor peers on our bitcoind.
+            let (_, outcome) = tokio::join!(
+                this.peers.publish_block(&block),
+                this.submitter.submit(block.clone())
+            );
             tracing::info!(hash = %outcome.hash, delivered = outcome.delivered(), "block submission finished");
         });
     }

@@ -48,10 +48,9 @@ pub enum P2pError {
     Io(#[from] std::io::Error),
     #[error("timed out: {0}")]
     Timeout(&'static str),
-    #[error("wrong network magic {0:02x?}")]
-    BadMagic([u8; 4]),
-    #[error("message of {0} bytes is too large")]
-    Oversized(usize),
+    /// Reading a message failed (i/o, wrong magic, oversized).
+    #[error("p2p {0}")]
+    Frame(#[from] super::wire::FrameError),
     #[error("bitcoind closed the connection")]
     Closed,
 }
@@ -315,11 +314,5 @@ async fn read_frames(mut reader: OwnedReadHalf, magic: Magic, frames: mpsc::Send
 }
 
 async fn read_frame(reader: &mut OwnedReadHalf, magic: Magic) -> Frame {
-    super::wire::read_message(reader, magic)
-        .await
-        .map_err(|e| match e {
-            super::wire::FrameError::Io(e) => P2pError::Io(e),
-            super::wire::FrameError::BadMagic(m) => P2pError::BadMagic(m),
-            super::wire::FrameError::Oversized(n) => P2pError::Oversized(n),
-        })
+    Ok(super::wire::read_message(reader, magic).await?)
 }

@@ -40,10 +40,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum PeerError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("wrong network magic {0:02x?}")]
-    BadMagic([u8; 4]),
-    #[error("message of {0} bytes is too large")]
-    Oversized(usize),
+    /// Reading a message failed (i/o, wrong magic, oversized).
+    #[error(transparent)]
+    Frame(#[from] crate::bitcoind::wire::FrameError),
     #[error("no version message in time")]
     HandshakeTimeout,
     #[error("chainstate stopped")]
@@ -143,7 +142,8 @@ impl Peer {
                 frame = frames.recv() => match frame {
                     Some(Ok(Some(message))) => self.handle(message).await?,
                     Some(Ok(None)) => {}
-                    Some(Err(PeerError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Some(Err(PeerError::Frame(crate::bitcoind::wire::FrameError::Io(e))))
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         return Ok(())
                     }
                     Some(Err(e)) => return Err(e),
@@ -344,15 +344,12 @@ async fn read_frames(
 }
 
 async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf, addr: SocketAddr) -> Frame {
-    use crate::bitcoind::wire::{read_message, FrameError};
-    read_message(reader, Magic::REGTEST).await.map_err(|e| {
-        tracing::debug!(%addr, error = %e, "p2p peer read failed");
-        match e {
-            FrameError::Io(e) => PeerError::Io(e),
-            FrameError::BadMagic(m) => PeerError::BadMagic(m),
-            FrameError::Oversized(n) => PeerError::Oversized(n),
-        }
-    })
+    crate::bitcoind::wire::read_message(reader, Magic::REGTEST)
+        .await
+        .map_err(|e| {
+            tracing::debug!(%addr, error = %e, "p2p peer read failed");
+            PeerError::Frame(e)
+        })
 }
 
 fn strip_witness(mut block: Block) -> Block {
