@@ -108,25 +108,16 @@ impl NetworkParams {
         bitcoind_p2p_port: 48333,
     };
 
-    /// Bitcoin signet.
+    /// Bitcoin signet: testnet4's share-chain rules on its own identifier and ports.
     pub const SIGNET: NetworkParams = NetworkParams {
         name: "signet",
         network: Network::Signet,
         identifier: [0xbd, 0x72, 0xe2, 0xd2, 0x94, 0x0f, 0x50, 0x4e],
-        share_period: 30,
-        chain_length: 60 * 60 / 10 * 4,
-        target_lookbehind: 200,
-        spread: 3,
-        max_target_be: target_bits(20),
-        min_target_be: [0; 32],
-        max_payouts: 4000,
-        share_versions: SHARE_VERSIONS,
-        version_switch_percent: 60,
-        max_future_secs: 600,
         p2p_port: 39333,
         worker_port: 39332,
         bitcoind_rpc_port: 38332,
         bitcoind_p2p_port: 38333,
+        ..Self::TESTNET4
     };
 
     /// Bitcoin regtest: shares every few seconds for a CPU miner.
