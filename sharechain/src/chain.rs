@@ -127,26 +127,26 @@ impl<S: TrackedShare> Chain<S> {
 
     /// The ancestor `n` steps below `hash` (`n = 0` is the share itself), if held.
     pub fn nth_ancestor(&self, hash: &ShareHash, n: u32) -> Option<ShareHash> {
-        let node = self.nodes.get(hash)?;
+        let mut node = self.nodes.get(hash)?;
         let target = node.height.checked_sub(n)?;
         let mut cur = *hash;
         let mut height = node.height;
+        // One look-up per step: the node stepped to is the one examined next.
         while height > target {
-            let node = self.nodes.get(&cur)?;
             let h_skip = skip_height(height);
             let h_skip_prev = skip_height(height - 1);
-            let use_skip = node.skip.filter(|s| self.nodes.contains_key(s)).is_some()
-                && (h_skip == target
-                    || (h_skip > target && !(h_skip_prev + 2 < h_skip && h_skip_prev >= target)));
-            if use_skip {
-                cur = node.skip.expect("checked above");
-                height = h_skip;
+            let want_skip = h_skip == target
+                || (h_skip > target && !(h_skip_prev + 2 < h_skip && h_skip_prev >= target));
+            // A skip target pruned away is passed over for the parent.
+            let skip = node
+                .skip
+                .filter(|_| want_skip)
+                .and_then(|s| Some((s, self.nodes.get(&s)?)));
+            if let Some((s, next)) = skip {
+                (cur, node, height) = (s, next, h_skip);
             } else {
-                cur = node
-                    .share
-                    .prev_hash()
-                    .filter(|p| self.nodes.contains_key(p))?;
-                height -= 1;
+                let prev = node.share.prev_hash()?;
+                (cur, node, height) = (prev, self.nodes.get(&prev)?, height - 1);
             }
         }
         Some(cur)
