@@ -221,36 +221,71 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// The floor under `notify_fanout_ms`: one thread writing a notify-sized line to each of N
-/// loopback sockets with plain blocking writes (measured on up to 4000 sockets and scaled to N,
-/// to stay within the open-file limit), median of 5.
-fn fanout_floor_ms(n: usize, line_len: usize) -> f64 {
-    use std::io::Read;
+/// The floor under `notify_fanout_ms`: `threads` threads doing nothing but writing a
+/// notify-sized line to each of N loopback sockets with plain blocking writes, while the
+/// reading ends wait in this process's tokio reactor as the load generator's paused
+/// connections do (measured on up to 4000 sockets and scaled to N, to stay within the
+/// open-file limit), median of 5.
+async fn fanout_floor_ms(n: usize, line_len: usize, threads: usize) -> f64 {
     let k = n.clamp(1, 4000);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let mut pairs = Vec::with_capacity(k);
+    let mut servers = Vec::with_capacity(k);
+    let mut clients = Vec::with_capacity(k);
     for _ in 0..k {
         let client = std::net::TcpStream::connect(addr).expect("connect");
         let _ = client.set_nodelay(true);
+        let _ = client.set_nonblocking(true);
         let (server, _) = listener.accept().expect("accept");
         let _ = server.set_nodelay(true);
-        pairs.push((server, client));
+        servers.push(server);
+        clients.push(Arc::new(TcpStream::from_std(client).expect("register")));
     }
     let mut line = vec![b'x'; line_len.max(2)];
     if let Some(last) = line.last_mut() {
         *last = b'\n';
     }
-    let mut buf = vec![0u8; line.len()];
+    let per = k.div_ceil(threads.max(1));
     let mut times = Vec::new();
     for _ in 0..5 {
-        let t = Instant::now();
-        for (server, _) in &mut pairs {
-            server.write_all(&line).expect("write");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let waits: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                let c = Arc::clone(c);
+                tokio::spawn(async move { c.readable().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let ms = tokio::task::block_in_place(|| {
+            let t = Instant::now();
+            std::thread::scope(|scope| {
+                for chunk in servers.chunks(per) {
+                    let line = &line;
+                    scope.spawn(move || {
+                        for mut server in chunk {
+                            server.write_all(line).expect("write");
+                        }
+                    });
+                }
+            });
+            t.elapsed().as_secs_f64() * 1e3 * n as f64 / k as f64
+        });
+        times.push(ms);
+        for wait in waits {
+            let _ = wait.await;
         }
-        times.push(t.elapsed().as_secs_f64() * 1e3 * n as f64 / k as f64);
-        for (_, client) in &mut pairs {
-            client.read_exact(&mut buf).expect("read");
+        let mut buf = vec![0u8; line.len()];
+        for c in &clients {
+            let mut got = 0;
+            while got < buf.len() {
+                c.readable().await.expect("readable");
+                match c.try_read(&mut buf[got..]) {
+                    Ok(r) => got += r,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
         }
     }
     times.sort_by(f64::total_cmp);
@@ -365,18 +400,21 @@ async fn run(n: usize, full: bool) -> String {
     drop(stdin);
     let _ = child.wait();
     let rejected = shared.rejected.load(Ordering::SeqCst);
-    let floor = tokio::task::block_in_place(|| fanout_floor_ms(n, NOTIFY_LEN));
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let floor = fanout_floor_ms(n, NOTIFY_LEN, cores).await;
+    let floor_one = fanout_floor_ms(n, NOTIFY_LEN, 1).await;
     if connected < n || rejected > 0 {
         eprintln!("warning: {connected}/{n} connections ready, {rejected} submits rejected");
     }
     format!(
-        "RESULT connections={connected} submits_per_s={:.0} submit_p99_ms={:.2} notify_fanout_ms={:.2} rss_mb={:.1} notify_fanout_p50_ms={:.2} fanout_floor_ms={:.2} notify_cpu_us={:.2} submit_cpu_us={:.2}",
+        "RESULT connections={connected} submits_per_s={:.0} submit_p99_ms={:.2} notify_fanout_ms={:.2} rss_mb={:.1} notify_fanout_p50_ms={:.2} fanout_floor_ms={:.2} fanout_floor_1t_ms={:.2} notify_cpu_us={:.2} submit_cpu_us={:.2}",
         accepted as f64 / elapsed,
         percentile(&lat, 0.99),
         fanout_p99,
         rss,
         fanout_p50,
         floor,
+        floor_one,
         notify_cpu_us,
         (cpu1.0 - cpu0.0) * 1e6 / accepted.max(1) as f64
     )

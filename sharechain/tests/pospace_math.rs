@@ -10,9 +10,7 @@ use sharechain::pospace::{
 };
 
 fn rows(name: &str) -> Vec<Vec<String>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/chia")
-        .join(name);
+    let path = manifest_dir().join("tests/vectors/chia").join(name);
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -63,4 +61,11 @@ fn plot_filter_and_ids_match_chia_blockchain() {
         seen += 1;
     }
     assert_eq!(seen, 48);
+}
+
+/// The package directory: cargo's at run time (a binary built in another checkout that shares
+/// the target directory must read this checkout's files), else the one it was built in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

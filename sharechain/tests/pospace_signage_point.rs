@@ -23,7 +23,7 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/chia/sp_k18.csv");
+    let path = manifest_dir().join("tests/vectors/chia/sp_k18.csv");
     let h = |s: &str| -> [u8; 32] { hex::decode(s).unwrap().try_into().unwrap() };
     std::fs::read_to_string(path)
         .unwrap()
@@ -93,4 +93,11 @@ fn signage_point_to_iterations() {
         );
         assert_eq!(iters, r.iters.ok_or(IterationsError::Overflow));
     }
+}
+
+/// The package directory: cargo's at run time (a binary built in another checkout that shares
+/// the target directory must read this checkout's files), else the one it was built in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

@@ -16,7 +16,16 @@ use sharechain::share::{
 };
 use sharechain::testkit::{build_chain, easy_params, p2wpkh};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/wire.txt");
+/// The golden vectors, in cargo's package directory at run time (a binary built in another
+/// checkout that shares the target directory must read this checkout's file).
+fn vectors_path() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::path::PathBuf::from,
+        )
+        .join("tests/vectors/wire.txt")
+}
 
 fn header() -> SmallBlockHeader {
     SmallBlockHeader {
@@ -123,10 +132,10 @@ fn golden_vectors() {
     let got = encodings();
     if std::env::var_os("BLESS").is_some() {
         let text: String = got.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
-        std::fs::write(VECTORS, text).expect("write vectors");
+        std::fs::write(vectors_path(), text).expect("write vectors");
         return;
     }
-    let text = std::fs::read_to_string(VECTORS).expect("vectors are checked in");
+    let text = std::fs::read_to_string(vectors_path()).expect("vectors are checked in");
     let want: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once(' ')).collect();
     assert_eq!(want.len(), got.len(), "one vector per type");
     for (name, hex) in &got {

@@ -165,8 +165,9 @@ pub trait WorkProvider: Send + Sync + 'static {
     /// The Bitcoin network payout addresses must belong to.
     fn network(&self) -> Network;
     /// Current job for this miner. Jobs pay the miner's address as share finder, so they are
-    /// per payout script; the provider caches them so N miners cost one build. Cheap: called
-    /// by every session on every update.
+    /// per payout script; the provider caches them so N miners cost one build. The job may
+    /// depend on the miner's `payout` and `share_difficulty` only: one fan-out of new work
+    /// asks once per distinct pair. Cheap: called on every update.
     fn job(&self, miner: &Miner) -> Result<Arc<Job>, NoWork>;
     /// Ticks whenever new work exists; `clean` when the previous block hash changed.
     fn updates(&self) -> watch::Receiver<WorkUpdate>;
@@ -249,6 +250,8 @@ pub(crate) struct Shared<P> {
     /// `mining.notify` lines written, and when the last one was (ns after `started`).
     pub(crate) notify_count: AtomicU64,
     pub(crate) notify_last_ns: AtomicU64,
+    /// Stratum sessions that receive new work.
+    pub(crate) fanout: stratum::fanout::Registry<P>,
 }
 
 impl<P> Shared<P> {
@@ -306,6 +309,7 @@ impl<P: WorkProvider> WorkerPort<P> {
                 started: std::time::Instant::now(),
                 notify_count: AtomicU64::new(0),
                 notify_last_ns: AtomicU64::new(0),
+                fanout: stratum::fanout::Registry::default(),
             }),
         }
     }
@@ -344,6 +348,7 @@ impl<P: WorkProvider> WorkerPort<P> {
         // Dropping the accept loop aborts every connection it started.
         tokio::select! {
             r = sniff::accept_loop(Arc::clone(&self.shared), listener, router) => r,
+            () = stratum::fanout::run(Arc::clone(&self.shared)) => Ok(()),
             () = shutdown => Ok(()),
         }
     }

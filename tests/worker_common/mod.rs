@@ -353,6 +353,11 @@ impl Client {
         }
     }
 
+    /// Messages read while waiting for a reply, in order.
+    pub fn pending_notifications(&mut self) -> &mut VecDeque<Value> {
+        &mut self.pending
+    }
+
     /// Drop kept notifications.
     pub fn clear(&mut self) {
         self.pending.clear();

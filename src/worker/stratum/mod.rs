@@ -1,6 +1,7 @@
 //! Stratum V1: framing ([`codec`]) and the per-connection state machine ([`session`]).
 
 pub(crate) mod codec;
+pub(crate) mod fanout;
 pub(crate) mod session;
 
 /// Stratum error codes (PROTOCOLS.md §1).

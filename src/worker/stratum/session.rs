@@ -4,19 +4,23 @@
 //! in order, replies batched into one write), work updates and the re-notify timer interleave
 //! with reads, and every wait has a deadline.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::Target;
+use bitcoin::{ScriptBuf, Target};
+use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::time::{interval_at, sleep_until, timeout, MissedTickBehavior};
+use tokio::sync::Notify;
+use tokio::time::{interval_at, sleep_until, MissedTickBehavior};
 use tracing::debug;
 
 mod submit;
+
+pub(crate) use submit::PendingFound;
 
 use super::code;
 use super::codec::{write_error, write_result, write_set_difficulty, LineError, LineReader};
@@ -27,7 +31,7 @@ use crate::worker::job::{
 use crate::worker::stats::Reject;
 use crate::worker::username::parse_username;
 use crate::worker::vardiff::Vardiff;
-use crate::worker::{Miner, Shared, WorkProvider};
+use crate::worker::{Miner, NoWork, Shared, WorkProvider};
 
 /// Jobs a session remembers (older ones answer "job not found").
 const MAX_JOBS: usize = 8;
@@ -56,10 +60,13 @@ struct Issued {
     seen: HashSet<u128>,
 }
 
-struct Session<P> {
+pub(crate) struct Session<P> {
     shared: Arc<Shared<P>>,
+    /// Bytes not yet written to the socket.
     out: Vec<u8>,
     close: bool,
+    /// The task has ended: the fan-out leaves the connection alone.
+    ended: bool,
     extranonce1: Option<Extranonce1>,
     miner: Option<Arc<Miner>>,
     version_mask: u32,
@@ -71,33 +78,123 @@ struct Session<P> {
     notifies: u64,
 }
 
+/// A stratum connection as its task and the port's fan-out ([`super::fanout`]) share it. Every
+/// write to the socket happens under `state`'s lock, so lines never interleave.
+pub(crate) struct Conn<P> {
+    state: Mutex<Session<P>>,
+    writer: OwnedWriteHalf,
+    /// A fan-out left bytes in `out` that did not fit the socket: the task flushes them.
+    pending: Notify,
+}
+
+impl<P: WorkProvider> Conn<P> {
+    /// Issue the provider's current job if it is new to this session, and write it. Returns
+    /// the notify lines completely written (the rest is left to the task).
+    pub(crate) fn push_update(&self, clean: bool, memo: &mut JobMemo) -> u64 {
+        let mut session = self.state.lock();
+        if session.ended || !session.ready() {
+            return 0;
+        }
+        session.on_update(clean, Some(memo));
+        if session.out.is_empty() {
+            return 0;
+        }
+        match session.write_out(&self.writer) {
+            Ok(Some(n)) => n,
+            Ok(None) | Err(()) => {
+                drop(session);
+                self.pending.notify_one();
+                0
+            }
+        }
+    }
+}
+
+/// The prepared jobs one fan-out handed out, by what a job depends on (payout script and
+/// requested share difficulty), so the sessions of one miner cost one provider call.
+#[derive(Default)]
+pub(crate) struct JobMemo {
+    jobs: HashMap<JobKey, JobLookup>,
+    /// The last look-up (consecutive sessions are often the same miner's).
+    last: Option<(JobKey, JobLookup)>,
+}
+
+/// Payout script and requested share difficulty (as bits).
+type JobKey = (ScriptBuf, Option<u64>);
+type JobLookup = Result<Arc<PreparedJob>, NoWork>;
+
+impl JobMemo {
+    fn job<P: WorkProvider>(
+        &mut self,
+        shared: &Shared<P>,
+        miner: &Miner,
+    ) -> Result<Arc<PreparedJob>, NoWork> {
+        let share = miner.share_difficulty.map(f64::to_bits);
+        if let Some(((payout, s), job)) = &self.last {
+            if *s == share && *payout == miner.payout {
+                return job.clone();
+            }
+        }
+        let key = (miner.payout.clone(), share);
+        let job = match self.jobs.get(&key) {
+            Some(job) => job.clone(),
+            None => {
+                let job = shared
+                    .provider
+                    .job(miner)
+                    .map(|job| shared.jobs.prepare(job, || shared.next_job_id()));
+                self.jobs.insert(key.clone(), job.clone());
+                job
+            }
+        };
+        self.last = Some((key, job.clone()));
+        job
+    }
+}
+
 enum Event {
     Line,
-    Update(bool),
+    Pending,
     Tick,
 }
 
+/// Removes a connection from the fan-out when its task ends (or is aborted).
+struct Registered<'a, P> {
+    shared: &'a Shared<P>,
+    key: u64,
+}
+
+impl<P> Drop for Registered<'_, P> {
+    fn drop(&mut self) {
+        self.shared.fanout.remove(self.key);
+    }
+}
+
 /// Serve one stratum connection until it closes or misbehaves (or its task is aborted).
-pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, mut stream: TcpStream) {
+pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, stream: TcpStream) {
     let config = shared.config.clone();
-    let (rd, mut wr) = stream.split();
+    let (rd, writer) = stream.into_split();
     let mut reader = LineReader::new(rd, 1024, config.max_line);
-    let mut updates = shared.provider.updates();
-    updates.borrow_and_update();
     let start = Instant::now();
-    let mut session = Session {
-        vardiff: Vardiff::new(config.vardiff.clone(), start),
-        shared,
-        out: Vec::new(),
-        close: false,
-        extranonce1: None,
-        miner: None,
-        version_mask: 0,
-        sent_difficulty: None,
-        jobs: VecDeque::new(),
-        current: None,
-        notifies: 0,
-    };
+    let conn = Arc::new(Conn {
+        state: Mutex::new(Session {
+            vardiff: Vardiff::new(config.vardiff.clone(), start),
+            shared: Arc::clone(&shared),
+            out: Vec::new(),
+            close: false,
+            ended: false,
+            extranonce1: None,
+            miner: None,
+            version_mask: 0,
+            sent_difficulty: None,
+            jobs: VecDeque::new(),
+            current: None,
+            notifies: 0,
+        }),
+        writer,
+        pending: Notify::new(),
+    });
+    let mut registered: Option<Registered<'_, P>> = None;
     let authorize_deadline = sleep_until((start + config.authorize_timeout).into());
     tokio::pin!(authorize_deadline);
     let period = config.renotify_interval.max(Duration::from_millis(100));
@@ -106,7 +203,7 @@ pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, mut stream: Tcp
     let far = Duration::from_secs(86_400 * 365);
 
     loop {
-        let ready = session.ready();
+        let ready = registered.is_some();
         let line_deadline = reader
             .partial_since()
             .map(|t| t + config.line_timeout)
@@ -117,16 +214,14 @@ pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, mut stream: Tcp
                 Ok(false) => break,
                 Err(LineError::TooLong(max)) => {
                     debug!(max, "stratum line too long, closing");
+                    let mut session = conn.state.lock();
                     write_error(&mut session.out, &Value::Null, code::OTHER, "line too long", "null");
                     session.close = true;
-                    Event::Tick
+                    Event::Pending
                 }
                 Err(LineError::Io(_)) => break,
             },
-            changed = updates.changed(), if ready => match changed {
-                Ok(()) => Event::Update(updates.borrow_and_update().clean),
-                Err(_) => break,
-            },
+            () = conn.pending.notified() => Event::Pending,
             _ = renotify.tick() => Event::Tick,
             () = sleep_until(line_deadline.into()), if reader.partial_since().is_some() => {
                 debug!("stratum line not completed in time, closing");
@@ -139,47 +234,66 @@ pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, mut stream: Tcp
         };
         match event {
             Event::Line => {
-                session.handle_line(reader.line()).await;
-                if !session.close && reader.has_buffered_line() && session.out.len() < 16 * 1024 {
+                let found = conn.state.lock().handle_line(reader.line());
+                if let Some(found) = found {
+                    let outcome = shared.provider.found(found.found.clone()).await;
+                    conn.state.lock().finish_submit(found, outcome);
+                }
+                if registered.is_none() && conn.state.lock().ready() {
+                    // Register first, then look for work again: an update between the job
+                    // handed out while authorizing and the registration is not missed.
+                    registered = Some(Registered {
+                        shared: &shared,
+                        key: shared.fanout.insert(Arc::clone(&conn)),
+                    });
+                    conn.state.lock().on_update(false, None);
+                }
+                let batch = {
+                    let session = conn.state.lock();
+                    !session.close && reader.has_buffered_line() && session.out.len() < 16 * 1024
+                };
+                if batch {
                     continue;
                 }
             }
-            Event::Update(clean) if !session.close => session.on_update(clean),
-            Event::Tick if !session.close => session.on_tick(),
-            _ => {}
+            Event::Tick => conn.state.lock().on_tick(),
+            Event::Pending => {}
         }
-        if !session.out.is_empty() {
-            // Nearly every write fits the socket buffer at once: skip the timer then.
-            let written = match wr.try_write(&session.out) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-                Err(_) => break,
-            };
-            if written < session.out.len() {
-                let rest = &session.out[written..];
-                match timeout(config.write_timeout, wr.write_all(rest)).await {
-                    Ok(Ok(())) => {}
-                    _ => break,
-                }
-            }
-            session.out.clear();
-            if session.notifies > 0 {
-                session.shared.notified(session.notifies);
-                session.notifies = 0;
-            }
-            if session.out.capacity() > 16 * 1024 {
-                session.out.shrink_to(1024);
-            }
-        }
-        if session.close {
+        if conn.flush(config.write_timeout).await.is_err() || conn.state.lock().close {
             break;
         }
     }
+    let mut session = conn.state.lock();
+    session.ended = true;
     if let Some(miner) = &session.miner {
         session
             .shared
             .stats
             .disconnected(&miner.address, &miner.worker);
+    }
+    drop(session);
+    drop(registered);
+}
+
+impl<P: WorkProvider> Conn<P> {
+    /// Write everything in `out`, waiting for the socket at most `limit`.
+    async fn flush(&self, limit: Duration) -> Result<(), ()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            {
+                let mut session = self.state.lock();
+                if let Some(notifies) = session.write_out(&self.writer)? {
+                    if notifies > 0 {
+                        session.shared.notified(notifies);
+                    }
+                    return Ok(());
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.writer.writable()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(()),
+            }
+        }
     }
 }
 
@@ -205,7 +319,31 @@ impl<P: WorkProvider> Session<P> {
         self.extranonce1.is_some() && self.miner.is_some()
     }
 
-    async fn handle_line(&mut self, line: &[u8]) {
+    /// Write as much of `out` as the socket takes without waiting. `Some(notifies)` when all
+    /// of it went (with the notify lines it held), `None` when some is left.
+    fn write_out(&mut self, writer: &OwnedWriteHalf) -> Result<Option<u64>, ()> {
+        if self.out.is_empty() {
+            return Ok(Some(0));
+        }
+        let written = match writer.try_write(&self.out) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(_) => return Err(()),
+        };
+        if written < self.out.len() {
+            self.out.drain(..written);
+            return Ok(None);
+        }
+        self.out.clear();
+        if self.out.capacity() > 16 * 1024 {
+            self.out.shrink_to(1024);
+        }
+        Ok(Some(std::mem::take(&mut self.notifies)))
+    }
+
+    /// Handle one request line. A submit that found a share or block is returned for the
+    /// provider (awaited without the session's lock), then passed to [`Self::finish_submit`].
+    fn handle_line(&mut self, line: &[u8]) -> Option<PendingFound> {
         let request: Request = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(_) => {
@@ -216,7 +354,7 @@ impl<P: WorkProvider> Session<P> {
                     "invalid JSON",
                     "null",
                 );
-                return;
+                return None;
             }
         };
         let id = request.id;
@@ -230,12 +368,14 @@ impl<P: WorkProvider> Session<P> {
             if !id.is_null() {
                 write_error(&mut self.out, &id, code::OTHER, "missing method", "null");
             }
-            return;
+            return None;
         };
+        if method == "mining.submit" {
+            return self.submit(&id, &params);
+        }
         match method.as_str() {
             "mining.subscribe" => self.subscribe(&id, &params),
             "mining.authorize" => self.authorize(&id, &params),
-            "mining.submit" => self.submit(&id, &params).await,
             "mining.configure" => self.configure(&id, &params),
             "mining.suggest_difficulty" => self.suggest_difficulty(&id, &params),
             "mining.extranonce.subscribe" => write_result(&mut self.out, &id, "true"),
@@ -244,6 +384,7 @@ impl<P: WorkProvider> Session<P> {
                 write_error(&mut self.out, &id, code::OTHER, &message, "null");
             }
         }
+        None
     }
 
     fn subscribe(&mut self, id: &Value, params: &[Value]) {
@@ -443,18 +584,27 @@ impl<P: WorkProvider> Session<P> {
         self.current = Some(job);
     }
 
-    fn on_update(&mut self, clean: bool) {
+    /// Issue the provider's current job if it differs from the one the miner has. `memo`
+    /// carries look-ups across the sessions of one fan-out.
+    fn on_update(&mut self, clean: bool, memo: Option<&mut JobMemo>) {
         let Some(miner) = &self.miner else { return };
-        match self.shared.provider.job(miner) {
-            Ok(job) => {
+        let prepared = match memo {
+            Some(memo) => memo.job(&self.shared, miner),
+            None => self
+                .shared
+                .provider
+                .job(miner)
+                .map(|job| self.shared.jobs.prepare(job, || self.shared.next_job_id())),
+        };
+        match prepared {
+            Ok(prepared) => {
                 if self
                     .current
                     .as_ref()
-                    .is_some_and(|c| Arc::ptr_eq(&c.job, &job))
+                    .is_some_and(|c| Arc::ptr_eq(&c.job, &prepared.job))
                 {
                     return;
                 }
-                let prepared = self.shared.jobs.prepare(job, || self.shared.next_job_id());
                 let clean = clean
                     || self
                         .current

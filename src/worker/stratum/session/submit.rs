@@ -13,8 +13,15 @@ use crate::worker::stratum::code;
 use crate::worker::stratum::codec::{write_error, write_result};
 use crate::worker::{Found, FoundOutcome, Via, WorkProvider};
 
+/// A submit meeting the share or block target, waiting for the provider's verdict.
+pub(crate) struct PendingFound {
+    pub(crate) found: Found,
+    id: Value,
+}
+
 impl<P: WorkProvider> Session<P> {
-    pub(super) async fn submit(&mut self, id: &Value, params: &[Value]) {
+    /// Check a submit and answer it, or hand it back when the provider must see it first.
+    pub(super) fn submit(&mut self, id: &Value, params: &[Value]) -> Option<PendingFound> {
         let Some(en1) = self.extranonce1.as_ref().map(|e| e.value) else {
             write_error(
                 &mut self.out,
@@ -23,7 +30,7 @@ impl<P: WorkProvider> Session<P> {
                 "not subscribed",
                 "false",
             );
-            return;
+            return None;
         };
         let Some(miner) = self.miner.clone() else {
             write_error(
@@ -33,10 +40,10 @@ impl<P: WorkProvider> Session<P> {
                 "unauthorized worker",
                 "false",
             );
-            return;
+            return None;
         };
         if params.len() < 5 || params.iter().take(6).any(|p| !p.is_string()) {
-            return self.reject(
+            return self.refuse(
                 id,
                 Reject::Invalid,
                 code::OTHER,
@@ -48,17 +55,17 @@ impl<P: WorkProvider> Session<P> {
             .filter(|s| !s.is_empty() && s.len() <= 16)
             .and_then(|s| u64::from_str_radix(s, 16).ok());
         let Some(index) = job_id.and_then(|j| self.jobs.iter().position(|i| i.id == j)) else {
-            return self.reject(id, Reject::Stale, code::JOB_NOT_FOUND, "job not found");
+            return self.refuse(id, Reject::Stale, code::JOB_NOT_FOUND, "job not found");
         };
         let en2 = params[2].as_str().and_then(|s| hex::decode(s).ok());
         let Some(en2) = en2.filter(|e| e.len() == EXTRANONCE2_SIZE) else {
             let message = format!("extranonce2 must be {EXTRANONCE2_SIZE} bytes");
-            return self.reject(id, Reject::Invalid, code::OTHER, &message);
+            return self.refuse(id, Reject::Invalid, code::OTHER, &message);
         };
         let (Some(ntime), Some(nonce)) =
             (parse_hex_u32(params.get(3)), parse_hex_u32(params.get(4)))
         else {
-            return self.reject(id, Reject::Invalid, code::OTHER, "invalid ntime or nonce");
+            return self.refuse(id, Reject::Invalid, code::OTHER, "invalid ntime or nonce");
         };
         let job = Arc::clone(&self.jobs[index].job);
         let mask = self.version_mask;
@@ -68,19 +75,19 @@ impl<P: WorkProvider> Session<P> {
                 Some(bits) if bits & !mask == 0 => (job.job.version & !mask) | bits,
                 _ => {
                     let message = format!("version bits outside the allowed mask {mask:08x}");
-                    return self.reject(id, Reject::Invalid, code::OTHER, &message);
+                    return self.refuse(id, Reject::Invalid, code::OTHER, &message);
                 }
             },
         };
         if !ntime_ok(&job.job, ntime) {
-            return self.reject(id, Reject::Invalid, code::OTHER, "ntime out of range");
+            return self.refuse(id, Reject::Invalid, code::OTHER, "ntime out of range");
         }
         if self
             .current
             .as_ref()
             .is_some_and(|c| c.job.prev_hash != job.job.prev_hash)
         {
-            return self.reject(id, Reject::Stale, code::JOB_NOT_FOUND, "stale job");
+            return self.refuse(id, Reject::Stale, code::JOB_NOT_FOUND, "stale job");
         }
         let mut extranonce = [0u8; 8];
         extranonce[..4].copy_from_slice(&en1.to_be_bytes());
@@ -89,7 +96,7 @@ impl<P: WorkProvider> Session<P> {
         let hash = header.block_hash();
         let issued = &mut self.jobs[index];
         if !meets(&hash, &issued.target) {
-            return self.reject(
+            return self.refuse(
                 id,
                 Reject::LowDifficulty,
                 code::LOW_DIFFICULTY,
@@ -98,10 +105,10 @@ impl<P: WorkProvider> Session<P> {
         }
         let key = u128::from_le_bytes(hash.to_byte_array()[..16].try_into().unwrap_or_default());
         if issued.seen.contains(&key) {
-            return self.reject(id, Reject::Duplicate, code::DUPLICATE, "duplicate share");
+            return self.refuse(id, Reject::Duplicate, code::DUPLICATE, "duplicate share");
         }
         if issued.seen.len() >= MAX_SEEN {
-            return self.reject(
+            return self.refuse(
                 id,
                 Reject::Stale,
                 code::JOB_NOT_FOUND,
@@ -116,11 +123,10 @@ impl<P: WorkProvider> Session<P> {
 
         let meets_share = meets(&hash, &job.job.share_target);
         let meets_block = meets(&hash, &job.job.block_target);
-        let mut accepted = true;
         if meets_share || meets_block {
             let found = Found {
                 job: Arc::clone(&job.job),
-                miner: Arc::clone(&miner),
+                miner,
                 header,
                 coinbase: job.coinbase(&extranonce),
                 extranonce,
@@ -129,28 +135,53 @@ impl<P: WorkProvider> Session<P> {
                 meets_block,
                 via: Via::Stratum,
             };
-            match self.shared.provider.found(found).await {
-                FoundOutcome::Accepted => {
-                    self.shared.stats.found(
-                        &miner.address,
-                        &miner.worker,
-                        meets_share,
-                        meets_block,
-                    );
-                }
-                FoundOutcome::Stale { reason } => {
-                    accepted = false;
-                    self.reject(id, Reject::Stale, code::JOB_NOT_FOUND, &reason);
-                }
-                FoundOutcome::Rejected { reason } => {
-                    accepted = false;
-                    self.reject(id, Reject::Invalid, code::OTHER, &reason);
-                }
+            return Some(PendingFound {
+                found,
+                id: id.clone(),
+            });
+        }
+        write_result(&mut self.out, id, "true");
+        self.after_share();
+        None
+    }
+
+    /// Answer a submit the provider has judged.
+    pub(crate) fn finish_submit(&mut self, pending: PendingFound, outcome: FoundOutcome) {
+        let PendingFound { found, id } = pending;
+        match outcome {
+            FoundOutcome::Accepted => {
+                self.shared.stats.found(
+                    &found.miner.address,
+                    &found.miner.worker,
+                    found.meets_share,
+                    found.meets_block,
+                );
+                write_result(&mut self.out, &id, "true");
+            }
+            FoundOutcome::Stale { reason } => {
+                self.reject(&id, Reject::Stale, code::JOB_NOT_FOUND, &reason);
+            }
+            FoundOutcome::Rejected { reason } => {
+                self.reject(&id, Reject::Invalid, code::OTHER, &reason);
             }
         }
-        if accepted {
-            write_result(&mut self.out, id, "true");
-        }
+        self.after_share();
+    }
+
+    /// Count a refused submit and answer it.
+    fn refuse(
+        &mut self,
+        id: &Value,
+        reason: Reject,
+        code: i32,
+        message: &str,
+    ) -> Option<PendingFound> {
+        self.reject(id, reason, code, message);
+        None
+    }
+
+    /// Vardiff after a pseudo-share; a new difficulty goes out with the current job.
+    fn after_share(&mut self) {
         if self.vardiff.on_share(Instant::now()).is_some() && self.difficulty_changed() {
             self.reissue();
         }
