@@ -8,8 +8,9 @@
 //! of them (`notify_fanout_ms`: timed by the server from the new block to its last notify
 //! write, while the client holds off reading; p99 over the rounds), runs
 //! every connection in a closed submit loop (`submits_per_s`, `submit_p99_ms`), and reads the
-//! server's resident memory (`rss_mb`). The reference `fanout_floor_ms` is one thread doing
-//! nothing but writing a notify-sized line to N loopback sockets, in the same run;
+//! server's resident memory (`rss_mb`). The reference `fanout_floor_ms` is one thread per core
+//! doing nothing but writing a notify-sized line to N loopback sockets whose reading ends wait
+//! in a tokio reactor, in the same run (`fanout_floor_1t_ms`: one thread);
 //! `notify_fanout_p50_ms` is the median round. `notify_cpu_us` and `submit_cpu_us` are the
 //! server's CPU time per notify and per accepted submit: unlike the wall-clock figures they do
 //! not depend on what else the machine is running.

@@ -38,6 +38,8 @@ const MAX_JOBS: usize = 8;
 /// Accepted submits remembered per job for duplicate detection (bounds a session's memory to
 /// `MAX_JOBS · MAX_SEEN` hashes; a job that fills up is replaced by a fresh one).
 const MAX_SEEN: usize = 1024;
+/// Unwritten bytes past which a session gets no more new work (it has stopped reading).
+const MAX_BACKLOG: usize = 256 * 1024;
 /// Size of extranonce2 (extranonce1 is 4 bytes; together the 8-byte last_txout_nonce).
 const EXTRANONCE2_SIZE: usize = 4;
 
@@ -92,7 +94,8 @@ impl<P: WorkProvider> Conn<P> {
     /// the notify lines completely written (the rest is left to the task).
     pub(crate) fn push_update(&self, clean: bool, memo: &mut JobMemo) -> u64 {
         let mut session = self.state.lock();
-        if session.ended || !session.ready() {
+        if session.ended || !session.ready() || session.out.len() >= MAX_BACKLOG {
+            // A miner this far behind on reading is closed by its task at the write timeout.
             return 0;
         }
         session.on_update(clean, Some(memo));
