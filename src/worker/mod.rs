@@ -165,9 +165,9 @@ pub trait WorkProvider: Send + Sync + 'static {
     /// The Bitcoin network payout addresses must belong to.
     fn network(&self) -> Network;
     /// Current job for this miner. Jobs pay the miner's address as share finder, so they are
-    /// per payout script; the provider caches them so N miners cost one build. The job may
-    /// depend on the miner's `payout` and `share_difficulty` only: one fan-out of new work
-    /// asks once per distinct pair. Cheap: called on every update.
+    /// per payout script; the provider caches them so N miners cost one build. One fan-out of
+    /// new work asks once per distinct (`payout`, `share_difficulty`) and hands the answer to
+    /// every session with that pair. Cheap: called on every update.
     fn job(&self, miner: &Miner) -> Result<Arc<Job>, NoWork>;
     /// Ticks whenever new work exists; `clean` when the previous block hash changed.
     fn updates(&self) -> watch::Receiver<WorkUpdate>;
