@@ -1,8 +1,10 @@
 //! One stratum V1 session: subscribe/authorize handshake, jobs, submits, vardiff.
 //!
-//! The whole session is one task: lines are handled in order (pipelined requests are answered
-//! in order, replies batched into one write), work updates and the re-notify timer interleave
-//! with reads, and every wait has a deadline.
+//! Each session has a task: lines are handled in order (pipelined requests are answered in
+//! order, replies batched into one write), the re-notify timer interleaves with reads, and every
+//! wait has a deadline. New work does not wake the task: once the session is ready it is
+//! registered with the port's fan-out ([`super::fanout`]), which issues jobs and writes notifies
+//! under the session's lock.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -108,6 +110,26 @@ impl<P: WorkProvider> Conn<P> {
                 drop(session);
                 self.pending.notify_one();
                 0
+            }
+        }
+    }
+
+    /// Write everything in `out`, waiting for the socket at most `limit`.
+    async fn flush(&self, limit: Duration) -> Result<(), ()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            {
+                let mut session = self.state.lock();
+                if let Some(notifies) = session.write_out(&self.writer)? {
+                    if notifies > 0 {
+                        session.shared.notified(notifies);
+                    }
+                    return Ok(());
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.writer.writable()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(()),
             }
         }
     }
@@ -238,9 +260,9 @@ pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, stream: TcpStre
         match event {
             Event::Line => {
                 let found = conn.state.lock().handle_line(reader.line());
-                if let Some(found) = found {
-                    let outcome = shared.provider.found(found.found.clone()).await;
-                    conn.state.lock().finish_submit(found, outcome);
+                if let Some(PendingFound { found, reply }) = found {
+                    let outcome = shared.provider.found(found).await;
+                    conn.state.lock().finish_submit(reply, outcome);
                 }
                 if registered.is_none() && conn.state.lock().ready() {
                     // Register first, then look for work again: an update between the job
@@ -276,28 +298,6 @@ pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, stream: TcpStre
     }
     drop(session);
     drop(registered);
-}
-
-impl<P: WorkProvider> Conn<P> {
-    /// Write everything in `out`, waiting for the socket at most `limit`.
-    async fn flush(&self, limit: Duration) -> Result<(), ()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            {
-                let mut session = self.state.lock();
-                if let Some(notifies) = session.write_out(&self.writer)? {
-                    if notifies > 0 {
-                        session.shared.notified(notifies);
-                    }
-                    return Ok(());
-                }
-            }
-            match tokio::time::timeout_at(deadline, self.writer.writable()).await {
-                Ok(Ok(())) => {}
-                _ => return Err(()),
-            }
-        }
-    }
 }
 
 fn parse_hex_u32(value: Option<&Value>) -> Option<u32> {

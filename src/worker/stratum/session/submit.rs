@@ -11,12 +11,20 @@ use crate::worker::job::{meets, ntime_ok};
 use crate::worker::stats::Reject;
 use crate::worker::stratum::code;
 use crate::worker::stratum::codec::{write_error, write_result};
-use crate::worker::{Found, FoundOutcome, Via, WorkProvider};
+use crate::worker::{Found, FoundOutcome, Miner, Via, WorkProvider};
 
 /// A submit meeting the share or block target, waiting for the provider's verdict.
 pub(crate) struct PendingFound {
     pub(crate) found: Found,
+    pub(crate) reply: FoundReply,
+}
+
+/// What answering a [`PendingFound`] needs once the provider has its [`Found`].
+pub(crate) struct FoundReply {
     id: Value,
+    miner: Arc<Miner>,
+    meets_share: bool,
+    meets_block: bool,
 }
 
 impl<P: WorkProvider> Session<P> {
@@ -135,10 +143,13 @@ impl<P: WorkProvider> Session<P> {
                 meets_block,
                 via: Via::Stratum,
             };
-            return Some(PendingFound {
-                found,
+            let reply = FoundReply {
                 id: id.clone(),
-            });
+                miner: Arc::clone(&found.miner),
+                meets_share,
+                meets_block,
+            };
+            return Some(PendingFound { found, reply });
         }
         write_result(&mut self.out, id, "true");
         self.after_share();
@@ -146,16 +157,18 @@ impl<P: WorkProvider> Session<P> {
     }
 
     /// Answer a submit the provider has judged.
-    pub(crate) fn finish_submit(&mut self, pending: PendingFound, outcome: FoundOutcome) {
-        let PendingFound { found, id } = pending;
+    pub(crate) fn finish_submit(&mut self, reply: FoundReply, outcome: FoundOutcome) {
+        let FoundReply {
+            id,
+            miner,
+            meets_share,
+            meets_block,
+        } = reply;
         match outcome {
             FoundOutcome::Accepted => {
-                self.shared.stats.found(
-                    &found.miner.address,
-                    &found.miner.worker,
-                    found.meets_share,
-                    found.meets_block,
-                );
+                self.shared
+                    .stats
+                    .found(&miner.address, &miner.worker, meets_share, meets_block);
                 write_result(&mut self.out, &id, "true");
             }
             FoundOutcome::Stale { reason } => {
