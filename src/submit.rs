@@ -25,6 +25,8 @@ pub struct SubmitConfig {
     pub backoff: Backoff,
     /// When the P2P link is down at submission, wait this long for it to come back.
     pub p2p_wait: Duration,
+    /// How long to wait for bitcoind to confirm over P2P a block no RPC answer judged.
+    pub p2p_confirm_wait: Duration,
     /// How many recent blocks to remember.
     pub history: usize,
 }
@@ -35,6 +37,7 @@ impl Default for SubmitConfig {
             rpc_retry_for: Duration::from_secs(120),
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
             p2p_wait: Duration::from_secs(5),
+            p2p_confirm_wait: Duration::from_secs(10),
             history: 100,
         }
     }
@@ -71,8 +74,9 @@ pub struct FoundBlock {
     pub time: u64,
     pub rpc: RpcOutcome,
     pub p2p: P2pOutcome,
-    /// bitcoind's verdict when known: accepted (now or before), rejected, or unknown
-    /// (no RPC answer, or `inconclusive`).
+    /// bitcoind's verdict when known: accepted (by `submitblock`'s answer, now or before, or
+    /// seen on bitcoind's active chain over P2P right after it processed the block), rejected
+    /// (by `submitblock`), or unknown.
     pub accepted: Option<bool>,
 }
 
@@ -125,7 +129,7 @@ impl BlockSubmitter {
             .map_or(0, |d| d.as_secs());
         tracing::info!(%hash, ?height, "submitting a found block");
         let (rpc, p2p) = tokio::join!(self.submit_rpc(&block), self.submit_p2p(&block));
-        let accepted = match &rpc {
+        let mut accepted = match &rpc {
             RpcOutcome::Answered(result) => match result {
                 SubmitBlockResult::Accepted | SubmitBlockResult::Duplicate => Some(true),
                 SubmitBlockResult::Rejected(_) => Some(false),
@@ -133,6 +137,12 @@ impl BlockSubmitter {
             },
             RpcOutcome::Failed { .. } => None,
         };
+        if accepted.is_none() && p2p == P2pOutcome::Sent {
+            accepted = self
+                .confirm_p2p(hash, block.header.prev_blockhash)
+                .await
+                .then_some(true);
+        }
         let found = FoundBlock {
             hash,
             height,
@@ -142,6 +152,9 @@ impl BlockSubmitter {
             accepted,
         };
         match (&found.rpc, found.accepted) {
+            (RpcOutcome::Failed { error, .. }, Some(true)) => {
+                tracing::info!(%hash, ?height, %error, "block accepted by bitcoind over p2p; submitblock failed")
+            }
             (_, Some(true)) => {
                 tracing::info!(%hash, ?height, p2p = ?found.p2p, "block accepted by bitcoind")
             }
@@ -202,6 +215,28 @@ impl BlockSubmitter {
                     tokio::time::sleep(delay).await;
                 }
             }
+        }
+    }
+
+    /// Whether bitcoind put a block it got over P2P on its active chain. `false` when it did
+    /// not, did not say in time, or the link is down: a valid block that lost a race looks
+    /// the same, so this never counts as a rejection.
+    async fn confirm_p2p(&self, hash: BlockHash, parent: BlockHash) -> bool {
+        let Some(p2p) = &self.p2p else {
+            return false;
+        };
+        let answer = tokio::time::timeout(
+            self.config.p2p_confirm_wait,
+            p2p.in_active_chain(hash, parent),
+        )
+        .await;
+        match answer {
+            Ok(Ok(on_chain)) => on_chain,
+            Ok(Err(e)) => {
+                tracing::debug!(%hash, error = %e, "cannot ask bitcoind about the block over p2p");
+                false
+            }
+            Err(_) => false,
         }
     }
 

@@ -40,6 +40,7 @@ fn config() -> SubmitConfig {
         rpc_retry_for: Duration::from_millis(500),
         backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
         p2p_wait: Duration::from_millis(200),
+        p2p_confirm_wait: Duration::from_secs(5),
         history: 2,
     }
 }
@@ -143,9 +144,22 @@ async fn block_lands_by_p2p_when_rpc_fails() {
         "{found:?}"
     );
     assert_eq!(found.p2p, P2pOutcome::Sent);
-    assert_eq!(found.accepted, None);
+    assert_eq!(
+        found.accepted,
+        Some(true),
+        "bitcoind's active chain, asked over P2P, has the block"
+    );
     assert!(found.delivered());
     wait_tip(&rpc, block.block_hash()).await;
+
+    // A block bitcoind refuses is not taken for accepted when only P2P reached it.
+    let mut bad = block_from_template(&template(&rpc).await, |_| {});
+    grind(&mut bad.header, false);
+    let found = timed("submit", submitter.submit(bad)).await;
+    assert_eq!(found.p2p, P2pOutcome::Sent);
+    assert_eq!(found.accepted, None, "{found:?}");
+    assert_eq!(rpc.call("getblockcount", json!([])).await, json!(1));
+    connected(&p2p).await;
 
     // Dead port: transient, retried until the retry window closes.
     let dead =

@@ -4,7 +4,10 @@
 //! One task owns the connection. It does the handshake (`version`/`verack`, then
 //! `sendheaders`, with `relay` off so bitcoind sends no transactions), answers `ping`, publishes
 //! every block announced by `inv` or `headers` on a `watch`, and writes the `block` messages
-//! handles ask for. It reconnects with back-off whenever the connection fails.
+//! handles ask for. Asked whether a block it sent is on bitcoind's active chain, it sends
+//! `getheaders` from the block's parent up to the block, then a `ping`: bitcoind handles a
+//! peer's messages in order, so by the `pong` it has processed the block and answered the
+//! question. It reconnects with back-off whenever the connection fails.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bitcoin::consensus::encode::serialize;
 use bitcoin::p2p::address::Address;
 use bitcoin::p2p::message::{NetworkMessage, RawNetworkMessage};
-use bitcoin::p2p::message_blockdata::Inventory;
+use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic, ServiceFlags};
 use bitcoin::{Block, BlockHash, Network};
@@ -82,6 +85,33 @@ impl P2pConfig {
 
 enum Command {
     SendBlock(Box<Block>, oneshot::Sender<Result<(), P2pError>>),
+    InActiveChain {
+        hash: BlockHash,
+        parent: BlockHash,
+        reply: oneshot::Sender<Result<bool, P2pError>>,
+    },
+}
+
+impl Command {
+    /// Answer without doing anything: the link is down.
+    fn refuse(self) {
+        match self {
+            Command::SendBlock(_, reply) => {
+                let _ = reply.send(Err(P2pError::NotConnected));
+            }
+            Command::InActiveChain { reply, .. } => {
+                let _ = reply.send(Err(P2pError::NotConnected));
+            }
+        }
+    }
+}
+
+/// An [`BitcoindP2p::in_active_chain`] question waiting for its `pong`.
+struct Question {
+    nonce: u64,
+    hash: BlockHash,
+    seen: bool,
+    reply: oneshot::Sender<Result<bool, P2pError>>,
 }
 
 /// A handle to the P2P link; cheap to clone. The link stops with the last clone.
@@ -132,6 +162,27 @@ impl BitcoindP2p {
             .map_err(|_| P2pError::Stopped)?;
         done.await.map_err(|_| P2pError::Stopped)?
     }
+
+    /// Whether block `hash` (child of `parent`) is on bitcoind's active chain once bitcoind has
+    /// handled everything sent before on this link, such as the `block` message of
+    /// [`Self::send_block`]. `false` also when bitcoind does not answer `getheaders` (Core
+    /// ignores it during initial block download). Fails when the link is down.
+    pub async fn in_active_chain(
+        &self,
+        hash: BlockHash,
+        parent: BlockHash,
+    ) -> Result<bool, P2pError> {
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .send(Command::InActiveChain {
+                hash,
+                parent,
+                reply,
+            })
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        done.await.map_err(|_| P2pError::Stopped)?
+    }
 }
 
 async fn run(
@@ -156,9 +207,7 @@ async fn run(
             tokio::select! {
                 () = &mut retry => break,
                 command = commands.recv() => match command {
-                    Some(Command::SendBlock(_, reply)) => {
-                        let _ = reply.send(Err(P2pError::NotConnected));
-                    }
+                    Some(command) => command.refuse(),
                     None => return,
                 },
             }
@@ -189,6 +238,8 @@ async fn session(
     let handshake_deadline = tokio::time::Instant::now() + config.timeout;
     let (mut got_version, mut got_verack) = (false, false);
     let mut heard_at = tokio::time::Instant::now();
+    // Answered in order; dropped (so failed) with the connection.
+    let mut questions: Vec<Question> = Vec::new();
     loop {
         let ready = got_version && got_verack;
         tokio::select! {
@@ -220,8 +271,17 @@ async fn session(
                         }
                     }
                     NetworkMessage::Headers(headers) => {
+                        for question in &mut questions {
+                            question.seen |= headers.iter().any(|h| h.block_hash() == question.hash);
+                        }
                         if let Some(header) = headers.last() {
                             announce(tips, header.block_hash());
+                        }
+                    }
+                    NetworkMessage::Pong(nonce) => {
+                        if let Some(i) = questions.iter().position(|q| q.nonce == nonce) {
+                            let question = questions.remove(i);
+                            let _ = question.reply.send(Ok(question.seen));
                         }
                     }
                     _ => {}
@@ -235,11 +295,15 @@ async fn session(
             }
             command = commands.recv() => match command {
                 None => return Err(P2pError::Stopped),
+                Some(command) if !ready => command.refuse(),
+                Some(Command::InActiveChain { hash, parent, reply }) => {
+                    let nonce = rand::random();
+                    let request = GetHeadersMessage::new(vec![parent], hash);
+                    send(&mut writer, magic, NetworkMessage::GetHeaders(request)).await?;
+                    send(&mut writer, magic, NetworkMessage::Ping(nonce)).await?;
+                    questions.push(Question { nonce, hash, seen: false, reply });
+                }
                 Some(Command::SendBlock(block, reply)) => {
-                    if !ready {
-                        let _ = reply.send(Err(P2pError::NotConnected));
-                        continue;
-                    }
                     let hash = block.block_hash();
                     let result = send(&mut writer, magic, NetworkMessage::Block(*block)).await;
                     let failed = result.as_ref().err().map(ToString::to_string);
