@@ -87,6 +87,7 @@ async fn random_lines_never_take_the_node_down() {
         r#"{"id":4,"method":"mining.suggest_difficulty","params":["NaN"]}"#,
         r#"{"id":5,"method":"mining.submit","params":["a","ffffffffffffffffff","","",""]}"#,
         r#"{"method":7}"#,
+        r#"{"id":7,"method":"mining.suggest_target","params":["0x1f"]}"#,
         r#"{"id":6,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":12}]}"#,
     ];
     for round in 0..3 {
@@ -325,4 +326,39 @@ async fn slow_loris_cannot_exhaust_the_node() {
     node_alive(&server).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(server.port.stats().connections <= 2);
+}
+
+#[tokio::test]
+async fn blank_lines_before_the_first_request_are_skipped() {
+    let server = start(TestProvider::new(SHARE_DIFF, 1e-4), test_config()).await;
+    // Stratum after a blank line, sent in two pieces.
+    let mut c = Client::connect(server.addr).await;
+    c.send_raw(b"\r\n").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.send_raw(b" \n").await;
+    c.handshake(&user()).await;
+
+    // HTTP after one.
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(b"\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut reply = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut reply))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("ok"), "{reply}");
+
+    // Whitespace without end is not a connection.
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(&[b' '; 100]).await.expect("write");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "closed without an answer: {closed:?}"
+    );
+    node_alive(&server).await;
 }

@@ -238,6 +238,41 @@ async fn cpuminer_opt_string_and_float_suggestions() {
 }
 
 #[tokio::test]
+async fn suggest_target_sets_the_matching_difficulty() {
+    let server = start(TestProvider::new(SHARE_DIFF, BLOCK_DIFF), test_config()).await;
+    let mut c = Client::connect(server.addr).await;
+    c.send(json!({"id": 1, "method": "mining.subscribe", "params": []}))
+        .await;
+    c.response(1).await;
+    // diff1 / 256: difficulty 256.
+    let target = "0000000000ffff00000000000000000000000000000000000000000000000000";
+    c.send(json!({"id": 2, "method": "mining.suggest_target", "params": [target]}))
+        .await;
+    assert_eq!(c.response(2).await["result"], json!(true));
+    assert_eq!(
+        c.notification("mining.set_difficulty").await["params"][0],
+        json!(256)
+    );
+    // Short forms are left-padded: diff1 * 2 is difficulty 0.5.
+    c.send(json!({"id": 3, "method": "mining.suggest_target", "params": ["1fffe0000000000000000000000000000000000000000000000000000"]}))
+        .await;
+    assert_eq!(c.response(3).await["result"], json!(true));
+    assert_eq!(
+        c.notification("mining.set_difficulty").await["params"][0],
+        json!(0.5)
+    );
+    for (id, bad) in [(4, json!("xyz")), (5, json!("0".repeat(64))), (6, json!(7))] {
+        c.send(json!({"id": id, "method": "mining.suggest_target", "params": [bad]}))
+            .await;
+        assert_eq!(c.response(id).await["error"][0], json!(20), "{bad}");
+    }
+    c.send(json!({"id": 7, "method": "mining.authorize", "params": [ADDR, "x"]}))
+        .await;
+    assert_eq!(c.response(7).await["result"], json!(true));
+    NotifyJob::parse(&c.notification("mining.notify").await);
+}
+
+#[tokio::test]
 async fn renotify_new_work_and_new_block() {
     let config = WorkerConfig {
         renotify_interval: Duration::from_millis(300),

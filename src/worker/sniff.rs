@@ -1,5 +1,5 @@
 //! The accept loop: connection cap, first-byte deadline, and the stratum/HTTP split
-//! (`{` first = stratum, anything else = HTTP).
+//! (`{` first = stratum, anything else = HTTP; whitespace before it is skipped).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,16 +59,55 @@ async fn handle<P: WorkProvider>(
     router: axum::Router,
     _permit: OwnedSemaphorePermit,
 ) {
-    let mut first = [0u8; 1];
-    let peeked = timeout(shared.config.first_byte_timeout, stream.peek(&mut first)).await;
-    match peeked {
-        Ok(Ok(1)) => {}
-        _ => return,
-    }
-    if first[0] == b'{' {
+    let first = timeout(shared.config.first_byte_timeout, first_byte(&stream)).await;
+    let Ok(Some(first)) = first else {
+        return;
+    };
+    if first == b'{' {
         stratum::session::run(shared, stream).await;
     } else {
         serve_http(stream, router, shared.config.http_header_timeout).await;
+    }
+}
+
+/// Whitespace a client may send before its first request (some send a blank line first).
+const MAX_LEADING_WHITESPACE: usize = 64;
+
+/// The first byte that is not whitespace, left unread; the whitespace before it is consumed.
+/// `None` when the connection closes or sends too much whitespace first.
+async fn first_byte(stream: &TcpStream) -> Option<u8> {
+    let mut skipped = 0;
+    let mut buf = [0u8; MAX_LEADING_WHITESPACE];
+    loop {
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let blank = buf[..n]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        if blank > 0 {
+            // Consume exactly the peeked whitespace; the next peek waits for more data.
+            let mut sink = [0u8; MAX_LEADING_WHITESPACE];
+            let mut left = blank;
+            while left > 0 {
+                stream.readable().await.ok()?;
+                match stream.try_read(&mut sink[..left]) {
+                    Ok(0) => return None,
+                    Ok(r) => left -= r,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+            }
+            skipped += blank;
+            if skipped > MAX_LEADING_WHITESPACE {
+                return None;
+            }
+        }
+        if blank < n {
+            return Some(buf[blank]);
+        }
     }
 }
 

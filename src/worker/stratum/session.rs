@@ -317,6 +317,21 @@ fn parse_difficulty(value: Option<&Value>) -> Option<f64> {
     (d.is_finite() && d > 0.0).then_some(d)
 }
 
+/// A `mining.suggest_target` target (big-endian hex, at most 64 digits) as a difficulty.
+fn parse_target_difficulty(value: Option<&Value>) -> Option<f64> {
+    let s = value?.as_str()?.trim();
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let padded = format!("{s:0>64}");
+    let mut be = [0u8; 32];
+    for (byte, pair) in be.iter_mut().zip(padded.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    let d = target_to_difficulty(&Target::from_be_bytes(be));
+    (d.is_finite() && d > 0.0).then_some(d)
+}
+
 impl<P: WorkProvider> Session<P> {
     fn ready(&self) -> bool {
         self.extranonce1.is_some() && self.miner.is_some()
@@ -380,7 +395,12 @@ impl<P: WorkProvider> Session<P> {
             "mining.subscribe" => self.subscribe(&id, &params),
             "mining.authorize" => self.authorize(&id, &params),
             "mining.configure" => self.configure(&id, &params),
-            "mining.suggest_difficulty" => self.suggest_difficulty(&id, &params),
+            "mining.suggest_difficulty" => {
+                self.suggest_difficulty(&id, parse_difficulty(params.first()));
+            }
+            "mining.suggest_target" => {
+                self.suggest_difficulty(&id, parse_target_difficulty(params.first()));
+            }
             "mining.extranonce.subscribe" => write_result(&mut self.out, &id, "true"),
             _ => {
                 let message = format!("unknown method {method:?}");
@@ -480,8 +500,9 @@ impl<P: WorkProvider> Session<P> {
         write_result(&mut self.out, id, &Value::Object(result).to_string());
     }
 
-    fn suggest_difficulty(&mut self, id: &Value, params: &[Value]) {
-        let Some(d) = parse_difficulty(params.first()) else {
+    /// `mining.suggest_difficulty`, or `mining.suggest_target` turned into a difficulty.
+    fn suggest_difficulty(&mut self, id: &Value, suggested: Option<f64>) {
+        let Some(d) = suggested else {
             write_error(
                 &mut self.out,
                 id,
