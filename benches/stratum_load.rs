@@ -99,6 +99,8 @@ fn server() {
         let provider = worker_common::TestProvider::new(1e6, 1e9);
         let config = WorkerConfig {
             max_connections: 100_000,
+            // Every load connection comes from 127.0.0.1.
+            max_connections_per_ip: 0,
             renotify_interval: Duration::from_secs(3600),
             authorize_timeout: Duration::from_secs(600),
             vardiff: VardiffConfig::default(),

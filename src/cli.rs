@@ -56,6 +56,12 @@ pub struct RunArgs {
     /// Address to bind the worker port on.
     #[arg(long, default_value = "0.0.0.0")]
     pub worker_bind: std::net::IpAddr,
+    /// Most concurrent worker-port connections (stratum and HTTP together).
+    #[arg(long, value_name = "N", default_value_t = crate::worker::WorkerConfig::default().max_connections)]
+    pub max_connections: usize,
+    /// Most concurrent worker-port connections from one IP address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = crate::worker::WorkerConfig::default().max_connections_per_ip)]
+    pub max_connections_per_ip: usize,
     /// Also serve the status page and API on this port (they are always on the worker port).
     #[arg(long)]
     pub web_port: Option<u16>,
@@ -162,6 +168,9 @@ fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=100.0).contains(&args.fee) {
         anyhow::bail!("--fee must be between 0 and 100 percent, not {}", args.fee);
     }
+    if args.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
     if args.fee > 0.0 && operator.is_none() {
         anyhow::bail!("--fee needs --address (the address the fee is paid to)");
     }
@@ -184,7 +193,11 @@ fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.worker_port.unwrap_or(params.worker_port),
         ),
         bitcoind: args.bitcoind,
-        worker: crate::worker::WorkerConfig::default(),
+        worker: crate::worker::WorkerConfig {
+            max_connections: args.max_connections,
+            max_connections_per_ip: args.max_connections_per_ip,
+            ..crate::worker::WorkerConfig::default()
+        },
         p2p,
         web_addr: args
             .web_port

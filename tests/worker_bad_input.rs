@@ -362,3 +362,48 @@ async fn blank_lines_before_the_first_request_are_skipped() {
     );
     node_alive(&server).await;
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let config = WorkerConfig {
+        max_connections_per_ip: 3,
+        ..test_config()
+    };
+    let server = start(TestProvider::new(SHARE_DIFF, 1e-4), config).await;
+    let mut miners = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(server.addr).await;
+        c.handshake(&user()).await;
+        miners.push(c);
+    }
+    // A fourth from the same address is closed at once, and counted.
+    let mut extra = TcpStream::connect(server.addr).await.expect("connect");
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(WAIT, extra.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "over the per-address cap: closed"
+    );
+    assert_eq!(server.port.stats().refused_connections, 1);
+
+    // The miners it had go on, and a closed one frees its place.
+    drop(miners.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if server.port.stats().connections < 3 {
+            let mut c = Client::connect(server.addr).await;
+            c.handshake(&user()).await;
+            again = Some(c);
+            break;
+        }
+    }
+    assert!(again.is_some(), "a place was given back");
+    for c in &mut miners {
+        c.send(json!({"id": 50, "method": "mining.extranonce.subscribe", "params": []}))
+            .await;
+        assert_eq!(c.response(50).await["result"], json!(true));
+    }
+}

@@ -181,6 +181,9 @@ pub trait WorkProvider: Send + Sync + 'static {
 pub struct WorkerConfig {
     /// Most concurrent connections (stratum and HTTP together); more are closed at once.
     pub max_connections: usize,
+    /// Most concurrent connections from one IP address (0: no limit), so that one host cannot
+    /// take every slot.
+    pub max_connections_per_ip: usize,
     /// A new connection must send its first byte within this.
     pub first_byte_timeout: Duration,
     /// A started stratum line must be complete within this.
@@ -211,6 +214,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             max_connections: 20_000,
+            max_connections_per_ip: 2_000,
             first_byte_timeout: Duration::from_secs(15),
             line_timeout: Duration::from_secs(30),
             authorize_timeout: Duration::from_secs(60),
@@ -246,6 +250,8 @@ pub(crate) struct Shared<P> {
     pub(crate) getwork: getwork::GetworkState,
     pub(crate) next_job_id: AtomicU64,
     pub(crate) slots: Arc<Semaphore>,
+    /// Open connections per peer IP address.
+    pub(crate) per_ip: Arc<sniff::PerIp>,
     pub(crate) started: std::time::Instant,
     /// `mining.notify` lines written, and when the last one was (ns after `started`).
     pub(crate) notify_count: AtomicU64,
@@ -305,6 +311,7 @@ impl<P: WorkProvider> WorkerPort<P> {
                 getwork,
                 next_job_id: AtomicU64::new(rand::random::<u32>().into()),
                 slots,
+                per_ip: Arc::default(),
                 config,
                 started: std::time::Instant::now(),
                 notify_count: AtomicU64::new(0),

@@ -1,11 +1,15 @@
-//! The accept loop: connection cap, first-byte deadline, and the stratum/HTTP split
-//! (`{` first = stratum, anything else = HTTP; whitespace before it is skipped).
+//! The accept loop: connection caps (in all and per IP address), first-byte deadline, and the
+//! stratum/HTTP split (`{` first = stratum, anything else = HTTP; whitespace before it is
+//! skipped).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
@@ -26,10 +30,10 @@ pub(crate) async fn accept_loop<P: WorkProvider>(
     loop {
         let accepted = listener.accept().await;
         while connections.try_join_next().is_some() {}
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
                 consecutive_errors = 0;
-                stream
+                accepted
             }
             Err(e) => {
                 // Out of descriptors or a connection reset before accept: wait, then go on.
@@ -48,8 +52,63 @@ pub(crate) async fn accept_loop<P: WorkProvider>(
             drop(stream);
             continue;
         };
+        let limit = shared.config.max_connections_per_ip;
+        let Some(ip_slot) = PerIp::take(&shared.per_ip, peer.ip(), limit) else {
+            shared.stats.refused();
+            debug!(%peer, limit, "too many connections from one address, closing new connection");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        connections.spawn(handle(Arc::clone(&shared), stream, router.clone(), permit));
+        let slots = (permit, ip_slot);
+        connections.spawn(handle(Arc::clone(&shared), stream, router.clone(), slots));
+    }
+}
+
+/// Open connections per peer IP address (IPv4-mapped IPv6 counted as IPv4).
+#[derive(Default)]
+pub(crate) struct PerIp {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerIp {
+    /// A slot for one more connection from `ip`, unless it already has `limit` (0: no limit).
+    fn take(this: &Arc<PerIp>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+        let ip = ip.to_canonical();
+        let mut open = this.open.lock();
+        let n = open.entry(ip).or_insert(0);
+        if limit > 0 && *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            per_ip: Arc::clone(this),
+            ip,
+        })
+    }
+
+    /// Open connections from `ip`.
+    #[cfg(test)]
+    fn open(&self, ip: IpAddr) -> usize {
+        self.open.lock().get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// One connection's place in [`PerIp`], given back on drop.
+pub(crate) struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.per_ip.open.lock();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -57,7 +116,7 @@ async fn handle<P: WorkProvider>(
     shared: Arc<Shared<P>>,
     stream: TcpStream,
     router: axum::Router,
-    _permit: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, IpSlot),
 ) {
     let first = timeout(shared.config.first_byte_timeout, first_byte(&stream)).await;
     let Ok(Some(first)) = first else {
@@ -120,5 +179,37 @@ async fn serve_http(stream: TcpStream, router: axum::Router, header_timeout: Dur
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
     if let Err(e) = conn.await {
         debug!(error = %e, "http connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_slots_are_counted_and_given_back() {
+        let per_ip = Arc::new(PerIp::default());
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "2001:db8::1".parse().expect("ip");
+        let first = PerIp::take(&per_ip, a, 2).expect("first");
+        let second = PerIp::take(&per_ip, mapped, 2).expect("second, the same host");
+        assert!(PerIp::take(&per_ip, a, 2).is_none(), "a third is refused");
+        assert!(PerIp::take(&per_ip, mapped, 2).is_none());
+        let other = PerIp::take(&per_ip, b, 2).expect("another host");
+        drop(first);
+        assert_eq!(per_ip.open(a), 1);
+        let again = PerIp::take(&per_ip, a, 2).expect("a slot was given back");
+        drop((second, again, other));
+        assert!(
+            per_ip.open.lock().is_empty(),
+            "no entry outlives its connections"
+        );
+        let unlimited: Vec<_> = (0..100)
+            .map(|_| PerIp::take(&per_ip, a, 0).expect("0 is no limit"))
+            .collect();
+        assert_eq!(per_ip.open(a), 100);
+        drop(unlimited);
+        assert_eq!(per_ip.open(a), 0);
     }
 }
