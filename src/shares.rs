@@ -114,6 +114,17 @@ struct Inner {
     rt: tokio::runtime::Handle,
     received: AtomicU64,
     invalid: AtomicU64,
+    /// When each share this run took in arrived, and from whom (entries leave with their share).
+    seen: Mutex<HashMap<ShareHash, FirstSeen>>,
+}
+
+/// When this node first took a share in, and from whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstSeen {
+    /// Unix time, seconds.
+    pub time: u64,
+    /// The peer that sent it; `None` for a share of this node's own miners.
+    pub peer: Option<PeerId>,
 }
 
 /// The share service. Cheap to clone.
@@ -208,6 +219,7 @@ impl ShareService {
             jobs,
             rt: tokio::runtime::Handle::current(),
             received: AtomicU64::new(0),
+            seen: Mutex::new(HashMap::new()),
             invalid: AtomicU64::new(0),
         });
         let worker = Arc::clone(&inner);
@@ -254,6 +266,11 @@ impl ShareService {
     /// stored and gossiped.
     pub fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> R {
         f(&mut self.inner.tracker.lock())
+    }
+
+    /// When `hash` arrived and from whom; `None` for shares loaded from the store (or unknown).
+    pub fn first_seen(&self, hash: &ShareHash) -> Option<FirstSeen> {
+        self.inner.seen.lock().get(hash).copied()
     }
 
     /// A share found by this node's miners: inserted, stored durably, then gossiped. Returns its
@@ -633,7 +650,7 @@ impl Inner {
     ) -> Result<ShareHash, SubmitError> {
         let hash = share.hash();
         let bytes = share.share().to_bytes();
-        let mut outcome = self.insert_batch(vec![(share, bytes.clone())]);
+        let mut outcome = self.insert_batch(vec![(share, bytes.clone())], None);
         if let Some(e) = outcome.errors.pop() {
             return Err(e);
         }
@@ -667,7 +684,7 @@ impl Inner {
                 Err(e) => offence = Some(Offence::InvalidShare(e.to_string())),
             }
         }
-        let outcome = self.insert_batch(checked);
+        let outcome = self.insert_batch(checked, Some(from));
         if let Some(e) = outcome.errors.first() {
             offence = Some(Offence::InvalidShare(e.to_string()));
         }
@@ -741,9 +758,9 @@ impl Inner {
         }
     }
 
-    /// Inserts shares (parents first) and collects what to store, what to ask for and what went
-    /// wrong.
-    fn insert_batch(&self, shares: Vec<(CheckedShare, Vec<u8>)>) -> Outcome {
+    /// Inserts shares (parents first; from `peer`, or this node's miners) and collects what to
+    /// store, what to ask for and what went wrong.
+    fn insert_batch(&self, shares: Vec<(CheckedShare, Vec<u8>)>, peer: Option<PeerId>) -> Outcome {
         let mut out = Outcome::default();
         let mut t = self.tracker.lock();
         let before = t.best();
@@ -789,6 +806,19 @@ impl Inner {
         let removed: HashSet<ShareHash> = out.batch.remove.iter().copied().collect();
         out.missing
             .retain(|m| !removed.contains(m) && !t.chain().contains(m));
+        drop(t);
+        let seen = FirstSeen {
+            time: unix_now(),
+            peer,
+        };
+        let mut log = self.seen.lock();
+        for (hash, _) in &out.batch.put {
+            log.entry(*hash).or_insert(seen);
+        }
+        for hash in &out.batch.remove {
+            log.remove(hash);
+        }
+        drop(log);
         out
     }
 }

@@ -49,6 +49,10 @@ pub trait ShareChain: Send + Sync + 'static {
     fn refuse_work(&self) -> Option<String> {
         None
     }
+    /// When a share arrived and from whom, when the chain keeps that.
+    fn first_seen(&self, _hash: &ShareHash) -> Option<crate::shares::FirstSeen> {
+        None
+    }
 }
 
 /// Where found blocks go (the block submitter, and peers).
@@ -60,6 +64,10 @@ pub trait BlockSink: Send + Sync + 'static {
 impl ShareChain for ShareService {
     fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> R {
         ShareService::with_tracker(self, f)
+    }
+
+    fn first_seen(&self, hash: &ShareHash) -> Option<crate::shares::FirstSeen> {
+        ShareService::first_seen(self, hash)
     }
 
     fn add_local_share(

@@ -150,6 +150,16 @@ async fn every_endpoint_has_its_shape_on_a_mining_node() {
     assert!(is_hash(&share["parent"]), "{share}");
     assert_eq!(share["children"], Value::Array(vec![]));
     assert_eq!(share["local"]["verified"], Value::Bool(true));
+    // Mined here, in this test: seen within the last minutes, from no peer.
+    let seen = share["local"]["time_first_seen"]
+        .as_u64()
+        .expect("time_first_seen");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(seen <= now && seen + 600 > now, "{share}");
+    assert_eq!(share["local"]["peer_first_received_from"], Value::Null);
     assert!(addrs.contains(
         &share["share_data"]["payout_address"]
             .as_str()

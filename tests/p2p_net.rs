@@ -110,6 +110,13 @@ async fn mine(node: &Node, n: u32, tag: u32) -> Vec<ShareHash> {
     out
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
@@ -128,12 +135,31 @@ async fn three_nodes_in_a_line_converge() {
     let b = node(p, vec![a.addr.clone()]).await;
     let c = node(p, vec![b.addr.clone()]).await;
     let nodes = [&a, &b, &c];
+    let before = unix_now();
     mine(&a, 10, 1).await;
     let best = a.svc.best_share_hash();
     wait_for("A's shares on C", 20, || {
         nodes.iter().all(|n| n.svc.best_share_hash() == best)
     })
     .await;
+    // Each node knows when a share arrived, and from which peer (none: its own miners).
+    let best_hash = best.unwrap();
+    let ids: Vec<_> = nodes.iter().map(|n| n.svc.p2p().local_peer_id()).collect();
+    for (i, n) in nodes.iter().enumerate() {
+        let seen = n.svc.first_seen(&best_hash).expect("first seen");
+        assert!((before..=unix_now()).contains(&seen.time), "{seen:?}");
+        if i == 0 {
+            assert_eq!(seen.peer, None, "A's own share");
+        } else {
+            let peer = seen.peer.expect("received from a peer");
+            assert!(peer != ids[i] && ids.contains(&peer), "{seen:?}");
+        }
+    }
+    assert_eq!(
+        b.svc.first_seen(&best_hash).and_then(|s| s.peer),
+        Some(ids[0]),
+        "B has only A to hear A's shares from"
+    );
     // And the other way along the line.
     let tip = *mine(&c, 5, 2).await.last().unwrap();
     wait_for("C's shares on A", 20, || {
@@ -283,7 +309,7 @@ async fn nodes_on_different_networks_ignore_each_other() {
 async fn a_restarted_node_loads_its_chain_without_downloading() {
     let p = params();
     let dir = tempfile::tempdir().unwrap();
-    let (best, held) = {
+    let (best, held, newest) = {
         let (h, rx, _) = net(p, vec![], dir.path()).await;
         let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
         let svc = ShareService::start(p, store, h, rx).await.unwrap();
@@ -293,11 +319,14 @@ async fn a_restarted_node_loads_its_chain_without_downloading() {
             _dir: tempfile::tempdir().unwrap(),
         };
         // More than 2 × chain_length: the tracker prunes, and so must the store.
-        mine(&n, 300, 11).await;
+        let mined = mine(&n, 300, 11).await;
         let best = n.svc.best_share_hash();
         let held = n.svc.snapshot().shares;
+        // First-seen entries leave with their pruned shares.
+        assert!(n.svc.first_seen(&mined[0]).is_none());
+        assert!(n.svc.first_seen(&mined[299]).is_some());
         n.svc.shutdown().await;
-        (best, held)
+        (best, held, mined[299])
     };
     let bound = 2 * p.chain_length as usize + 1;
     assert!(held <= bound, "tracker holds {held} shares");
@@ -312,6 +341,7 @@ async fn a_restarted_node_loads_its_chain_without_downloading() {
     assert_eq!(svc.best_share_hash(), best);
     assert_eq!(svc.snapshot().height, 300);
     assert_eq!(svc.snapshot().shares, held);
+    assert!(svc.first_seen(&newest).is_none(), "loaded, not received");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

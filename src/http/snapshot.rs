@@ -13,7 +13,8 @@ use sharechain::target::{difficulty_of, work_of};
 use sharechain::{generate, ShareHash, ShareRequest, Tracker};
 
 use super::WebState;
-use crate::stats::{single, Snapshot};
+use crate::shares::FirstSeen;
+use crate::stats::{single, unix_now, Snapshot};
 
 /// A connected share-network peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -163,8 +164,9 @@ fn current_payouts(t: &mut Tracker, subsidy: Option<Amount>) -> Vec<(ScriptBuf, 
     }
 }
 
-/// One share as `/web/share/<hash>` shows it; `None` when unknown.
-fn share_json(t: &Tracker, hash: &ShareHash, network: Network) -> Option<Value> {
+/// One share as `/web/share/<hash>` shows it; `None` when unknown. `seen`: when it arrived
+/// and from which peer (`None` peer: this node's miners).
+fn share_json(t: &Tracker, hash: &ShareHash, network: Network, seen: FirstSeen) -> Option<Value> {
     let chain = t.chain();
     let c = chain.get(hash)?;
     let share = c.share();
@@ -179,8 +181,8 @@ fn share_json(t: &Tracker, hash: &ShareHash, network: Network) -> Option<Value> 
         "type_name": format!("ShareV{}", share.version),
         "local": {
             "verified": chain.is_verified(hash),
-            "time_first_seen": Value::Null,
-            "peer_first_received_from": Value::Null,
+            "time_first_seen": seen.time,
+            "peer_first_received_from": seen.peer.map(|p| p.to_string()),
         },
         "share_data": {
             "timestamp": info.timestamp,
@@ -259,10 +261,13 @@ impl WebState {
 
     pub(crate) fn share_json(&self, hash: &ShareHash) -> Option<Value> {
         let network = self.network();
-        self.inner
-            .work
-            .chain()
-            .with_tracker(|t| share_json(t, hash, network))
+        let chain = self.inner.work.chain();
+        // Shares loaded from the store count as seen when the node started, as in P2Pool.
+        let seen = chain.first_seen(hash).unwrap_or_else(|| FirstSeen {
+            time: unix_now().saturating_sub(self.inner.started.elapsed().as_secs()),
+            peer: None,
+        });
+        chain.with_tracker(|t| share_json(t, hash, network, seen))
     }
 
     /// Orphan and dead-on-arrival reports in the last hour of shares paying one of `addresses`
