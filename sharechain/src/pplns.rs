@@ -188,6 +188,12 @@ impl Window {
     }
 }
 
+/// The interner is emptied (with the window cache) once it holds more scripts than this, and
+/// more than [`SCRIPTS_PER_LIVE`] times those of the cached windows: finders' scripts of jobs
+/// (any address a miner authorizes with) would otherwise pile up for ever.
+const MIN_SCRIPTS_BEFORE_RESET: usize = 1 << 16;
+const SCRIPTS_PER_LIVE: usize = 4;
+
 /// Cache of recent windows plus the payout-script interner.
 #[derive(Debug)]
 pub struct Pplns {
@@ -223,13 +229,25 @@ impl Pplns {
         }
     }
 
+    /// Payout scripts interned now (those of cached windows and of recent finders).
+    pub fn interned(&self) -> usize {
+        self.scripts.scripts.len()
+    }
+
     /// The window whose newest share is `start` (`None`: the empty chain), within `limits`.
+    ///
+    /// Script ids from earlier calls are void after this call (the interner may be emptied).
     pub fn window(
         &mut self,
         chain: &impl ShareLookup,
         start: Option<ShareHash>,
         limits: WindowLimits,
     ) -> &Window {
+        let live: usize = self.cache.iter().map(|w| w.order.len()).sum();
+        if self.scripts.scripts.len() > MIN_SCRIPTS_BEFORE_RESET.max(SCRIPTS_PER_LIVE * live) {
+            self.cache.clear();
+            self.scripts = Scripts::default();
+        }
         let mut window = self.take_nearby(chain, start);
         // Trim while the limits are exceeded, then extend while they allow.
         while !window.is_empty() && !window.holds(window.len(), window.total, limits) {

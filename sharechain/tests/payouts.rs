@@ -208,3 +208,28 @@ fn the_first_share_pays_its_finder_everything() {
     );
     let _ = t.best();
 }
+
+#[test]
+fn finders_of_many_addresses_do_not_pile_up_and_payouts_stay_the_same() {
+    let params = easy_params(&NetworkParams::REGTEST, 100, 10);
+    let scripts = [p2wpkh(1), p2wpkh(2), p2wpkh(3)];
+    let (mut t, shares) = chain(params, 30, &scripts);
+    let tip = shares.last().unwrap();
+    let before = next(&mut t, params, tip, p2wpkh(7), SUBSIDY);
+    // Work for 100,000 different addresses, as miners authorizing with fresh addresses ask.
+    let mut most = 0;
+    for tag in 1_000..101_000 {
+        next(&mut t, params, tip, p2wpkh(tag), SUBSIDY);
+        most = most.max(t.parts().1.pplns_mut().interned());
+    }
+    assert!(most <= (1 << 16) + 1, "interned scripts reached {most}");
+    assert!(t.parts().1.pplns_mut().interned() < 100_000);
+    // The same job as before the flood, and as a fresh tracker builds it.
+    let after = next(&mut t, params, tip, p2wpkh(7), SUBSIDY);
+    assert_eq!(after.payouts, before.payouts);
+    let (mut fresh, _) = chain(params, 30, &scripts);
+    assert_eq!(
+        next(&mut fresh, params, tip, p2wpkh(7), SUBSIDY).payouts,
+        before.payouts
+    );
+}
