@@ -199,10 +199,24 @@ impl Stats {
         self.with_entry(address, worker, |e, _| e.connections += 1);
     }
 
+    /// One connection of `address.worker` fewer. A worker that leaves without any accepted
+    /// work is forgotten at once, so authorizing with ever new names fills nothing.
     pub(crate) fn disconnected(&self, address: &str, worker: &str) {
-        self.with_entry(address, worker, |e, _| {
+        let mut inner = self.inner.lock();
+        inner.total.connections = inner.total.connections.saturating_sub(1);
+        let Some(workers) = inner.miners.get_mut(address) else {
+            return;
+        };
+        let forget = workers.get_mut(worker).is_some_and(|e| {
             e.connections = e.connections.saturating_sub(1);
+            e.connections == 0 && e.accepted == 0 && e.shares == 0 && e.blocks == 0
         });
+        if forget {
+            workers.remove(worker);
+            if workers.is_empty() {
+                inner.miners.remove(address);
+            }
+        }
     }
 
     pub(crate) fn pseudo_share(&self, address: &str, worker: &str, difficulty: f64) {
@@ -295,5 +309,29 @@ mod tests {
         assert_eq!(snap.miners[0].connections, 1);
         assert!(snap.hashrate > 0.0);
         assert!((snap.miners[0].hashrate - 2.0 * HASHES_PER_DIFF1).abs() < 1.0);
+    }
+
+    #[test]
+    fn workers_leaving_without_work_are_forgotten_at_once() {
+        let s = Stats::default();
+        for i in 0..1000 {
+            let worker = format!("w{i}");
+            s.connected("a", &worker);
+            s.reject("a", &worker, Reject::Invalid);
+            s.disconnected("a", &worker);
+        }
+        s.connected("b", "kept");
+        s.pseudo_share("b", "kept", 1.0);
+        s.disconnected("b", "kept");
+        s.connected("c", "on");
+        assert_eq!(s.inner.lock().miners.len(), 2, "only b and c are left");
+        let snap = s.snapshot(1);
+        let names: Vec<_> = snap.miners.iter().map(|m| m.address.as_str()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&"b") && names.contains(&"c"));
+        assert_eq!(
+            snap.rejected.invalid, 1000,
+            "the port's totals keep everything"
+        );
     }
 }
