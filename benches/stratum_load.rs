@@ -10,7 +10,8 @@
 //! every connection in a closed submit loop (`submits_per_s`, `submit_p99_ms`), and reads the
 //! server's resident memory (`rss_mb`). The reference `fanout_floor_ms` is one thread per core
 //! doing nothing but writing a notify-sized line to N loopback sockets whose reading ends wait
-//! in a tokio reactor, in the same run (`fanout_floor_1t_ms`: one thread);
+//! in a tokio reactor, in a process of its own in the same run (`fanout_floor_1t_ms`: one
+//! thread);
 //! `notify_fanout_p50_ms` is the median round. `notify_cpu_us` and `submit_cpu_us` are the
 //! server's CPU time per notify and per accepted submit: unlike the wall-clock figures they do
 //! not depend on what else the machine is running.
@@ -50,9 +51,10 @@ const NOTIFY_LEN: usize = 560;
 const USER_SUFFIX: &str = "+0.000000000001";
 
 fn main() {
-    if std::env::var("STRATUM_LOAD_ROLE").as_deref() == Ok("server") {
-        server();
-        return;
+    match std::env::var("STRATUM_LOAD_ROLE").as_deref() {
+        Ok("server") => return server(),
+        Ok("floor") => return floor(),
+        _ => {}
     }
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
     let full =
@@ -224,13 +226,46 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The floor role: `STRATUM_LOAD_FLOOR="N,THREADS"`; prints `FLOOR ms`. A process of its own,
+/// so that its sockets have the whole open-file limit.
+fn floor() {
+    let spec = std::env::var("STRATUM_LOAD_FLOOR").unwrap_or_default();
+    let mut parts = spec
+        .split(',')
+        .filter_map(|s| s.trim().parse::<usize>().ok());
+    let (n, threads) = (parts.next().unwrap_or(1), parts.next().unwrap_or(1));
+    let _ = rlimit::increase_nofile_limit(n as u64 * 2 + 1024);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ms = rt.block_on(fanout_floor_ms(n, NOTIFY_LEN, threads));
+    println!("FLOOR {ms}");
+}
+
+/// [`fanout_floor_ms`] run in a child process.
+fn floor_in_child(n: usize, threads: usize) -> f64 {
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .env("STRATUM_LOAD_ROLE", "floor")
+        .env("STRATUM_LOAD_FLOOR", format!("{n},{threads}"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("floor process");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("FLOOR ")?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// The floor under `notify_fanout_ms`: `threads` threads doing nothing but writing a
 /// notify-sized line to each of N loopback sockets with plain blocking writes, while the
 /// reading ends wait in this process's tokio reactor as the load generator's paused
-/// connections do (measured on up to 4000 sockets and scaled to N, to stay within the
-/// open-file limit), median of 5.
+/// connections do (on as many of the N sockets as the open-file limit allows, scaled to N),
+/// median of 5.
 async fn fanout_floor_ms(n: usize, line_len: usize, threads: usize) -> f64 {
-    let k = n.clamp(1, 4000);
+    let fds = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let k = n.clamp(1, (fds.saturating_sub(256) / 2).max(1) as usize);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut servers = Vec::with_capacity(k);
@@ -404,8 +439,8 @@ async fn run(n: usize, full: bool) -> String {
     let _ = child.wait();
     let rejected = shared.rejected.load(Ordering::SeqCst);
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let floor = fanout_floor_ms(n, NOTIFY_LEN, cores).await;
-    let floor_one = fanout_floor_ms(n, NOTIFY_LEN, 1).await;
+    let floor = floor_in_child(n, cores);
+    let floor_one = floor_in_child(n, 1);
     if connected < n || rejected > 0 {
         eprintln!("warning: {connected}/{n} connections ready, {rejected} submits rejected");
     }
