@@ -108,7 +108,7 @@ struct Inner {
     tracker: Mutex<Tracker>,
     p2p: P2pHandle,
     best_tx: watch::Sender<Option<ShareHash>>,
-    peers: Mutex<HashMap<PeerId, ChainStatus>>,
+    peers: Mutex<HashMap<PeerId, PeerChain>>,
     inflight: Mutex<HashSet<ShareHash>>,
     jobs: mpsc::Sender<Job>,
     rt: tokio::runtime::Handle,
@@ -116,6 +116,29 @@ struct Inner {
     invalid: AtomicU64,
     /// When each share this run took in arrived, and from whom (entries leave with their share).
     seen: Mutex<HashMap<ShareHash, FirstSeen>>,
+}
+
+/// What a peer's chain is known to be.
+#[derive(Debug, Clone, Copy, Default)]
+struct PeerChain {
+    /// Its best share and height as it last said.
+    claim: ChainStatus,
+    /// The height of the highest share it sent that this node took in.
+    sent: u32,
+}
+
+impl PeerChain {
+    /// The peer's height as far as shares this node holds back it: its claimed best once held
+    /// (at the height that share carries, its proof of work checked), or the highest share it
+    /// sent. A bare claim counts for nothing, so a peer cannot stop the node's work by lying.
+    fn backed_height(&self, t: &Tracker) -> u32 {
+        let claimed = self
+            .claim
+            .best
+            .filter(|b| t.chain().contains(b))
+            .map_or(0, |b| absheight(t, &b));
+        claimed.max(self.sent)
+    }
 }
 
 /// When this node first took a share in, and from whom.
@@ -437,7 +460,7 @@ async fn sync_ticker(inner: std::sync::Weak<Inner>) {
             let t = inner.tracker.lock();
             peers
                 .iter()
-                .filter(|(_, s)| match s.best {
+                .filter(|(_, s)| match s.claim.best {
                     Some(b) => !t.chain().contains(&b) && !t.is_known_invalid(&b),
                     None => ticks % 5 == 0,
                 })
@@ -468,17 +491,17 @@ async fn sync_ticker(inner: std::sync::Weak<Inner>) {
 
 impl Inner {
     fn sync_status(&self) -> SyncStatus {
-        let height = {
+        let (height, peer_height) = {
+            let peers = self.peers.lock();
             let t = self.tracker.lock();
-            t.best().map(|b| absheight(&t, &b)).unwrap_or(0)
+            let height = t.best().map(|b| absheight(&t, &b)).unwrap_or(0);
+            let peer_height = peers
+                .values()
+                .map(|p| p.backed_height(&t))
+                .max()
+                .unwrap_or(0);
+            (height, peer_height)
         };
-        let peer_height = self
-            .peers
-            .lock()
-            .values()
-            .map(|s| s.height)
-            .max()
-            .unwrap_or(0);
         let behind = peer_height > height.saturating_add(BEHIND_THRESHOLD);
         let reason = if behind {
             format!(
@@ -509,9 +532,11 @@ impl Inner {
         let mut peers = self.peers.lock();
         let entry = peers.entry(peer).or_default();
         match status.best {
-            Some(_) if status.height >= entry.height => *entry = status,
+            Some(_) if status.height >= entry.claim.height.max(entry.sent) => {
+                entry.claim = status;
+            }
             // A gossiped share tells its height, not the sender's best.
-            None => entry.height = entry.height.max(status.height),
+            None => entry.sent = entry.sent.max(status.height),
             _ => {}
         }
     }

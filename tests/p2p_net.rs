@@ -397,14 +397,16 @@ async fn a_node_far_behind_its_peers_says_so() {
     let p = params();
     let d = node(p, vec![]).await;
     mine(&d, 2, 12).await;
+
+    // A peer claiming a long chain it never sends: a bare claim does not stop the node's work.
     let dir = tempfile::tempdir().unwrap();
-    let (m, mut m_rx, _) = net(p, vec![d.addr.clone()], dir.path()).await;
+    let (liar, mut liar_rx, _) = net(p, vec![d.addr.clone()], dir.path()).await;
     let claimed = ChainStatus {
         best: Some(ShareHash::from_byte_array([0x42; 32])),
         height: 500,
     };
     tokio::spawn(async move {
-        while let Some(msg) = m_rx.recv().await {
+        while let Some(msg) = liar_rx.recv().await {
             if let Inbound::Request { request, reply, .. } = msg {
                 let response = match request {
                     SyncRequest::Status => SyncResponse::Status(claimed),
@@ -413,14 +415,51 @@ async fn a_node_far_behind_its_peers_says_so() {
                         shares: vec![],
                     },
                 };
+                liar.respond(reply, response).await;
+            }
+        }
+    });
+    wait_for("the liar connected", 20, || d.svc.snapshot().peers >= 1).await;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let status = d.svc.sync_status();
+        assert!(!status.behind, "{}", status.reason);
+        assert_eq!(status.peer_height, 0);
+    }
+
+    // A peer whose best share (a real one, 30 shares up) arrives: now the node is behind, even
+    // before the chain below it does.
+    let (_chain, shares) = sharechain::testkit::build_chain(p, 30, &[p2wpkh(13)]);
+    let tip = shares.last().unwrap().clone();
+    let real = ChainStatus {
+        best: Some(tip.hash()),
+        height: tip.share().share_info.absheight,
+    };
+    let tip_bytes = tip.share().to_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut m_rx, _) = net(p, vec![d.addr.clone()], dir.path()).await;
+    tokio::spawn(async move {
+        while let Some(msg) = m_rx.recv().await {
+            if let Inbound::Request { request, reply, .. } = msg {
+                let response = match request {
+                    SyncRequest::Status => SyncResponse::Status(real),
+                    _ => SyncResponse::Shares {
+                        status: real,
+                        shares: vec![tip_bytes.clone()],
+                    },
+                };
                 m.respond(reply, response).await;
             }
         }
     });
     wait_for("behind", 20, || d.svc.sync_status().behind).await;
     let status = d.svc.sync_status();
-    assert_eq!((status.height, status.peer_height), (2, 500));
-    assert!(status.reason.contains("500"), "{}", status.reason);
+    assert_eq!((status.height, status.peer_height), (2, real.height));
+    assert!(
+        status.reason.contains(&real.height.to_string()),
+        "{}",
+        status.reason
+    );
     assert!(d.svc.snapshot().sync.behind);
 }
 
