@@ -123,21 +123,32 @@ struct Inner {
 struct PeerChain {
     /// Its best share and height as it last said.
     claim: ChainStatus,
-    /// The height of the highest share it sent that this node took in.
-    sent: u32,
+    /// The highest share (height, hash) it gossiped that this node took in.
+    sent: Option<(u32, ShareHash)>,
 }
 
+/// A peer's share counts toward its height only with at least this fraction of the work of the
+/// node's best share: a share at the easiest target costs next to nothing to make.
+const BACKING_WORK_DIVISOR: u128 = 4;
+
 impl PeerChain {
-    /// The peer's height as far as shares this node holds back it: its claimed best once held
-    /// (at the height that share carries, its proof of work checked), or the highest share it
-    /// sent. A bare claim counts for nothing, so a peer cannot stop the node's work by lying.
+    /// The peer's height as far as shares this node holds back it: its claimed best once held,
+    /// or the highest share it gossiped, at the height that share carries, if its proof of work
+    /// is near the node's own share difficulty. A bare claim counts for nothing, so a peer
+    /// cannot stop the node's work by lying about its chain.
     fn backed_height(&self, t: &Tracker) -> u32 {
-        let claimed = self
-            .claim
-            .best
-            .filter(|b| t.chain().contains(b))
-            .map_or(0, |b| absheight(t, &b));
-        claimed.max(self.sent)
+        let floor = t
+            .best()
+            .and_then(|b| t.chain().get(&b))
+            .map_or(0, |s| s.work() / BACKING_WORK_DIVISOR);
+        [self.claim.best, self.sent.map(|(_, h)| h)]
+            .into_iter()
+            .flatten()
+            .filter_map(|h| t.chain().get(&h))
+            .filter(|s| s.work() >= floor)
+            .map(|s| s.share().share_info.absheight)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -528,16 +539,21 @@ impl Inner {
         }
     }
 
+    /// What `peer` says its best share is (a later claim of a lower height is ignored).
     fn note_status(&self, peer: PeerId, status: ChainStatus) {
         let mut peers = self.peers.lock();
         let entry = peers.entry(peer).or_default();
-        match status.best {
-            Some(_) if status.height >= entry.claim.height.max(entry.sent) => {
-                entry.claim = status;
-            }
-            // A gossiped share tells its height, not the sender's best.
-            None => entry.sent = entry.sent.max(status.height),
-            _ => {}
+        if status.best.is_some() && status.height >= entry.claim.height {
+            entry.claim = status;
+        }
+    }
+
+    /// A share `peer` gossiped and this node took in: the peer has at least that chain.
+    fn note_sent(&self, peer: PeerId, height: u32, hash: ShareHash) {
+        let mut peers = self.peers.lock();
+        let entry = peers.entry(peer).or_default();
+        if entry.sent.is_none_or(|(h, _)| height > h) {
+            entry.sent = Some((height, hash));
         }
     }
 
@@ -755,15 +771,8 @@ impl Inner {
                 },
                 &self.rt,
             );
-            // The sender has at least this chain.
-            if let Some(h) = outcome.top_height {
-                self.note_status(
-                    from,
-                    ChainStatus {
-                        best: None,
-                        height: h,
-                    },
-                );
+            if let Some((height, hash)) = outcome.top {
+                self.note_sent(from, height, hash);
             }
         }
         if let Some(offence) = offence {
@@ -796,7 +805,9 @@ impl Inner {
             match t.insert(share) {
                 Ok(ch) => {
                     out.batch.put.push((hash, bytes));
-                    out.top_height = Some(out.top_height.unwrap_or(0).max(height));
+                    if out.top.is_none_or(|(h, _)| height > h) {
+                        out.top = Some((height, hash));
+                    }
                     for r in &ch.invalid {
                         if r.direct && ours.contains(&r.hash) {
                             out.errors.push(SubmitError::Invalid(r.error.clone()));
@@ -855,5 +866,90 @@ struct Outcome {
     missing: Vec<ShareHash>,
     best: Option<ShareHash>,
     best_changed: bool,
-    top_height: Option<u32>,
+    /// The highest share inserted (height, hash).
+    top: Option<(u32, ShareHash)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::hashes::Hash;
+    use bitcoin::BlockHash;
+    use sharechain::build::generate;
+    use sharechain::target::scale;
+    use sharechain::testkit::{easy_params, mine, p2wpkh, request};
+
+    use super::*;
+
+    /// `n` shares paying `tag`, each at `max_target / divisor` (`n` below the retarget
+    /// look-behind, which would otherwise set the target).
+    fn chain(params: &'static NetworkParams, n: u32, tag: u32, divisor: u64) -> Vec<CheckedShare> {
+        let mut t = new_tracker(params);
+        let mut out: Vec<CheckedShare> = Vec::new();
+        for i in 0..n {
+            let parent = out.last().map(CheckedShare::hash);
+            let mut req = request(params, parent, p2wpkh(tag), 1_700_000_000 + i, i);
+            req.desired_target = scale(params.max_target(), 1, divisor);
+            let (c, v) = t.parts();
+            let template = generate(c, v.pplns_mut(), params, &req).expect("template");
+            let share = mine(
+                params,
+                &template,
+                BlockHash::all_zeros(),
+                1_700_000_000 + i,
+                0,
+            );
+            t.insert(share.clone()).expect("insert");
+            out.push(share);
+        }
+        out
+    }
+
+    fn best_work(t: &Tracker) -> u128 {
+        t.best()
+            .and_then(|b| t.chain().get(&b))
+            .map_or(0, |s| s.work())
+    }
+
+    #[test]
+    fn a_peer_height_needs_a_held_share_near_the_node_difficulty() {
+        let params = easy_params(&NetworkParams::REGTEST, 100, 10);
+        let mut t = new_tracker(params);
+        for share in chain(params, 3, 1, 16) {
+            t.insert(share).expect("insert");
+        }
+        let easy_tip = chain(params, 9, 2, 1).pop().expect("tip");
+        let fair_tip = chain(params, 9, 3, 8).pop().expect("tip");
+        let status = |s: &CheckedShare| ChainStatus {
+            best: Some(s.hash()),
+            height: s.share().share_info.absheight,
+        };
+
+        // Claims of shares not held count for nothing.
+        let mut peer = PeerChain {
+            claim: status(&fair_tip),
+            sent: None,
+        };
+        assert_eq!(peer.backed_height(&t), 0);
+
+        assert_eq!(
+            (easy_tip.work() * 16, fair_tip.work() * 2),
+            (best_work(&t), best_work(&t))
+        );
+        // Held, but with a sixteenth of the best share's work: still nothing.
+        t.insert(easy_tip.clone()).expect("insert an orphan");
+        peer.claim = status(&easy_tip);
+        assert_eq!(peer.backed_height(&t), 0);
+        peer.sent = Some((9, easy_tip.hash()));
+        assert_eq!(peer.backed_height(&t), 0);
+
+        // Held, with half the best share's work: the height it carries counts.
+        t.insert(fair_tip.clone()).expect("insert an orphan");
+        peer.claim = status(&fair_tip);
+        assert_eq!(peer.backed_height(&t), 9);
+        peer = PeerChain {
+            claim: ChainStatus::default(),
+            sent: Some((9, fair_tip.hash())),
+        };
+        assert_eq!(peer.backed_height(&t), 9);
+    }
 }
