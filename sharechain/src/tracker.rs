@@ -6,7 +6,9 @@
 //! descendants. The best share is the verified head with the most cumulative work; a head that
 //! does not build on the current external tip (the Bitcoin block) counts as its parent; ties go to
 //! the share seen first. Shares more than `2 × chain_length` below the best one, and forks that
-//! fell more than `chain_length` behind, are pruned.
+//! fell more than `chain_length` behind, are pruned; so are trees other than the best share's
+//! that took in no share during the last `2 × chain_length` insertions (a sync in progress keeps
+//! its tree fresh; shares that never connect do not stay for ever).
 //!
 //! [`ShareTracker::insert`] returns what changed as a [`Changes`] value for the node to act on
 //! (persist, request parents, penalise peers, switch work). The tracker is generic over the share
@@ -128,7 +130,12 @@ pub struct ShareTracker<S: TrackedShare, V: Verifier<S>> {
     tip: Option<S::Tip>,
     best: Option<ShareHash>,
     seq: u64,
+    /// The last insertion (`seq`) into each tree, by tree id.
+    tree_seen: std::collections::HashMap<u64, u64>,
 }
+
+/// Trees are checked for staleness once per this many insertions.
+const STALE_CHECK_EVERY: u64 = 64;
 
 impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
     /// An empty tracker.
@@ -145,6 +152,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             tip: None,
             best: None,
             seq: 0,
+            tree_seen: std::collections::HashMap::new(),
         }
     }
 
@@ -228,6 +236,9 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
         self.verify_from(hash, &mut changes);
         self.update_best(&mut changes);
         self.prune(&mut changes);
+        if self.seq % STALE_CHECK_EVERY == 0 {
+            self.prune_stale_trees(&mut changes);
+        }
         Ok(changes)
     }
 
@@ -273,9 +284,15 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
                 None => self.waiting.entry(p).or_default().push(hash),
             }
         }
+        self.tree_seen.insert(node.tree, self.seq);
         self.chain.nodes.insert(hash, node);
-        // Children that were waiting for this share hang below it now.
+        // Children that were waiting for this share hang below it now (their trees join its).
         let waiting = self.waiting.remove(&hash).unwrap_or_default();
+        for c in &waiting {
+            if let Some(tree) = self.chain.nodes.get(c).map(|n| n.tree) {
+                self.tree_seen.remove(&tree);
+            }
+        }
         if waiting.is_empty() {
             self.heads.insert(hash);
         } else {
@@ -516,6 +533,40 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             b = self.chain.parent(&y);
         }
         depth
+    }
+
+    /// Drops trees other than the best share's into which nothing was inserted during the last
+    /// `2 × chain_length` insertions.
+    fn prune_stale_trees(&mut self, changes: &mut Changes<V::Error>) {
+        let limit = 2 * u64::from(self.config.chain_length);
+        let seq = self.seq;
+        let best_tree = self
+            .best
+            .and_then(|b| self.chain.nodes.get(&b))
+            .map(|n| n.tree);
+        let stale = |tree: u64, seen: &std::collections::HashMap<u64, u64>| {
+            Some(tree) != best_tree && seen.get(&tree).is_none_or(|&s| s + limit < seq)
+        };
+        // Every tree has an entry (a tree has one bottom share): most checks end here.
+        if !self.tree_seen.keys().any(|t| stale(*t, &self.tree_seen)) {
+            return;
+        }
+        let tails: Vec<ShareHash> = self
+            .chain
+            .tails()
+            .into_iter()
+            .filter(|t| {
+                self.chain
+                    .nodes
+                    .get(t)
+                    .is_some_and(|n| stale(n.tree, &self.tree_seen))
+            })
+            .collect();
+        for tail in tails {
+            changes.pruned.extend(self.remove_subtree(&tail));
+        }
+        self.tree_seen
+            .retain(|tree, s| Some(*tree) == best_tree || *s + limit >= seq);
     }
 
     /// Drops history more than `2 × chain_length` below the best share, and forks that fell

@@ -371,3 +371,43 @@ fn verification_runs_once_per_share_in_chain_order() {
     t.insert(toy(1, None)).unwrap();
     assert_eq!(t.verifier().verified, vec![1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn trees_that_stop_growing_away_from_the_best_share_are_dropped() {
+    let mut t = tracker(10);
+    t.insert(toy(1, None)).unwrap();
+    // Detached: a share whose parent never comes, and a low-work chain of its own.
+    t.insert(toy(1001, Some(1000))).unwrap();
+    t.insert(Toy {
+        work: 0,
+        ..toy(2001, None)
+    })
+    .unwrap();
+    // Detached but still growing, as a sync in progress does (one share every few).
+    t.insert(toy(3001, Some(3000))).unwrap();
+    let mut pruned = Vec::new();
+    let mut growing = 3001;
+    for id in 2..200u32 {
+        let c = t.insert(toy(id, Some(id - 1))).unwrap();
+        pruned.extend(ids(&c.pruned));
+        if id % 5 == 0 {
+            growing += 1;
+            let c = t.insert(toy(growing, Some(growing - 1))).unwrap();
+            pruned.extend(ids(&c.pruned));
+        }
+    }
+    for gone in [1001, 2001] {
+        assert!(!t.chain().contains(&h(gone)), "{gone} still held");
+        assert!(pruned.contains(&gone), "{gone} not reported as pruned");
+    }
+    assert!(
+        (3001..=growing).all(|id| t.chain().contains(&h(id))),
+        "the growing tree stays"
+    );
+    assert_eq!(
+        ids(&t.missing_parents()),
+        vec![3000],
+        "only the growing tree waits"
+    );
+    assert_eq!(t.best().map(|b| id_of(&b)), Some(199));
+}
