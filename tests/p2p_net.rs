@@ -393,32 +393,18 @@ async fn found_blocks_and_bitcoin_tips_reach_every_node() {
 /// for miners) and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_far_behind_its_peers_says_so() {
-    use p2pool::p2p::{ChainStatus, Inbound, SyncRequest, SyncResponse};
+    use p2pool::p2p::ChainStatus;
     let p = params();
     let d = node(p, vec![]).await;
     mine(&d, 2, 12).await;
 
     // A peer claiming a long chain it never sends: a bare claim does not stop the node's work.
     let dir = tempfile::tempdir().unwrap();
-    let (liar, mut liar_rx, _) = net(p, vec![d.addr.clone()], dir.path()).await;
     let claimed = ChainStatus {
         best: Some(ShareHash::from_byte_array([0x42; 32])),
         height: 500,
     };
-    tokio::spawn(async move {
-        while let Some(msg) = liar_rx.recv().await {
-            if let Inbound::Request { request, reply, .. } = msg {
-                let response = match request {
-                    SyncRequest::Status => SyncResponse::Status(claimed),
-                    _ => SyncResponse::Shares {
-                        status: claimed,
-                        shares: vec![],
-                    },
-                };
-                liar.respond(reply, response).await;
-            }
-        }
-    });
+    scripted_peer(p, &d, dir.path(), claimed, vec![]).await;
     wait_for("the liar connected", 20, || d.svc.snapshot().peers >= 1).await;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -435,23 +421,8 @@ async fn a_node_far_behind_its_peers_says_so() {
         best: Some(tip.hash()),
         height: tip.share().share_info.absheight,
     };
-    let tip_bytes = tip.share().to_bytes();
     let dir = tempfile::tempdir().unwrap();
-    let (m, mut m_rx, _) = net(p, vec![d.addr.clone()], dir.path()).await;
-    tokio::spawn(async move {
-        while let Some(msg) = m_rx.recv().await {
-            if let Inbound::Request { request, reply, .. } = msg {
-                let response = match request {
-                    SyncRequest::Status => SyncResponse::Status(real),
-                    _ => SyncResponse::Shares {
-                        status: real,
-                        shares: vec![tip_bytes.clone()],
-                    },
-                };
-                m.respond(reply, response).await;
-            }
-        }
-    });
+    scripted_peer(p, &d, dir.path(), real, vec![tip.share().to_bytes()]).await;
     wait_for("behind", 20, || d.svc.sync_status().behind).await;
     let status = d.svc.sync_status();
     assert_eq!((status.height, status.peer_height), (2, real.height));
@@ -461,6 +432,33 @@ async fn a_node_far_behind_its_peers_says_so() {
         status.reason
     );
     assert!(d.svc.snapshot().sync.behind);
+}
+
+/// A peer of `d` that answers every status request with `status` and every share request with
+/// `shares`.
+async fn scripted_peer(
+    p: &'static NetworkParams,
+    d: &Node,
+    dir: &Path,
+    status: p2pool::p2p::ChainStatus,
+    shares: Vec<Vec<u8>>,
+) {
+    use p2pool::p2p::{Inbound, SyncRequest, SyncResponse};
+    let (peer, mut rx, _) = net(p, vec![d.addr.clone()], dir).await;
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if let Inbound::Request { request, reply, .. } = msg {
+                let response = match request {
+                    SyncRequest::Status => SyncResponse::Status(status),
+                    _ => SyncResponse::Shares {
+                        status,
+                        shares: shares.clone(),
+                    },
+                };
+                peer.respond(reply, response).await;
+            }
+        }
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
