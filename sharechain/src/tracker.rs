@@ -14,7 +14,7 @@
 //! (persist, request parents, penalise peers, switch work). The tracker is generic over the share
 //! kind ([`TrackedShare`]) and its rules ([`Verifier`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -131,7 +131,7 @@ pub struct ShareTracker<S: TrackedShare, V: Verifier<S>> {
     best: Option<ShareHash>,
     seq: u64,
     /// The last insertion (`seq`) into each tree, by tree id.
-    tree_seen: std::collections::HashMap<u64, u64>,
+    tree_seen: HashMap<u64, u64>,
 }
 
 /// Trees are checked for staleness once per this many insertions.
@@ -152,7 +152,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             tip: None,
             best: None,
             seq: 0,
-            tree_seen: std::collections::HashMap::new(),
+            tree_seen: HashMap::new(),
         }
     }
 
@@ -544,23 +544,18 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             .best
             .and_then(|b| self.chain.nodes.get(&b))
             .map(|n| n.tree);
-        let stale = |tree: u64, seen: &std::collections::HashMap<u64, u64>| {
-            Some(tree) != best_tree && seen.get(&tree).is_none_or(|&s| s + limit < seq)
-        };
+        let seen = &self.tree_seen;
+        let stale =
+            |tree: u64| Some(tree) != best_tree && seen.get(&tree).is_none_or(|&s| s + limit < seq);
         // Every tree has an entry (a tree has one bottom share): most checks end here.
-        if !self.tree_seen.keys().any(|t| stale(*t, &self.tree_seen)) {
+        if !seen.keys().any(|t| stale(*t)) {
             return;
         }
         let tails: Vec<ShareHash> = self
             .chain
             .tails()
             .into_iter()
-            .filter(|t| {
-                self.chain
-                    .nodes
-                    .get(t)
-                    .is_some_and(|n| stale(n.tree, &self.tree_seen))
-            })
+            .filter(|t| self.chain.nodes.get(t).is_some_and(|n| stale(n.tree)))
             .collect();
         for tail in tails {
             changes.pruned.extend(self.remove_subtree(&tail));

@@ -320,14 +320,11 @@ fn parse_difficulty(value: Option<&Value>) -> Option<f64> {
 /// A `mining.suggest_target` target (big-endian hex, at most 64 digits) as a difficulty.
 fn parse_target_difficulty(value: Option<&Value>) -> Option<f64> {
     let s = value?.as_str()?.trim();
-    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if s.is_empty() || s.len() > 64 {
         return None;
     }
-    let padded = format!("{s:0>64}");
     let mut be = [0u8; 32];
-    for (byte, pair) in be.iter_mut().zip(padded.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
+    hex::decode_to_slice(format!("{s:0>64}"), &mut be).ok()?;
     let d = target_to_difficulty(&Target::from_be_bytes(be));
     (d.is_finite() && d > 0.0).then_some(d)
 }
