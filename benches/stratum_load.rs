@@ -16,12 +16,19 @@
 //! server's CPU time per notify and per accepted submit: unlike the wall-clock figures they do
 //! not depend on what else the machine is running.
 //! One `RESULT` line per N, the largest last.
+//!
+//! Then the whole pool on a real chain (`chain_load`): the `p2pool` node on Bitcoin Core
+//! (`BITCOIND`) or its embedded chain, and ckpool (`CKPOOL`) on a Bitcoin Core of its own, each
+//! with N connections submitting random nonces for 10 s: one `RESULT server=…` line per server
+//! and N.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "a benchmark reports on stdout"
 )]
 
+#[path = "chain_load/mod.rs"]
+mod chain_load;
 #[path = "../tests/worker_common/mod.rs"]
 mod worker_common;
 
@@ -83,9 +90,28 @@ fn main() {
     let mut ns = ns;
     ns.sort_unstable();
     ns.dedup();
-    for n in ns {
+    for &n in &ns {
         let line = rt.block_on(run(n, full));
         println!("{line}");
+    }
+    // The whole pool on a real chain, and ckpool beside it (see `chain_load`).
+    let (chain_ns, secs) = if full { (ns, 10.0) } else { (vec![20], 1.0) };
+    let servers: &[&str] = if full {
+        &["p2pool", "ckpool"]
+    } else {
+        &["p2pool"]
+    };
+    for n in chain_ns {
+        for name in servers {
+            let line = rt.block_on(async {
+                let server = chain_load::start(name).await?;
+                Some(chain_load::run(server, n, secs, rss_mb).await)
+            });
+            match line {
+                Some(line) => println!("{line}"),
+                None => eprintln!("skipped: {name} (needs CKPOOL and BITCOIND)"),
+            }
+        }
     }
 }
 

@@ -9,6 +9,10 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 [ -e /usr/include/boost/version.hpp ] || need_apt+=(libboost-dev)
 if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # Runtime libraries of the real Bitcoin Core, cpuminer and ckpool the tests run when present.
+  for lib in libzmq5:libzmq.so.5 libcurl4:libcurl.so.4 libjansson4:libjansson.so.4; do
+    ldconfig -p | grep -q "${lib#*:}" || need_apt+=("${lib%%:*}")
+  done
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""

@@ -8,6 +8,7 @@ pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
 pub mod http;
+pub mod logging;
 pub mod node;
 pub mod p2p;
 pub mod shares;

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::bitcoind::{Backoff, Bitcoind, BitcoindArgs, TemplateConfig};
 use crate::p2p::{P2pConfig, P2pHandle};
 use crate::shares::ShareService;
+use crate::submit::gate::{BlockGate, Deliver, Origin, StillUseful, Verdict};
 use crate::submit::{BlockSubmitter, SubmitConfig};
 use crate::work::{BlockSink, WorkBuilder};
 use crate::worker::{WorkerConfig, WorkerPort};
@@ -54,25 +55,52 @@ impl NodeConfig {
     }
 }
 
-/// Found blocks go to our bitcoind (RPC and P2P) and to every peer, whose nodes submit them to
-/// their own bitcoinds.
+/// How found blocks reach bitcoind (RPC and P2P) and, for our own, every peer, whose nodes
+/// submit them to their own bitcoinds. The [`BlockGate`] in front decides which blocks go.
 #[derive(Debug, Clone)]
-pub struct FoundBlocks {
+pub struct NodeDelivery {
     submitter: BlockSubmitter,
     peers: P2pHandle,
 }
 
-impl BlockSink for FoundBlocks {
-    fn submit_block(&self, block: Block) {
+impl Deliver for NodeDelivery {
+    fn deliver(
+        &self,
+        block: Block,
+        origin: Origin,
+        still_useful: StillUseful,
+    ) -> impl std::future::Future<Output = Verdict> + Send {
         let this = self.clone();
-        tokio::spawn(async move {
+        async move {
+            let gossip = async {
+                if origin == Origin::Local {
+                    this.peers.publish_block(&block).await;
+                }
+            };
             // Our bitcoind must not wait on the share network's queue, nor peers on our bitcoind.
             let (_, outcome) = tokio::join!(
-                this.peers.publish_block(&block),
-                this.submitter.submit(block.clone())
+                gossip,
+                this.submitter.submit_while(block.clone(), &*still_useful)
             );
-            tracing::info!(hash = %outcome.hash, delivered = outcome.delivered(), "block submission finished");
-        });
+            match outcome.accepted {
+                Some(true) => Verdict::Accepted,
+                Some(false) => Verdict::Rejected,
+                None => Verdict::Unknown,
+            }
+        }
+    }
+}
+
+/// Found blocks, once per parent, to bitcoind and peers.
+pub type FoundBlocks = BlockGate<NodeDelivery>;
+
+impl BlockSink for FoundBlocks {
+    fn submit_block(&self, block: Block) {
+        self.offer(block, Origin::Local);
+    }
+
+    fn wants(&self, parent: &bitcoin::BlockHash) -> bool {
+        self.wants_local(parent)
     }
 }
 
@@ -153,15 +181,16 @@ impl Node {
             .context("starting the share chain and network")?;
         let peers = shares.p2p().clone();
         tracing::info!(peer_id = %peers.local_peer_id(), listen = ?peers.listen_addrs().await, "share network up");
-        let blocks = FoundBlocks {
+        let blocks = BlockGate::new(NodeDelivery {
             submitter: bitcoind.submitter.clone(),
             peers: peers.clone(),
-        };
+        });
         let work = Arc::new(
-            WorkBuilder::new(params, Arc::new(shares.clone()), Arc::new(blocks))
+            WorkBuilder::new(params, Arc::new(shares.clone()), Arc::new(blocks.clone()))
                 .with_fee(config.operator.clone(), config.fee_percent),
         );
         let first = bitcoind.templates.current();
+        blocks.set_tip(first.previous_block_hash);
         shares.set_tip(Some(first.previous_block_hash)).await;
         work.set_template(first);
 
@@ -169,6 +198,7 @@ impl Node {
         let mut tasks = JoinSet::new();
         tasks.spawn(follow_templates(
             bitcoind.templates.templates(),
+            blocks.clone(),
             Arc::clone(&work),
             shares.clone(),
             bitcoind.rpc.clone(),
@@ -181,7 +211,7 @@ impl Node {
         ));
         tasks.spawn(submit_peer_blocks(
             peers.subscribe_blocks(),
-            bitcoind.submitter.clone(),
+            blocks.clone(),
             shutdown_rx.clone(),
         ));
         tasks.spawn(refresh_on_peer_tips(
@@ -299,6 +329,7 @@ impl Node {
 /// tip to peers so they switch before their own bitcoind tells them.
 async fn follow_templates(
     mut templates: watch::Receiver<Arc<crate::bitcoind::BlockTemplate>>,
+    blocks: FoundBlocks,
     work: Arc<NodeWork>,
     shares: ShareService,
     rpc: crate::bitcoind::RpcClient,
@@ -312,10 +343,14 @@ async fn follow_templates(
                 let t = templates.borrow_and_update().clone();
                 let prev = t.previous_block_hash;
                 let new_tip = last_prev != Some(prev);
+                blocks.set_tip(prev);
+                // Miners first: a clean job for the new height must not wait behind the share
+                // worker's queue. The share chain's view of the tip follows; a best share that
+                // changes with it reaches the miners through `follow_best`.
+                work.set_template(t);
                 if new_tip {
                     shares.set_tip(Some(prev)).await;
                 }
-                work.set_template(t);
                 if new_tip {
                     last_prev = Some(prev);
                     match rpc.call::<String>("getblockheader", serde_json::json!([prev.to_string(), false])).await {
@@ -353,7 +388,7 @@ async fn follow_best(
 /// Blocks found by peers' miners pay us too: hand them to our bitcoind as well.
 async fn submit_peer_blocks(
     mut blocks: tokio::sync::broadcast::Receiver<(libp2p::PeerId, Vec<u8>)>,
-    submitter: BlockSubmitter,
+    gate: FoundBlocks,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -361,9 +396,8 @@ async fn submit_peer_blocks(
             got = blocks.recv() => match got {
                 Ok((peer, bytes)) => match bitcoin::consensus::deserialize::<Block>(&bytes) {
                     Ok(block) => {
-                        tracing::info!(%peer, hash = %block.block_hash(), "block from a peer");
-                        let submitter = submitter.clone();
-                        tokio::spawn(async move { submitter.submit(block).await });
+                        tracing::debug!(%peer, hash = %block.block_hash(), "block from a peer");
+                        gate.offer(block, Origin::Peer);
                     }
                     Err(e) => tracing::debug!(%peer, %e, "undecodable block from a peer"),
                 },
@@ -413,7 +447,11 @@ async fn track_peers(shares: ShareService, list: Arc<PeerList>, mut stop: watch:
                 *list.0.write() = peers
                     .into_iter()
                     .filter(|p| p.ready)
-                    .map(|p| crate::http::Peer { addr: p.addr.to_string(), incoming: false, version: p.peer.to_string() })
+                    .map(|p| crate::http::Peer {
+                        addr: p.addr.to_string(),
+                        incoming: p.incoming,
+                        version: p.agent_version.unwrap_or_default(),
+                    })
                     .collect();
             }
             _ = stop.changed() => break,

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use p2pool::devchain::{Devchain, DevchainConfig};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,4 +443,67 @@ async fn the_devchain_command_serves_until_stop() {
     .unwrap();
     assert!(status.success());
     assert!(!dir.path().join("regtest").join(".cookie").exists());
+}
+
+/// As bitcoind with `-rpcthreads=1 -rpcworkqueue=1`: one request runs (a long poll that waits
+/// for a new block), one waits, and a third is refused at once with HTTP 503 and Core's text,
+/// instead of joining a queue its caller would time out in. Once the long poll ends, the
+/// waiting request is answered and new ones are taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_work_queue_answers_503_at_once() {
+    init_tracing();
+    let config = DevchainConfig {
+        rpc_threads: 1,
+        rpc_work_queue: 1,
+        ..DevchainConfig::ephemeral()
+    };
+    let devchain = timed("start", Devchain::start(config)).await.unwrap();
+    let rpc = std::sync::Arc::new(Rpc::new(&devchain));
+    let gbt = rpc
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .await;
+    let id = gbt["longpollid"].as_str().unwrap().to_owned();
+    let poller = {
+        let rpc = std::sync::Arc::clone(&rpc);
+        tokio::spawn(async move {
+            rpc.try_call(
+                "getblocktemplate",
+                json!([{"rules": ["segwit"], "longpollid": id}]),
+            )
+            .await
+        })
+    };
+    // The long poll holds the one executor; wait until it does.
+    let waiting = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let rpc2 = std::sync::Arc::clone(&rpc);
+        let waiting = tokio::spawn(async move { rpc2.try_call("getblockcount", json!([])).await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if !waiting.is_finished() {
+            break waiting;
+        }
+        assert!(!poller.is_finished(), "the long poll waits for a block");
+    };
+    let refused = timed(
+        "a refusal at once",
+        rpc.raw(&json!({"method": "getblockcount", "params": [], "id": 1}).to_string()),
+    )
+    .await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.body, "Work queue depth exceeded");
+    // A new block ends the long poll; the waiting request is answered, new ones are taken.
+    let mut p2p = P2p::connect(devchain.p2p_addr()).await;
+    p2p.handshake().await;
+    let block = block_from_template(&gbt, |_| {});
+    let mut block = block;
+    grind(&mut block.header, true);
+    p2p.send(bitcoin::p2p::message::NetworkMessage::Block(block))
+        .await;
+    timed("long poll ends", poller).await.unwrap().unwrap();
+    assert_eq!(
+        timed("queued answered", waiting).await.unwrap().unwrap(),
+        json!(1)
+    );
+    assert_eq!(rpc.call("getblockcount", json!([])).await, json!(1));
+    timed("shutdown", devchain.shutdown()).await.unwrap();
 }

@@ -5,6 +5,7 @@
 
 #![cfg(feature = "devchain")]
 
+mod grinder;
 mod miner;
 
 use std::net::{SocketAddr, TcpListener};
@@ -12,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoin::BlockHash;
+use grinder::AnyMiner;
 use miner::{address, http_get_status, p2wpkh, Miner};
 use p2pool::bitcoind::{Credentials, RpcClient};
 use serde_json::{json, Value};
@@ -66,11 +68,18 @@ async fn best_share(addr: SocketAddr) -> Value {
     serde_json::from_str(&body).expect("json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_processes_agree_and_pay_both_miners() {
+/// A devchain and three nodes in a line (1 — 2 — 3), connected before mining starts.
+struct Cluster {
+    dir: tempfile::TempDir,
+    _procs: Vec<Proc>,
+    workers: Vec<SocketAddr>,
+    rpc: RpcClient,
+}
+
+async fn cluster() -> Cluster {
     let dir = tempfile::tempdir().expect("tempdir");
     let (rpc_port, chain_p2p) = (free_port(), free_port());
-    let _chain = spawn(
+    let chain = spawn(
         &[
             "devchain".into(),
             "--datadir".into(),
@@ -168,6 +177,84 @@ async fn three_processes_agree_and_pay_both_miners() {
         }
     }
 
+    let mut procs = vec![chain];
+    procs.extend(nodes);
+    Cluster {
+        dir,
+        _procs: procs,
+        workers,
+        rpc,
+    }
+}
+
+/// Polls the three nodes until they report the same best share; that share.
+async fn agreed_best(workers: &[SocketAddr], within: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let mut bests = Vec::new();
+        for w in workers {
+            bests.push(best_share(*w).await);
+        }
+        if !bests[0].is_null() && bests.iter().all(|b| *b == bests[0]) {
+            return bests[0].clone();
+        }
+        assert!(
+            start.elapsed() < within,
+            "nodes disagree after {within:?}: {bests:?}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The payout scripts of a block's coinbase, hex.
+async fn coinbase_scripts(rpc: &RpcClient, hash: &BlockHash) -> Vec<String> {
+    let block: Value = rpc
+        .call("getblock", json!([hash.to_string(), 2]))
+        .await
+        .expect("block");
+    block["tx"][0]["vout"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .map(|o| {
+            o["scriptPubKey"]["hex"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_agree_and_pay_both_miners() {
+    let Cluster { workers, rpc, .. } = &cluster().await;
+    let workers = workers.clone();
+
+    // The middle node dialled node 1 and was dialled by node 3: `/web/peers` says so, with the
+    // software each runs.
+    let start = Instant::now();
+    let peers = loop {
+        let (_, body) = http_get_status(workers[1], "/web/peers").await;
+        let peers: Vec<Value> = serde_json::from_str(&body).expect("json");
+        if peers.len() == 2 || start.elapsed() > Duration::from_secs(30) {
+            break peers;
+        }
+        sleep(Duration::from_millis(200)).await;
+    };
+    let mut directions: Vec<bool> = peers.iter().map(|p| p["incoming"] == json!(true)).collect();
+    directions.sort();
+    assert_eq!(
+        directions,
+        [false, true],
+        "one dialled, one dialling: {peers:?}"
+    );
+    for p in &peers {
+        assert_eq!(
+            p["version"],
+            json!(format!("p2pool-rs/{}", env!("CARGO_PKG_VERSION"))),
+            "{peers:?}"
+        );
+    }
     let scripts = [p2wpkh(0x11), p2wpkh(0x33)];
     let mut miners = [
         Miner::connect(workers[0], address(&scripts[0])).await,
@@ -194,21 +281,7 @@ async fn three_processes_agree_and_pay_both_miners() {
     }
 
     // All three nodes settle on one best share.
-    let start = Instant::now();
-    let agreed = loop {
-        let mut bests = Vec::new();
-        for w in &workers {
-            bests.push(best_share(*w).await);
-        }
-        if !bests[0].is_null() && bests.iter().all(|b| *b == bests[0]) {
-            break bests[0].clone();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "nodes disagree: {bests:?}"
-        );
-        sleep(Duration::from_millis(200)).await;
-    };
+    let agreed = agreed_best(&workers, Duration::from_secs(30)).await;
     assert!(
         found.iter().any(|h| json!(h.to_string()) == agreed),
         "the agreed best share is one of ours: {agreed}"
@@ -216,21 +289,7 @@ async fn three_processes_agree_and_pay_both_miners() {
 
     // A block found late in the run pays both miners.
     let last = found.last().expect("found blocks");
-    let block: Value = rpc
-        .call("getblock", json!([last.to_string(), 2]))
-        .await
-        .expect("block");
-    let outputs: Vec<String> = block["tx"][0]["vout"]
-        .as_array()
-        .expect("outputs")
-        .iter()
-        .map(|o| {
-            o["scriptPubKey"]["hex"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let outputs = coinbase_scripts(rpc, last).await;
     for s in &scripts {
         assert!(
             outputs.contains(&hex::encode(s.as_bytes())),
@@ -239,4 +298,41 @@ async fn three_processes_agree_and_pay_both_miners() {
     }
     let height: u64 = rpc.call("getblockcount", json!([])).await.expect("count");
     assert!(height >= start_height + 8, "{start_height} -> {height}");
+}
+
+/// Miners grinding flat out on nodes 1 and 3 (real cpuminer when `MINERD` names it): every
+/// pseudo-share is a block candidate and every found block is gossiped. Within 5 s of the
+/// miners stopping all three nodes agree on the best share, and the last block pays both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_with_flat_out_miners_agree_within_5s() {
+    let c = cluster().await;
+    let scripts = [p2wpkh(0x12), p2wpkh(0x34)];
+    let start_height: u64 = c.rpc.call("getblockcount", json!([])).await.expect("count");
+    let miners = [
+        AnyMiner::start(c.workers[0], &address(&scripts[0]), 1).await,
+        AnyMiner::start(c.workers[2], &address(&scripts[1]), 1).await,
+    ];
+    sleep(Duration::from_secs(20)).await;
+    for m in miners {
+        let name = m.name();
+        let tally = m.stop().await;
+        eprintln!("{name}: {tally:?}");
+    }
+    let agreed = agreed_best(&c.workers, Duration::from_secs(5)).await;
+    let height: u64 = c.rpc.call("getblockcount", json!([])).await.expect("count");
+    eprintln!("{start_height} -> {height}, agreed on {agreed}");
+    assert!(height >= start_height + 20, "{start_height} -> {height}");
+    let last: BlockHash = c
+        .rpc
+        .call("getbestblockhash", json!([]))
+        .await
+        .expect("best");
+    let outputs = coinbase_scripts(&c.rpc, &last).await;
+    for s in &scripts {
+        assert!(
+            outputs.contains(&hex::encode(s.as_bytes())),
+            "the last block pays {s}: {outputs:?} (logs in {})",
+            c.dir.path().display()
+        );
+    }
 }

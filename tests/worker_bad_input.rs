@@ -231,7 +231,9 @@ async fn submit_errors_have_the_right_codes() {
     server.provider.set_outcome(FoundOutcome::Stale {
         reason: "share chain moved on".into(),
     });
-    let (s, _) = job.grind(&en1, &en2, job.version, 0, |h| meets(h, share));
+    // Past every nonce submitted above: the first nonce meeting the share target may be the one
+    // already accepted as a pseudo-share, which would be answered as a duplicate (22).
+    let (s, _) = job.grind(&en1, &en2, job.version, nonce + 1, |h| meets(h, share));
     c.send(job.submit(15, &en2, s, None)).await;
     let r = c.response(15).await;
     assert_eq!(r["error"][0], json!(21));
@@ -241,7 +243,7 @@ async fn submit_errors_have_the_right_codes() {
     server.provider.new_block();
     let fresh = NotifyJob::parse(&c.notification("mining.notify").await);
     assert!(fresh.clean);
-    let (n2, _) = job.grind(&en1, &en2, job.version, nonce + 1, |h| meets(h, pseudo));
+    let (n2, _) = job.grind(&en1, &en2, job.version, s + 1, |h| meets(h, pseudo));
     c.send(job.submit(16, &en2, n2, None)).await;
     let r = c.response(16).await;
     assert_eq!(r["error"][0], json!(21));

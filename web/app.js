@@ -153,6 +153,14 @@ async function refreshGraphs() {
   ], span);
 }
 
+// What became of the blocks this node's miners found: accepted ones first, then the rest.
+function blocksLine(g) {
+  if (!g) return "–";
+  return g.accepted + " accepted of " + g.candidates + " found · " + g.sent + " sent, " +
+    g.rejected + " rejected, " + (g.dropped_siblings + g.dropped_stale) + " held back (sibling or stale) · " +
+    g.submitblock_calls + " submitblock calls";
+}
+
 async function refresh() {
   const [local, global, payouts, users, blocks, peers, node] = await Promise.all([
     getJSON("/local_stats"), getJSON("/global_stats"), getJSON("/current_payouts"),
@@ -202,6 +210,7 @@ async function refresh() {
     ["Mining on block", node.template.height + " (template " + node.template.age + " s old, " + node.template.transactions + " tx)"],
     ["Share chain", node.share_chain.len + " shares, " + node.share_chain.heads + " heads, " + node.share_chain.verified_heads + " verified"],
     ["Best share", node.share_chain.best || "none"],
+    ["Found blocks", blocksLine(local.blocks)],
     ["Worker connections", String(node.worker.connections)],
     ["Peers", String(node.peers)],
   ];

@@ -111,6 +111,8 @@ struct Inner {
     credentials: Credentials,
     timeout: Duration,
     next_id: AtomicU64,
+    /// Replies `503` (bitcoind's RPC work queue was full), over every clone of this client.
+    busy: Arc<AtomicU64>,
 }
 
 impl RpcClient {
@@ -147,6 +149,7 @@ impl RpcClient {
                 credentials,
                 timeout: CALL_TIMEOUT,
                 next_id: AtomicU64::new(1),
+                busy: Arc::new(AtomicU64::new(0)),
             }),
         })
     }
@@ -162,8 +165,14 @@ impl RpcClient {
                 credentials: inner.credentials.clone(),
                 timeout,
                 next_id: AtomicU64::new(1),
+                busy: Arc::clone(&inner.busy),
             }),
         }
+    }
+
+    /// How many calls bitcoind refused with `503` (its RPC work queue full) so far.
+    pub fn busy_replies(&self) -> u64 {
+        self.inner.busy.load(Ordering::Relaxed)
     }
 
     /// `http://host:port/path` (no credentials).
@@ -251,6 +260,9 @@ impl RpcClient {
         let (status, bytes) = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| RpcError::Timeout(timeout))??;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            self.inner.busy.fetch_add(1, Ordering::Relaxed);
+        }
         let result = parse_reply(method, status, &bytes);
         if let Err(e) = &result {
             tracing::debug!(method, error = %e, "rpc call failed");

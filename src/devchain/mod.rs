@@ -74,6 +74,11 @@ pub struct DevchainConfig {
     /// P2P listen address (port 0 = any free port).
     pub p2p_addr: SocketAddr,
     pub rpc_auth: RpcAuth,
+    /// RPC requests executed at once (Core's `-rpcthreads`).
+    pub rpc_threads: usize,
+    /// RPC requests waiting beyond those; more are refused with HTTP 503 (Core's
+    /// `-rpcworkqueue`).
+    pub rpc_work_queue: usize,
 }
 
 impl DevchainConfig {
@@ -84,6 +89,8 @@ impl DevchainConfig {
             rpc_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             p2p_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             rpc_auth: RpcAuth::Cookie,
+            rpc_threads: rpc::RPC_THREADS,
+            rpc_work_queue: rpc::RPC_WORK_QUEUE,
         }
     }
 }
@@ -186,7 +193,12 @@ impl Devchain {
             stop: stop.clone(),
         });
         let servers = vec![
-            tokio::spawn(rpc::serve(rpc_listener, ctx, stop_rx.clone())),
+            tokio::spawn(rpc::serve(
+                rpc_listener,
+                ctx,
+                (config.rpc_threads, config.rpc_work_queue),
+                stop_rx.clone(),
+            )),
             tokio::spawn(p2p::serve(p2p_listener, chain.clone(), peers, stop_rx)),
         ];
         tracing::info!(%rpc_addr, %p2p_addr, datadir = %datadir.display(), "devchain started");
@@ -324,6 +336,13 @@ pub struct DevchainArgs {
     /// RPC password.
     #[arg(long, requires = "rpc_user")]
     pub rpc_password: Option<String>,
+    /// RPC requests executed at once, as bitcoind's `-rpcthreads`.
+    #[arg(long, default_value_t = rpc::RPC_THREADS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+    pub rpc_threads: usize,
+    /// RPC requests that may wait for those; more get HTTP 503 "Work queue depth exceeded", as
+    /// bitcoind's `-rpcworkqueue`.
+    #[arg(long, default_value_t = rpc::RPC_WORK_QUEUE)]
+    pub rpc_work_queue: usize,
 }
 
 /// Entry point of `p2pool devchain`: run until Ctrl-C.
@@ -337,6 +356,8 @@ pub fn main(args: DevchainArgs) -> anyhow::Result<ExitCode> {
         rpc_addr: SocketAddr::new(args.bind, args.rpc_port),
         p2p_addr: SocketAddr::new(args.bind, args.p2p_port),
         rpc_auth,
+        rpc_threads: args.rpc_threads,
+        rpc_work_queue: args.rpc_work_queue,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

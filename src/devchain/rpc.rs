@@ -25,6 +25,54 @@ use super::methods::{self, RpcContext};
 
 /// Largest request body accepted (a block of 4 MB weight is < 8 MB of hex).
 const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Requests executed at once, as Core's `-rpcthreads` default.
+pub const RPC_THREADS: usize = 16;
+/// Requests waiting for an executor, as Core's `-rpcworkqueue` default; more get HTTP 503.
+pub const RPC_WORK_QUEUE: usize = 64;
+
+/// Core's work queue: a request is executed by one of [`RPC_THREADS`], waits among at most
+/// [`RPC_WORK_QUEUE`] others, or is refused with `503 Work queue depth exceeded` at once —
+/// a flood is told so instead of every caller waiting into its own timeout.
+#[derive(Debug)]
+struct WorkQueue {
+    executors: tokio::sync::Semaphore,
+    admitted: std::sync::atomic::AtomicUsize,
+    /// Executors plus waiting places.
+    capacity: usize,
+}
+
+impl WorkQueue {
+    fn new(threads: usize, queue: usize) -> Self {
+        let threads = threads.max(1);
+        Self {
+            executors: tokio::sync::Semaphore::new(threads),
+            admitted: std::sync::atomic::AtomicUsize::new(0),
+            capacity: threads + queue,
+        }
+    }
+
+    /// A place in the queue, or `None` when it is full.
+    fn admit(self: &Arc<Self>) -> Option<Admitted> {
+        use std::sync::atomic::Ordering;
+        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
+        if before >= self.capacity {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Admitted(Arc::clone(self)))
+    }
+}
+
+/// A request admitted to the [`WorkQueue`]; leaves it when dropped.
+struct Admitted(Arc<WorkQueue>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0
+            .admitted
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// Core's JSON-RPC error codes used here.
 pub mod code {
@@ -62,23 +110,46 @@ impl RpcError {
     }
 }
 
-/// Serve JSON-RPC on `listener` until `shutdown` turns true.
+/// Serve JSON-RPC on `listener` until `shutdown` turns true, executing at most `threads`
+/// requests at once with `queue` more waiting (Core's `-rpcthreads`, `-rpcworkqueue`).
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<RpcContext>,
+    (threads, queue): (usize, usize),
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let queue = Arc::new(WorkQueue::new(threads, queue));
+    let full_log = Arc::new(crate::logging::RateLimited::new(
+        std::time::Duration::from_secs(10),
+    ));
     loop {
         tokio::select! {
             _ = super::wait_stop(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let ctx = ctx.clone();
+                    let queue = Arc::clone(&queue);
+                    let full_log = Arc::clone(&full_log);
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             let ctx = ctx.clone();
-                            async move { Ok::<_, Infallible>(handle(req, ctx, peer).await) }
+                            let queue = Arc::clone(&queue);
+                            let full_log = Arc::clone(&full_log);
+                            async move {
+                                let Some(_admitted) = queue.admit() else {
+                                    crate::log_limited!(full_log, warn, %peer, "rpc: work queue depth exceeded");
+                                    let mut response = reply(
+                                        StatusCode::SERVICE_UNAVAILABLE,
+                                        "Work queue depth exceeded".into(),
+                                    );
+                                    response.headers_mut().remove(CONTENT_TYPE);
+                                    return Ok::<_, Infallible>(response);
+                                };
+                                // Never closed, so this always holds an executor.
+                                let _executor = queue.executors.acquire().await.ok();
+                                Ok::<_, Infallible>(handle(req, ctx, peer).await)
+                            }
                         });
                         if let Err(e) = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)

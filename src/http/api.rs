@@ -72,6 +72,7 @@ pub(super) async fn local_stats(State(s): State<WebState>) -> Json<Value> {
     let incoming = peers.iter().filter(|p| p.incoming).count();
     let template = s.inner.templates.borrow().clone();
     let work = &s.inner.work;
+    let g = work.blocks().counts();
     let miner_hash_rates: BTreeMap<String, f64> = w
         .miners
         .iter()
@@ -138,7 +139,21 @@ pub(super) async fn local_stats(State(s): State<WebState>) -> Json<Value> {
         "rejected": w.rejected,
         "stale": w.rejected.stale,
         "found_shares": w.shares,
-        "found_blocks": w.blocks,
+        // Blocks bitcoind accepted; candidates and what became of them are counted apart.
+        "found_blocks": g.accepted,
+        "block_candidates": w.blocks,
+        "blocks": {
+            "candidates": g.candidates,
+            "sent": g.sent,
+            "accepted": g.accepted,
+            "rejected": g.rejected,
+            "unjudged": g.unjudged,
+            "dropped_siblings": g.dropped_siblings,
+            "dropped_stale": g.dropped_stale,
+            "peer_blocks": g.peer_blocks,
+            "peer_accepted": g.peer_accepted,
+            "submitblock_calls": s.inner.submitter.rpc_calls(),
+        },
         // Expected hashes per share at the easiest allowed share target, and per block.
         "attempts_to_share": c.min_difficulty * 4_294_967_296.0,
         "attempts_to_block": sharechain::target::work_of(template.target) as f64,

@@ -140,11 +140,40 @@ pub(super) async fn metrics(State(s): State<WebState>) -> Response {
         "Shares found by this node's miners.",
         w.shares as f64,
     );
+    let g = s.inner.work.blocks().counts();
     o.one(
         "p2pool_blocks_found_total",
         "counter",
-        "Blocks found by this node's miners.",
+        "Blocks found by this node's miners that bitcoind accepted.",
+        g.accepted as f64,
+    );
+    o.one(
+        "p2pool_block_candidates_total",
+        "counter",
+        "Submits of this node's miners that met the block target.",
         w.blocks as f64,
+    );
+    o.family(
+        "p2pool_blocks_total",
+        "counter",
+        "Found and gossiped blocks by what became of them.",
+    );
+    for (outcome, n) in [
+        ("sent", g.sent),
+        ("rejected", g.rejected),
+        ("unjudged", g.unjudged),
+        ("dropped_sibling", g.dropped_siblings),
+        ("dropped_stale", g.dropped_stale),
+        ("peer_received", g.peer_blocks),
+        ("peer_accepted", g.peer_accepted),
+    ] {
+        o.value("p2pool_blocks_total", &[("outcome", outcome)], n as f64);
+    }
+    o.one(
+        "p2pool_submitblock_calls_total",
+        "counter",
+        "submitblock calls made to bitcoind, retries included.",
+        s.inner.submitter.rpc_calls() as f64,
     );
     o.one(
         "p2pool_recent_blocks",

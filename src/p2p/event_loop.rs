@@ -179,6 +179,7 @@ pub(super) async fn spawn(
         pending: HashMap::new(),
         bans: Bans::default(),
         connected: HashMap::new(),
+        peer_meta: HashMap::new(),
         ready: HashSet::new(),
         foreign: HashSet::new(),
         listen_addrs,
@@ -203,6 +204,8 @@ struct EventLoop {
     book: AddressBook,
     /// Connected peers and the address of their first connection.
     connected: HashMap<PeerId, Multiaddr>,
+    /// Per connected peer: whether it dialled us, and the agent version identify reported.
+    peer_meta: HashMap<PeerId, (bool, Option<String>)>,
     /// Peers identify confirmed to be on our network.
     ready: HashSet<PeerId>,
     /// Peers of another network: never dialled again by this run.
@@ -354,10 +357,15 @@ impl EventLoop {
                 let peers = self
                     .connected
                     .iter()
-                    .map(|(p, a)| PeerInfo {
-                        peer: *p,
-                        addr: a.clone(),
-                        ready: self.ready.contains(p),
+                    .map(|(p, a)| {
+                        let (incoming, agent) = self.peer_meta.get(p).cloned().unwrap_or_default();
+                        PeerInfo {
+                            peer: *p,
+                            addr: a.clone(),
+                            ready: self.ready.contains(p),
+                            incoming,
+                            agent_version: agent,
+                        }
                     })
                     .collect();
                 let _ = reply.send(peers);
@@ -389,6 +397,8 @@ impl EventLoop {
                 };
                 tracing::debug!(peer = %peer_id, %addr, "connected");
                 self.connected.entry(peer_id).or_insert(addr);
+                let incoming = matches!(endpoint, ConnectedPoint::Listener { .. });
+                self.peer_meta.entry(peer_id).or_insert((incoming, None));
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -397,6 +407,7 @@ impl EventLoop {
             } => {
                 tracing::debug!(peer = %peer_id, "disconnected");
                 self.connected.remove(&peer_id);
+                self.peer_meta.remove(&peer_id);
                 self.rates.forget(&peer_id);
                 if self.ready.remove(&peer_id) {
                     self.deliver(Inbound::PeerGone(peer_id)).await;
@@ -473,6 +484,9 @@ impl EventLoop {
             if let Some(a) = best {
                 self.book.add(peer, &a);
             }
+        }
+        if let Some(meta) = self.peer_meta.get_mut(&peer) {
+            meta.1 = Some(info.agent_version.clone());
         }
         if self.ready.insert(peer) {
             tracing::info!(%peer, agent = %info.agent_version, "peer ready");

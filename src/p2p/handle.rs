@@ -56,6 +56,10 @@ pub struct PeerInfo {
     pub addr: Multiaddr,
     /// Identify confirmed it is on our network.
     pub ready: bool,
+    /// It dialled us (else we dialled it).
+    pub incoming: bool,
+    /// The software it runs, as identify reported it.
+    pub agent_version: Option<String>,
 }
 
 /// Why a sync request got no answer.

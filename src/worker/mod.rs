@@ -213,8 +213,11 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            max_connections: 20_000,
-            max_connections_per_ip: 2_000,
+            // A farm runs tens of thousands of miners, often all behind one NAT address.
+            max_connections: 50_000,
+            // Half the slots: one address can never take them all, and a farm of 25 000
+            // behind one address fits.
+            max_connections_per_ip: 25_000,
             first_byte_timeout: Duration::from_secs(15),
             line_timeout: Duration::from_secs(30),
             authorize_timeout: Duration::from_secs(60),

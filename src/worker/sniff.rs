@@ -48,14 +48,26 @@ pub(crate) async fn accept_loop<P: WorkProvider>(
         };
         let Ok(permit) = Arc::clone(&shared.slots).try_acquire_owned() else {
             shared.stats.refused();
-            debug!("worker port full, closing new connection");
+            crate::log_limited!(
+                REFUSED_FULL,
+                warn,
+                %peer,
+                limit = shared.config.max_connections,
+                "worker port full, closing new connections (raise --max-connections)"
+            );
             drop(stream);
             continue;
         };
         let limit = shared.config.max_connections_per_ip;
         let Some(ip_slot) = PerIp::take(&shared.per_ip, peer.ip(), limit) else {
             shared.stats.refused();
-            debug!(%peer, limit, "too many connections from one address, closing new connection");
+            crate::log_limited!(
+                REFUSED_PER_IP,
+                warn,
+                %peer,
+                limit,
+                "too many connections from one address, closing new ones (raise --max-connections-per-ip, 0 = no limit)"
+            );
             drop(stream);
             continue;
         };
@@ -64,6 +76,11 @@ pub(crate) async fn accept_loop<P: WorkProvider>(
         connections.spawn(handle(Arc::clone(&shared), stream, router.clone(), slots));
     }
 }
+
+static REFUSED_FULL: crate::logging::RateLimited =
+    crate::logging::RateLimited::new(Duration::from_secs(10));
+static REFUSED_PER_IP: crate::logging::RateLimited =
+    crate::logging::RateLimited::new(Duration::from_secs(10));
 
 /// Open connections per peer IP address (IPv4-mapped IPv6 counted as IPv4).
 #[derive(Default)]

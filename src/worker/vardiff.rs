@@ -45,6 +45,10 @@ pub(crate) struct Vardiff {
     fixed: bool,
     window_start: Instant,
     shares: u32,
+    /// Sum of the difficulties the window's pseudo-shares were found at: the miner may have
+    /// worked at an easier difficulty than this one (the job's floor), and its hash rate is
+    /// what counts.
+    work: f64,
 }
 
 impl Vardiff {
@@ -56,7 +60,14 @@ impl Vardiff {
             fixed: false,
             window_start: now,
             shares: 0,
+            work: 0.0,
         }
+    }
+
+    /// How far below this difficulty a flooding miner may be held so that it sends at most
+    /// `max_rate` pseudo-shares a second: this difficulty aims at one per `target_interval`.
+    pub(crate) fn flood_factor(&self, max_rate: f64) -> f64 {
+        (self.config.target_interval.as_secs_f64() * max_rate).max(1.0)
     }
 
     pub(crate) fn difficulty(&self) -> f64 {
@@ -75,11 +86,16 @@ impl Vardiff {
         self.fixed = fixed;
         self.window_start = now;
         self.shares = 0;
+        self.work = 0.0;
     }
 
-    /// Count a pseudo-share; the new difficulty when it changed.
-    pub(crate) fn on_share(&mut self, now: Instant) -> Option<f64> {
+    /// Count a pseudo-share found at difficulty `found_at` (the one the miner was sent); the
+    /// new difficulty when it changed.
+    pub(crate) fn on_share(&mut self, now: Instant, found_at: f64) -> Option<f64> {
         self.shares = self.shares.saturating_add(1);
+        if found_at.is_finite() && found_at > 0.0 {
+            self.work += found_at;
+        }
         if self.shares >= self.config.retarget_shares
             || now.duration_since(self.window_start) >= self.config.window
         {
@@ -103,9 +119,11 @@ impl Vardiff {
             .duration_since(self.window_start)
             .as_secs_f64()
             .max(1e-3);
-        let shares = f64::from(self.shares);
+        // Shares found, in units of this difficulty.
+        let shares = self.work / self.difficulty;
         self.window_start = now;
         self.shares = 0;
+        self.work = 0.0;
         if self.fixed {
             return None;
         }
@@ -140,7 +158,7 @@ mod tests {
         let mut v = Vardiff::new(config(), t0);
         let mut changed = None;
         for i in 1..=10 {
-            changed = v.on_share(t0 + Duration::from_millis(100 * i));
+            changed = v.on_share(t0 + Duration::from_millis(100 * i), 1.0);
         }
         assert_eq!(changed, Some(16.0), "×16 at most per step");
         assert_eq!(v.on_tick(t0 + Duration::from_secs(10)), None);
@@ -157,11 +175,30 @@ mod tests {
         let mut v = Vardiff::new(config(), t0);
         let mut last = None;
         for i in 1..=10 {
-            last = v.on_share(t0 + Duration::from_secs(5 * i));
+            last = v.on_share(t0 + Duration::from_secs(5 * i), 1.0);
         }
         assert_eq!(last, None);
         v.set(0.5, true, t0);
         assert_eq!(v.on_tick(t0 + Duration::from_secs(600)), None);
         assert_eq!(v.difficulty(), 0.5);
+    }
+
+    /// A miner held at an easier difficulty than vardiff's (the job's floor) finds shares
+    /// faster; counted in work, the rate it reaches at the difficulty it was sent is on target,
+    /// so vardiff does not run away upward.
+    #[test]
+    fn shares_found_below_the_difficulty_count_as_their_work() {
+        let t0 = Instant::now();
+        let mut v = Vardiff::new(config(), t0);
+        v.set(1000.0, false, t0);
+        let mut last = None;
+        // One share every 5 ms at difficulty 1: the hash rate of one every 5 s at 1000.
+        for i in 1..=10 {
+            last = v.on_share(t0 + Duration::from_millis(5 * i), 1.0);
+        }
+        // Ten shares at 1/1000 of the difficulty in 50 ms: 0.01 shares of 1000 per 50 ms,
+        // i.e. one per 5 s: on target (the ÷4 floor of one window keeps it from moving more).
+        assert!(last.is_none_or(|d| d >= 250.0), "{last:?}");
+        assert_eq!(v.flood_factor(100.0), 500.0);
     }
 }

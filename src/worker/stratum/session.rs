@@ -42,6 +42,9 @@ const MAX_JOBS: usize = 8;
 const MAX_SEEN: usize = 1024;
 /// Unwritten bytes past which a session gets no more new work (it has stopped reading).
 const MAX_BACKLOG: usize = 256 * 1024;
+/// Pseudo-shares a second a miner is held to when blocks are easier than that (see
+/// `Session::difficulty_for`).
+const MAX_SUBMITS_PER_SEC: f64 = 100.0;
 /// Size of extranonce2 (extranonce1 is 4 bytes; together the 8-byte last_txout_nonce).
 const EXTRANONCE2_SIZE: usize = 4;
 
@@ -558,13 +561,18 @@ impl<P: WorkProvider> Session<P> {
         }
     }
 
-    /// The difficulty to hand out with `job`: vardiff's, never above the job's floor.
+    /// The difficulty to hand out with `job`: vardiff's, never above the share difficulty
+    /// (every share must reach the node) nor the block difficulty — except where blocks are so
+    /// easy that a miner would send more than [`MAX_SUBMITS_PER_SEC`] pseudo-shares for them
+    /// (regtest, testnet4's difficulty-1 blocks): there every submit is a block candidate on
+    /// the same parent, one of them is all the chain needs, and a miner flooding its own
+    /// connection only makes its answers and its next job late.
     fn difficulty_for(&self, job: &PreparedJob) -> f64 {
-        wire_difficulty(
-            self.vardiff
-                .difficulty()
-                .min(target_to_difficulty(&job.floor_target)),
-        )
+        let vardiff = self.vardiff.difficulty();
+        let share = target_to_difficulty(&job.job.share_target);
+        let block = target_to_difficulty(&job.job.block_target);
+        let flood = vardiff / self.vardiff.flood_factor(MAX_SUBMITS_PER_SEC);
+        wire_difficulty(vardiff.min(share).min(block.max(flood)))
     }
 
     /// Whether the difficulty to hand out differs from the one the miner has.

@@ -195,7 +195,8 @@ impl<P: WorkProvider> Session<P> {
 
     /// Vardiff after a pseudo-share; a new difficulty goes out with the current job.
     fn after_share(&mut self) {
-        if self.vardiff.on_share(Instant::now()).is_some() && self.difficulty_changed() {
+        let found_at = self.sent_difficulty.unwrap_or(self.vardiff.difficulty());
+        if self.vardiff.on_share(Instant::now(), found_at).is_some() && self.difficulty_changed() {
             self.reissue();
         }
     }

@@ -3,8 +3,13 @@
 //! either path alone gets it on the chain. Every outcome is kept in a bounded record of recent
 //! blocks for the status page; a block that reached bitcoind by neither path is logged as an
 //! error with its hex, for a manual `submitblock`.
+//!
+//! [`gate`] stands in front of it: one block per parent with bitcoind at a time.
+
+pub mod gate;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -95,6 +100,9 @@ pub struct BlockSubmitter {
     config: SubmitConfig,
     recent: Arc<Mutex<VecDeque<FoundBlock>>>,
     refresh: Option<TemplateRefresh>,
+    /// `submitblock` calls made, retries included.
+    rpc_calls: Arc<AtomicU64>,
+    failure_log: Arc<crate::logging::RateLimited>,
 }
 
 impl BlockSubmitter {
@@ -107,7 +115,14 @@ impl BlockSubmitter {
             ))),
             config,
             refresh: None,
+            rpc_calls: Arc::new(AtomicU64::new(0)),
+            failure_log: Arc::new(crate::logging::RateLimited::new(Duration::from_secs(10))),
         }
+    }
+
+    /// `submitblock` calls made so far, retries included.
+    pub fn rpc_calls(&self) -> u64 {
+        self.rpc_calls.load(Ordering::Relaxed)
     }
 
     /// Ask `refresh` for a new template once a block is delivered: bitcoind does not announce
@@ -122,13 +137,26 @@ impl BlockSubmitter {
     /// failures are retried for up to [`SubmitConfig::rpc_retry_for`], so callers that must not
     /// wait spawn this.
     pub async fn submit(&self, block: Block) -> FoundBlock {
+        self.submit_while(block, &|| true).await
+    }
+
+    /// [`Self::submit`], retrying `submitblock` only while `still_useful()` (a block whose
+    /// parent is behind bitcoind's tip is not worth more calls).
+    pub async fn submit_while(
+        &self,
+        block: Block,
+        still_useful: &(dyn Fn() -> bool + Send + Sync),
+    ) -> FoundBlock {
         let hash = block.block_hash();
         let height = coinbase_height(&block);
         let time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         tracing::info!(%hash, ?height, "submitting a found block");
-        let (rpc, p2p) = tokio::join!(self.submit_rpc(&block), self.submit_p2p(&block));
+        let (rpc, p2p) = tokio::join!(
+            self.submit_rpc(&block, still_useful),
+            self.submit_p2p(&block)
+        );
         let mut accepted = match &rpc {
             RpcOutcome::Answered(result) => match result {
                 SubmitBlockResult::Accepted | SubmitBlockResult::Duplicate => Some(true),
@@ -194,18 +222,25 @@ impl BlockSubmitter {
         recent.push_back(found);
     }
 
-    async fn submit_rpc(&self, block: &Block) -> RpcOutcome {
+    async fn submit_rpc(
+        &self,
+        block: &Block,
+        still_useful: &(dyn Fn() -> bool + Send + Sync),
+    ) -> RpcOutcome {
         let deadline = tokio::time::Instant::now() + self.config.rpc_retry_for;
         let mut backoff = self.config.backoff.clone();
         let mut attempts = 0;
         loop {
             attempts += 1;
+            self.rpc_calls.fetch_add(1, Ordering::Relaxed);
             match self.rpc.submit_block(block).await {
                 Ok(result) => return RpcOutcome::Answered(result),
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    let retry = e.is_transient() && tokio::time::Instant::now() + delay < deadline;
-                    tracing::warn!(hash = %block.block_hash(), error = %e, attempts, retry, "submitblock failed");
+                    let retry = e.is_transient()
+                        && tokio::time::Instant::now() + delay < deadline
+                        && still_useful();
+                    crate::log_limited!(self.failure_log, warn, hash = %block.block_hash(), error = %e, attempts, retry, "submitblock failed");
                     if !retry {
                         return RpcOutcome::Failed {
                             error: e.to_string(),

@@ -1,0 +1,563 @@
+//! Stratum load against a whole pool on a real chain: the `p2pool` node on Bitcoin Core regtest
+//! (`BITCOIND`; the embedded chain without it), and ckpool (`CKPOOL`) on a Bitcoin Core of its
+//! own, in the same run. Every connection submits random nonces in a closed loop; on regtest
+//! half of them are block candidates, so this is the storm an easy chain brings.
+//!
+//! Per server and size: `answers_per_s` (submits answered, accepted or not), `submit_p99_ms`,
+//! `blocks_accepted` (the chain's height gain), `submitblock_per_block` (`submitblock` calls in
+//! bitcoind's RPC log per accepted block; the embedded chain's own count for p2pool without
+//! Core), `notify_spread_ms` (median over new blocks of first to last connection receiving the
+//! block's job), `disconnects` (connections the server closed), `rss_mb` (the server's resident
+//! memory at the end).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// A regtest address both servers pay and the load authorizes with.
+static ADDRESS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let script = bitcoin::ScriptBuf::from_bytes([&[0x00, 0x14][..], &[0x42; 20]].concat());
+    bitcoin::Address::from_script(&script, bitcoin::Network::Regtest)
+        .expect("p2wpkh")
+        .to_string()
+});
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Bitcoin Core regtest with RPC logging (to count `submitblock` calls).
+struct Core {
+    _proc: Proc,
+    dir: tempfile::TempDir,
+    rpc: u16,
+    p2p: u16,
+}
+
+impl Core {
+    fn start(path: &str) -> Core {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (rpc, p2p) = (free_port(), free_port());
+        let child = Command::new(path)
+            .args([
+                "-regtest",
+                "-server",
+                "-listen=1",
+                "-bind=127.0.0.1",
+                "-rpcbind=127.0.0.1",
+                "-rpcallowip=127.0.0.1",
+                "-rpcuser=u",
+                "-rpcpassword=p",
+                "-printtoconsole=0",
+                "-dnsseed=0",
+                "-discover=0",
+                "-debug=rpc",
+            ])
+            .arg(format!("-datadir={}", dir.path().display()))
+            .arg(format!("-rpcport={rpc}"))
+            .arg(format!("-port={p2p}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bitcoind");
+        let core = Core {
+            _proc: Proc(child),
+            dir,
+            rpc,
+            p2p,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while core.call("getblockcount", "[]").is_none() {
+            assert!(Instant::now() < deadline, "bitcoind answers");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // A first block, so templates have a parent with a recent time.
+        core.call("generatetoaddress", &format!("[1, \"{}\"]", *ADDRESS))
+            .expect("generate");
+        core
+    }
+
+    /// A blocking JSON-RPC call; the `result`.
+    fn call(&self, method: &str, params: &str) -> Option<serde_json::Value> {
+        rpc_call(self.rpc, ("u", "p"), method, params)
+    }
+
+    fn submitblock_calls(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("regtest/debug.log"))
+            .unwrap_or_default()
+            .matches("method=submitblock")
+            .count()
+    }
+
+    fn height(&self) -> u64 {
+        self.call("getblockcount", "[]")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    }
+}
+
+fn rpc_call(
+    port: u16,
+    (user, password): (&str, &str),
+    method: &str,
+    params: &str,
+) -> Option<serde_json::Value> {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let body =
+        format!("{{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"{method}\",\"params\":{params}}}");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let (_, body) = reply.split_once("\r\n\r\n")?;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v.get("error")
+        .is_none_or(serde_json::Value::is_null)
+        .then(|| v["result"].clone())
+}
+
+/// A server under load: its worker port, process, and how to read its chain figures.
+pub struct Server {
+    name: &'static str,
+    port: u16,
+    proc: Proc,
+    core: Option<Core>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn height(&self) -> u64 {
+        match &self.core {
+            Some(core) => core.height(),
+            // The embedded chain, as the node reports it.
+            None => http_json(self.port, "/web/node_status")
+                .and_then(|v| v["bitcoind"]["blocks"].as_u64())
+                .unwrap_or(0),
+        }
+    }
+
+    /// `submitblock` calls bitcoind saw (Core's RPC log), or the node's own count.
+    fn submitblock_calls(&self) -> usize {
+        match &self.core {
+            Some(core) => core.submitblock_calls(),
+            None => http_json(self.port, "/local_stats")
+                .and_then(|v| v["blocks"]["submitblock_calls"].as_u64())
+                .unwrap_or(0) as usize,
+        }
+    }
+}
+
+fn http_json(port: u16, path: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    serde_json::from_str(reply.split_once("\r\n\r\n")?.1).ok()
+}
+
+async fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "{what} listens on {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The p2pool node (release binary) on Core when `BITCOIND` is set, else on its embedded chain.
+async fn start_p2pool() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = std::env::var("BITCOIND").ok().map(|p| Core::start(&p));
+    let (worker, p2p) = (free_port(), free_port());
+    let mut args: Vec<String> = [
+        "run",
+        "--network",
+        "regtest",
+        "--worker-bind",
+        "127.0.0.1",
+        "--p2p-bind",
+        "127.0.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend([
+        "--datadir".into(),
+        dir.path().join("node").display().to_string(),
+        "--worker-port".into(),
+        worker.to_string(),
+        "--p2p-port".into(),
+        p2p.to_string(),
+    ]);
+    if let Some(core) = &core {
+        args.extend([
+            "--bitcoind-rpc".into(),
+            format!("http://127.0.0.1:{}", core.rpc),
+            "--bitcoind-rpc-user".into(),
+            "u".into(),
+            "--bitcoind-rpc-password".into(),
+            "p".into(),
+            "--bitcoind-p2p".into(),
+            format!("127.0.0.1:{}", core.p2p),
+        ]);
+    }
+    let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_p2pool"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log)
+        .spawn()
+        .expect("p2pool");
+    wait_listening(worker, "p2pool").await;
+    Server {
+        name: "p2pool",
+        port: worker,
+        proc: Proc(child),
+        core,
+        _dir: dir,
+    }
+}
+
+/// ckpool on a Bitcoin Core of its own; `None` when `CKPOOL` or `BITCOIND` is missing.
+async fn start_ckpool() -> Option<Server> {
+    let ckpool = std::env::var("CKPOOL").ok()?;
+    let core = Core::start(&std::env::var("BITCOIND").ok()?);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let conf: PathBuf = dir.path().join("ckpool.conf");
+    std::fs::write(
+        &conf,
+        serde_json::json!({
+            "btcd": [{"url": format!("127.0.0.1:{}", core.rpc), "auth": "u", "pass": "p", "notify": false}],
+            "btcaddress": ADDRESS.as_str(),
+            "serverurl": [format!("127.0.0.1:{port}")],
+            "blockpoll": 100,
+            "mindiff": 1,
+            "startdiff": 1,
+            "logdir": dir.path().join("logs").display().to_string(),
+        })
+        .to_string(),
+    )
+    .expect("conf");
+    let log = std::fs::File::create(dir.path().join("ckpool.out")).expect("log");
+    let child = Command::new(ckpool)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-s")
+        .arg(dir.path().join("sock"))
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log)
+        .spawn()
+        .expect("ckpool");
+    wait_listening(port, "ckpool").await;
+    Some(Server {
+        name: "ckpool",
+        port,
+        proc: Proc(child),
+        core: Some(core),
+        _dir: dir,
+    })
+}
+
+#[derive(Default)]
+struct Shared {
+    answers: AtomicU64,
+    ready: AtomicUsize,
+    disconnects: AtomicUsize,
+    latencies: Mutex<Vec<u32>>,
+    /// Per new previous block: first and last arrival of its job, in µs since `base`.
+    spreads: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+/// Quoted strings of a `mining.notify` line's params, in order: job id, prevhash, coinb1,
+/// coinb2, branch…, version, nbits, ntime. Cheap: the client must stay light next to the server.
+fn notify_fields(line: &str) -> Option<(String, String, String)> {
+    let params = &line[line.find("\"params\"")? + 8..];
+    let mut strings = Vec::new();
+    let mut rest = params;
+    while let Some(start) = rest.find('"') {
+        let after = &rest[start + 1..];
+        let end = after.find('"')?;
+        strings.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    let job = strings.first()?.to_string();
+    let prev = strings.get(1)?.to_string();
+    let ntime = strings.last()?.to_string();
+    Some((job, prev, ntime))
+}
+
+async fn read_line(
+    slot: usize,
+    mut r: BufReader<OwnedReadHalf>,
+    mut line: String,
+) -> (usize, BufReader<OwnedReadHalf>, String, bool) {
+    line.clear();
+    let ok = matches!(r.read_line(&mut line).await, Ok(n) if n > 0);
+    (slot, r, line, ok)
+}
+
+struct Conn {
+    w: tokio::net::tcp::OwnedWriteHalf,
+    job: String,
+    ntime: String,
+    en2: String,
+    sent: Option<Instant>,
+    subscribed: bool,
+}
+
+/// A client task driving its share of the connections.
+async fn group(
+    count: usize,
+    port: u16,
+    shared: Arc<Shared>,
+    base: Instant,
+    mut go: watch::Receiver<u8>,
+) {
+    let mut conns = Vec::new();
+    let mut reads = FuturesUnordered::new();
+    for _ in 0..count {
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+            shared.disconnects.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (r, mut w) = stream.into_split();
+        let hello = format!(
+            "{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"load/1\"]}}\n{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{}\",\"x\"]}}\n",
+            *ADDRESS
+        );
+        if w.write_all(hello.as_bytes()).await.is_err() {
+            shared.disconnects.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        conns.push(Conn {
+            w,
+            job: String::new(),
+            ntime: String::new(),
+            en2: "00000000".into(),
+            sent: None,
+            subscribed: false,
+        });
+        reads.push(read_line(conns.len() - 1, BufReader::new(r), String::new()));
+    }
+    let mut latencies = Vec::new();
+    let mut phase = *go.borrow();
+    let mut rng = rand::random::<u32>();
+    loop {
+        tokio::select! {
+            next = reads.next(), if !reads.is_empty() => {
+                let Some((slot, r, line, ok)) = next else { break };
+                if !ok {
+                    if phase < 2 {
+                        shared.disconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                let c = &mut conns[slot];
+                if line.contains("mining.notify") {
+                    if let Some((job, prev, ntime)) = notify_fields(&line) {
+                        let first_job = c.job.is_empty();
+                        c.job = job;
+                        c.ntime = ntime;
+                        let now = base.elapsed().as_micros() as u64;
+                        {
+                            let mut spreads = shared.spreads.lock();
+                            let e = spreads.entry(prev).or_insert((now, now));
+                            e.1 = e.1.max(now);
+                        }
+                        if first_job {
+                            shared.ready.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if phase == 1 && c.sent.is_none() {
+                            submit(c, &mut rng).await;
+                        }
+                    }
+                } else if !line.contains("\"method\"") {
+                    let subscribe_reply = ["\"id\":1,", "\"id\": 1,", "\"id\":1}", "\"id\": 1}"]
+                        .iter()
+                        .any(|id| line.contains(id));
+                    if !c.subscribed && subscribe_reply {
+                        // [[…], extranonce1, extranonce2_size]
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                            if let Some(size) = v["result"][2].as_u64() {
+                                c.en2 = "00".repeat(size as usize);
+                                c.subscribed = true;
+                            }
+                        }
+                    } else if let Some(sent) = c.sent.take() {
+                        shared.answers.fetch_add(1, Ordering::Relaxed);
+                        latencies.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        if phase == 1 {
+                            submit(c, &mut rng).await;
+                        }
+                    }
+                }
+                reads.push(read_line(slot, r, line));
+            }
+            changed = go.changed() => {
+                if changed.is_err() { break; }
+                phase = *go.borrow_and_update();
+                match phase {
+                    1 => {
+                        for c in conns.iter_mut().filter(|c| !c.job.is_empty() && c.sent.is_none()) {
+                            submit(c, &mut rng).await;
+                        }
+                    }
+                    3 => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+    shared.latencies.lock().extend_from_slice(&latencies);
+}
+
+async fn submit(c: &mut Conn, rng: &mut u32) {
+    // xorshift: a random nonce per submit, so half of them are regtest blocks.
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 17;
+    *rng ^= *rng << 5;
+    let line = format!(
+        "{{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"{}\",\"{}\",\"{}\",\"{}\",\"{:08x}\"]}}\n",
+        *ADDRESS, c.job, c.en2, c.ntime, *rng
+    );
+    if c.w.write_all(line.as_bytes()).await.is_ok() {
+        c.sent = Some(Instant::now());
+    }
+}
+
+/// One run: `n` connections submitting for `secs`; the RESULT line.
+pub async fn run(server: Server, n: usize, secs: f64, rss_mb: impl Fn(u32) -> f64) -> String {
+    let base = Instant::now();
+    let shared = Arc::new(Shared::default());
+    let (go_tx, go) = watch::channel(0u8);
+    let groups = 8.min(n.max(1));
+    let mut tasks = Vec::new();
+    for g in 0..groups {
+        let count = n / groups + usize::from(g < n % groups);
+        tasks.push(tokio::spawn(group(
+            count,
+            server.port,
+            Arc::clone(&shared),
+            base,
+            go.clone(),
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while shared.ready.load(Ordering::Relaxed) + shared.disconnects.load(Ordering::Relaxed) < n
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let served = shared.ready.load(Ordering::Relaxed);
+    let (h0, calls0) = (server.height(), server.submitblock_calls());
+    shared.spreads.lock().clear();
+    let t = Instant::now();
+    go_tx.send_replace(1);
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    go_tx.send_replace(2);
+    let elapsed = t.elapsed().as_secs_f64();
+    let answers = shared.answers.load(Ordering::Relaxed);
+    // Blocks still with bitcoind.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (h1, calls1) = (server.height(), server.submitblock_calls());
+    let rss = rss_mb(server.proc.0.id());
+    let disconnects = shared.disconnects.load(Ordering::Relaxed);
+    go_tx.send_replace(3);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let mut lat: Vec<f64> = shared
+        .latencies
+        .lock()
+        .iter()
+        .map(|&us| f64::from(us) / 1e3)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let mut spreads: Vec<f64> = shared
+        .spreads
+        .lock()
+        .values()
+        .map(|(a, b)| (b - a) as f64 / 1e3)
+        .collect();
+    spreads.sort_by(f64::total_cmp);
+    let blocks = h1.saturating_sub(h0);
+    let calls = calls1.saturating_sub(calls0);
+    let pick = |v: &[f64], p: f64| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v[(((v.len() - 1) as f64) * p).round() as usize]
+        }
+    };
+    eprintln!(
+        "{} on {}: {answers} answers in {elapsed:.1} s, {blocks} blocks, {calls} submitblock calls",
+        server.name,
+        if server.core.is_some() {
+            "Bitcoin Core"
+        } else {
+            "the embedded chain"
+        },
+    );
+    format!(
+        "RESULT server={} connections={served} answers_per_s={:.0} submit_p99_ms={:.2} blocks_accepted={blocks} submitblock_per_block={:.2} notify_spread_ms={:.2} disconnects={disconnects} rss_mb={:.1}",
+        server.name,
+        answers as f64 / elapsed,
+        pick(&lat, 0.99),
+        calls as f64 / blocks.max(1) as f64,
+        pick(&spreads, 0.5),
+        rss,
+    )
+}
+
+/// Starts the named server (`p2pool` or `ckpool`); `None` when its programs are missing.
+pub async fn start(name: &str) -> Option<Server> {
+    match name {
+        "p2pool" => Some(start_p2pool().await),
+        "ckpool" => start_ckpool().await,
+        _ => None,
+    }
+}
