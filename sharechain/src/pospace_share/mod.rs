@@ -16,6 +16,8 @@ pub mod check;
 pub mod params;
 pub mod payout;
 pub mod signage;
+#[doc(hidden)]
+pub mod testkit;
 pub mod verify;
 pub mod wire;
 
