@@ -45,7 +45,7 @@ fn window_weights_sum_difficulty_per_payout_over_the_window() {
         retarget_lookbehind: 3,
         ..ChiaNetwork::REGTEST
     };
-    let book = ProofBook::parse(include_str!("vectors/chia/proofs_k18.txt"));
+    let book = ProofBook::parse(include_str!("vectors/chia/pospace_share_proofs_k18.csv"));
     let mut tracker = new_pospace_tracker(&NET);
     let mut prev = None;
     // Shares 0..8 paying to [i % 3; 32], found every second (the difficulty climbs).

@@ -13,7 +13,7 @@ use sharechain::pospace_share::{
 use sharechain::tracker::InsertError;
 use sharechain::ShareHash;
 
-const PROOFS: &str = include_str!("vectors/chia/proofs_k18.txt");
+const PROOFS: &str = include_str!("vectors/chia/pospace_share_proofs_k18.csv");
 
 fn network() -> &'static ChiaNetwork {
     static NET: ChiaNetwork = ChiaNetwork {

@@ -14,7 +14,7 @@ use sharechain::pospace_share::{
 };
 use sharechain::ShareHash;
 
-const SHARES: &str = include_str!("vectors/chia/shares.txt");
+const SHARES: &str = include_str!("vectors/chia/pospace_shares.csv");
 
 struct Vector {
     name: String,

@@ -1,5 +1,5 @@
 //! Building PoSpace shares from the checked-in chiapos proofs (`tests/vectors/chia/
-//! proofs_k18.txt`), for tests and benchmarks: the regtest signage point grid the proofs answer,
+//! pospace_share_proofs_k18.csv`), for tests and benchmarks: the regtest signage point grid the proofs answer,
 //! and shares signed the way a harvester and farmer sign (local and farmer key halves, each
 //! prepending the plot key).
 

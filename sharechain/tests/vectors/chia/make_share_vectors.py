@@ -18,10 +18,10 @@ message = sha256(DOMAIN || network identity (8) || everything before the signatu
 share hash = sha256(all of it)
 
 Writes, next to this script:
-  shares.txt      one share per line: name, network, share hex, proof-of-space hex (chia_rs),
+  pospace_shares.csv      one share per line: name, network, share hex, proof-of-space hex (chia_rs),
                   plot id, message, share hash, quality, required iterations (or an error name
                   for shares that decoding must refuse)
-  proofs_k18.txt  many (signage point number, proof) pairs of one OG plot for chains built in
+  pospace_share_proofs_k18.csv  many (signage point number, proof) pairs of one OG plot for chains built in
                   tests and the benchmark (regtest signage point grid, see `sp_of` below)
 
 Usage: ~/.cache/p2pool-rs/venv-chia/bin/python make_share_vectors.py [PROOFS]
@@ -211,7 +211,7 @@ def main():
         v2 = ProofOfSpace(challenge, og.pool_pk, None, og.plot_pk, 1, 3, 0, 2, 0, proof)
         bad("v2_proof", "regtest", v2, "V2Proof")
 
-        with open(os.path.join(here, "shares.txt"), "w") as f:
+        with open(os.path.join(here, "pospace_shares.csv"), "w") as f:
             f.write("# name, network, share, proof_of_space, plot_id, message, share_hash, "
                     "quality, iters|decode error\n")
             for r in rows:
@@ -226,7 +226,7 @@ def main():
             if got:
                 lines.append(f"{n}, {got[1].hex()}")
             n += 1
-        with open(os.path.join(here, "proofs_k18.txt"), "w") as f:
+        with open(os.path.join(here, "pospace_share_proofs_k18.csv"), "w") as f:
             f.write("# OG k18 plot on the regtest signage point grid: n, proof\n")
             f.write(f"# local_sk {bytes(og.local_sk).hex()}\n")
             f.write(f"# farmer_sk {bytes(og.farmer_sk).hex()}\n")
