@@ -145,6 +145,9 @@ fn refused_vectors_name_their_reason() {
     assert_eq!(refused, 7);
 }
 
+/// What an expected refusal must look like.
+type Reason = fn(&ShareError) -> bool;
+
 /// Re-encodes mutated content with the original signature.
 fn resigned(
     content: &ShareContent,
@@ -173,7 +176,7 @@ fn every_field_mutation_is_refused_with_its_reason() {
     };
 
     assert!(check(&base).is_ok());
-    let cases: Vec<(&str, ShareContent, fn(&ShareError) -> bool)> = vec![
+    let cases: Vec<(&str, ShareContent, Reason)> = vec![
         (
             "parent",
             mutated(&|c| c.prev_share = Some(ShareHash::from_byte_array([1; 32]))),
