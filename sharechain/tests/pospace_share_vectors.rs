@@ -9,8 +9,8 @@ use chia_traits::Streamable;
 use sharechain::pospace::PosError;
 use sharechain::pospace_share::check::check_signature;
 use sharechain::pospace_share::{
-    check_share, new_pospace_tracker, ChiaNetwork, DecodeError, KnownSignagePoints, PoSpaceShare,
-    Quality, ShareContent, ShareError, SignagePoint,
+    check_share, check_time, new_pospace_tracker, ChiaNetwork, DecodeError, KnownSignagePoints,
+    PoSpaceShare, Quality, ShareContent, ShareError, SignagePoint,
 };
 use sharechain::ShareHash;
 
@@ -295,6 +295,18 @@ fn every_field_mutation_is_refused_with_its_reason() {
     assert_eq!(
         check_share(&testnet, &ChiaNetwork::TESTNET11, &k),
         Err(ShareError::Proof(PosError::PlotFilter))
+    );
+
+    // A share from the future is refused on arrival.
+    let ts = base.timestamp;
+    assert_eq!(check_time(&share, net, ts - net.max_future_secs), Ok(()));
+    assert_eq!(
+        check_time(&share, net, ts - net.max_future_secs - 1),
+        Err(ShareError::FutureTimestamp {
+            got: ts,
+            now: ts - net.max_future_secs - 1,
+            max: net.max_future_secs
+        })
     );
 
     // The chain's difficulty is not the farmer's to choose.

@@ -33,6 +33,8 @@ pub enum ShareError {
     },
     #[error("signage point is {lag} signage points older than the parent's (at most {max})")]
     StaleSignagePoint { lag: u64, max: u32 },
+    #[error("timestamp {got} is more than {max} s ahead of the local clock {now}")]
+    FutureTimestamp { got: u64, now: u64, max: u64 },
     #[error("timestamp {got} is before the parent's {parent}")]
     Timestamp { got: u64, parent: u64 },
     #[error("difficulty {got} chosen by the farmer: the chain requires {required}")]
@@ -125,6 +127,21 @@ fn signature_check(share: &PoSpaceShare) -> SignatureCheck<'_> {
         message: share.message(),
         signature: share.signature(),
     }
+}
+
+/// A share from the future: its timestamp may be at most `max_future_secs` ahead of `now` (the
+/// caller's clock, seconds since the Unix epoch). Checked on arrival, not as a chain rule: a
+/// share that was early is not invalid later.
+pub fn check_time(share: &PoSpaceShare, network: &ChiaNetwork, now: u64) -> Result<(), ShareError> {
+    let got = share.content().timestamp;
+    if got > now.saturating_add(network.max_future_secs) {
+        return Err(ShareError::FutureTimestamp {
+            got,
+            now,
+            max: network.max_future_secs,
+        });
+    }
+    Ok(())
 }
 
 /// The plot key's signature of the share.

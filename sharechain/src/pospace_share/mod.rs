@@ -21,7 +21,7 @@ pub mod testkit;
 pub mod verify;
 pub mod wire;
 
-pub use check::{check_share, precheck, Quality, ShareError};
+pub use check::{check_share, check_time, precheck, Quality, ShareError};
 pub use params::ChiaNetwork;
 pub use payout::{pool_reward_part, split_reward, window_weights, Payout};
 pub use signage::{KnownSignagePoints, SignagePoint};
