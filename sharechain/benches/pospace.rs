@@ -272,6 +272,14 @@ fn share_figures(window: usize, tips: usize, loads: usize) -> ShareFigures {
         let t = Instant::now();
         let results = insert_many(&mut fresh, batch, threads);
         load.push(t.elapsed().as_secs_f64() * 1e3);
+        // Where the time goes: the checks alone, on a second tracker.
+        let refs: Vec<&PoSpaceShare> = shares[..window].iter().collect();
+        let t = Instant::now();
+        new_tracker().verifier_mut().precheck(&refs, threads);
+        println!(
+            "  precheck (proofs + signature batch) of the window: {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
         assert!(results
             .iter()
             .all(|r| r.as_ref().is_ok_and(|c| c.invalid.is_empty())));

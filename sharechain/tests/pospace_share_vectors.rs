@@ -261,6 +261,26 @@ fn every_field_mutation_is_refused_with_its_reason() {
             got: 144
         })
     );
+    assert_eq!(
+        resigned(
+            &mutated(&|c| c.proof_of_space.pool_contract_puzzle_hash = Some(Bytes32::new([4; 32]))),
+            &sig,
+            net
+        ),
+        Err(DecodeError::PoolTarget)
+    );
+    assert_eq!(
+        resigned(
+            &mutated(&|c| c.proof_of_space.pool_public_key = None),
+            &sig,
+            net
+        ),
+        Err(DecodeError::PoolTarget)
+    );
+    assert_eq!(
+        resigned(&mutated(&|c| c.proof_of_space.version = 1), &sig, net),
+        Err(DecodeError::V2Proof)
+    );
     let mut b = bytes(&base);
     let last = b.len() - 1;
     b[last] ^= 0x55;

@@ -20,12 +20,47 @@ const AUG_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_AUG_";
 /// Bits of each batch weight.
 const WEIGHT_BITS: usize = 64;
 
+/// A key and a signature in the curve library's own types, kept beside chia-bls's so that a
+/// batch does not decompress points a second time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurvePoints {
+    key: BlstPublicKey,
+    signature: BlstSignature,
+}
+
+impl CurvePoints {
+    /// The points of an already validated key and signature (curve and subgroup checks are
+    /// not repeated).
+    pub fn new(key: &PublicKey, signature: &Signature) -> Option<CurvePoints> {
+        Some(CurvePoints {
+            key: BlstPublicKey::uncompress(&key.to_bytes()).ok()?,
+            signature: BlstSignature::uncompress(&signature.to_bytes()).ok()?,
+        })
+    }
+
+    /// Validates a compressed signature once for both libraries: the chia-bls signature and
+    /// these points. `None` for bytes that are not a point of the G2 subgroup.
+    pub fn validate_signature(
+        key: &PublicKey,
+        bytes: &[u8; 96],
+    ) -> Option<(Signature, CurvePoints)> {
+        let signature = BlstSignature::sig_validate(bytes, false).ok()?;
+        // Deserializing affine coordinates skips the square root and the subgroup check done
+        // just above.
+        let chia = Signature::from_uncompressed(&signature.serialize()).ok()?;
+        let key = BlstPublicKey::uncompress(&key.to_bytes()).ok()?;
+        Some((chia, CurvePoints { key, signature }))
+    }
+}
+
 /// One signature to check: AugSchemeMPL `signature` of `message` by `key`.
 #[derive(Debug, Clone, Copy)]
 pub struct SignatureCheck<'a> {
     pub key: &'a PublicKey,
     pub message: &'a [u8],
     pub signature: &'a Signature,
+    /// The same key and signature for the batch.
+    pub points: &'a CurvePoints,
 }
 
 impl SignatureCheck<'_> {
@@ -50,26 +85,13 @@ pub fn verify_signatures(checks: &[SignatureCheck<'_>]) -> Vec<bool> {
 fn batch_holds(checks: &[SignatureCheck<'_>]) -> bool {
     let mut seed = sha256::Hash::engine();
     seed.input(b"p2pool-rs signature batch weights");
-    let mut keys = Vec::with_capacity(checks.len());
-    let mut sigs = Vec::with_capacity(checks.len());
     let mut messages: Vec<Vec<u8>> = Vec::with_capacity(checks.len());
     for c in checks {
         let key = c.key.to_bytes();
-        let sig = c.signature.to_bytes();
-        // Keys and signatures were validated (subgroup checks included) when the shares were
-        // decoded; here they are only brought into the curve library's types.
-        let (Ok(k), Ok(s)) = (
-            BlstPublicKey::uncompress(&key),
-            BlstSignature::uncompress(&sig),
-        ) else {
-            return false;
-        };
         seed.input(&key);
         seed.input(&(c.message.len() as u64).to_be_bytes());
         seed.input(c.message);
-        seed.input(&sig);
-        keys.push(k);
-        sigs.push(s);
+        seed.input(&c.signature.to_bytes());
         // The augmented scheme signs `key ‖ message`.
         let mut m = key.to_vec();
         m.extend_from_slice(c.message);
@@ -90,8 +112,8 @@ fn batch_holds(checks: &[SignatureCheck<'_>]) -> bool {
         })
         .collect();
     let msg_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let key_refs: Vec<&BlstPublicKey> = keys.iter().collect();
-    let sig_refs: Vec<&BlstSignature> = sigs.iter().collect();
+    let key_refs: Vec<&BlstPublicKey> = checks.iter().map(|c| &c.points.key).collect();
+    let sig_refs: Vec<&BlstSignature> = checks.iter().map(|c| &c.points.signature).collect();
     BlstSignature::verify_multiple_aggregate_signatures(
         &msg_refs,
         AUG_DST,
@@ -120,11 +142,15 @@ mod tests {
             .map(|(sk, m)| chia_bls::sign(sk, m))
             .collect();
         let checks = |sigs: &[Signature]| -> Vec<bool> {
+            let points: Vec<CurvePoints> = (0..6)
+                .map(|i| CurvePoints::new(&pks[i], &sigs[i]).unwrap())
+                .collect();
             let c: Vec<SignatureCheck<'_>> = (0..6)
                 .map(|i| SignatureCheck {
                     key: &pks[i],
                     message: &msgs[i],
                     signature: &sigs[i],
+                    points: &points[i],
                 })
                 .collect();
             verify_signatures(&c)

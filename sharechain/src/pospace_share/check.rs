@@ -126,6 +126,7 @@ fn signature_check(share: &PoSpaceShare) -> SignatureCheck<'_> {
         key: &share.content().proof_of_space.plot_public_key,
         message: share.message(),
         signature: share.signature(),
+        points: share.curve_points(),
     }
 }
 

@@ -21,6 +21,7 @@ use chia_protocol::ProofOfSpace;
 use chia_traits::Streamable;
 use thiserror::Error;
 
+use super::batch::CurvePoints;
 use super::params::ChiaNetwork;
 use crate::share::ShareHash;
 
@@ -86,14 +87,25 @@ pub struct ShareContent {
 }
 
 /// A decoded PoSpace share with its hash, signed message and plot id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PoSpaceShare {
     content: ShareContent,
     signature: Signature,
+    /// Plot key and signature for signature batches.
+    points: CurvePoints,
     hash: ShareHash,
     message: [u8; 32],
     plot_id: [u8; 32],
 }
+
+/// Shares are equal when their encodings are (the hash covers every byte).
+impl PartialEq for PoSpaceShare {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+    }
+}
+
+impl Eq for PoSpaceShare {}
 
 fn put_option32(out: &mut Vec<u8>, v: Option<&[u8; 32]>) {
     match v {
@@ -251,12 +263,14 @@ impl PoSpaceShare {
             timestamp: u64::from_be_bytes(r.array()?),
         };
         let unsigned_len = r.pos;
-        let signature =
-            Signature::from_bytes(&r.array()?).map_err(|_| DecodeError::SignatureEncoding)?;
+        let signature_bytes: [u8; 96] = r.array()?;
         if r.pos != bytes.len() {
             return Err(DecodeError::TrailingBytes(bytes.len() - r.pos));
         }
         let pos = &content.proof_of_space;
+        let (signature, points) =
+            CurvePoints::validate_signature(&pos.plot_public_key, &signature_bytes)
+                .ok_or(DecodeError::SignatureEncoding)?;
         let plot_key = pos.plot_public_key.to_bytes();
         let plot_id = match (&pos.pool_public_key, &pos.pool_contract_puzzle_hash) {
             (Some(pool), _) => crate::pospace::plot_id_og(&pool.to_bytes(), &plot_key),
@@ -274,6 +288,7 @@ impl PoSpaceShare {
             hash: ShareHash::from_byte_array(sha256::Hash::hash(bytes).to_byte_array()),
             content,
             signature,
+            points,
             plot_id,
         })
     }
@@ -294,6 +309,11 @@ impl PoSpaceShare {
     /// The plot key's signature of [`Self::message`].
     pub fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    /// The plot key and signature as the batch check takes them.
+    pub fn curve_points(&self) -> &CurvePoints {
+        &self.points
     }
 
     /// SHA-256 of the encoding.
