@@ -26,30 +26,43 @@ const WEIGHT_BITS: usize = 64;
 pub struct CurvePoints {
     key: BlstPublicKey,
     signature: BlstSignature,
+    /// Compressed encodings (compressing again costs a field inversion per point).
+    key_bytes: [u8; 48],
+    signature_bytes: [u8; 96],
 }
 
 impl CurvePoints {
     /// The points of an already validated key and signature (curve and subgroup checks are
     /// not repeated).
     pub fn new(key: &PublicKey, signature: &Signature) -> Option<CurvePoints> {
+        let (key_bytes, signature_bytes) = (key.to_bytes(), signature.to_bytes());
         Some(CurvePoints {
-            key: BlstPublicKey::uncompress(&key.to_bytes()).ok()?,
-            signature: BlstSignature::uncompress(&signature.to_bytes()).ok()?,
+            key: BlstPublicKey::uncompress(&key_bytes).ok()?,
+            signature: BlstSignature::uncompress(&signature_bytes).ok()?,
+            key_bytes,
+            signature_bytes,
         })
     }
 
     /// Validates a compressed signature once for both libraries: the chia-bls signature and
     /// these points. `None` for bytes that are not a point of the G2 subgroup.
+    /// `key_bytes` is the compressed encoding of a key already validated.
     pub fn validate_signature(
-        key: &PublicKey,
+        key_bytes: &[u8; 48],
         bytes: &[u8; 96],
     ) -> Option<(Signature, CurvePoints)> {
         let signature = BlstSignature::sig_validate(bytes, false).ok()?;
         // Deserializing affine coordinates skips the square root and the subgroup check done
         // just above.
         let chia = Signature::from_uncompressed(&signature.serialize()).ok()?;
-        let key = BlstPublicKey::uncompress(&key.to_bytes()).ok()?;
-        Some((chia, CurvePoints { key, signature }))
+        let key = BlstPublicKey::uncompress(key_bytes).ok()?;
+        let points = CurvePoints {
+            key,
+            signature,
+            key_bytes: *key_bytes,
+            signature_bytes: *bytes,
+        };
+        Some((chia, points))
     }
 }
 
@@ -87,11 +100,11 @@ fn batch_holds(checks: &[SignatureCheck<'_>]) -> bool {
     seed.input(b"p2pool-rs signature batch weights");
     let mut messages: Vec<Vec<u8>> = Vec::with_capacity(checks.len());
     for c in checks {
-        let key = c.key.to_bytes();
+        let key = c.points.key_bytes;
         seed.input(&key);
         seed.input(&(c.message.len() as u64).to_be_bytes());
         seed.input(c.message);
-        seed.input(&c.signature.to_bytes());
+        seed.input(&c.points.signature_bytes);
         // The augmented scheme signs `key ‖ message`.
         let mut m = key.to_vec();
         m.extend_from_slice(c.message);

@@ -268,10 +268,9 @@ impl PoSpaceShare {
             return Err(DecodeError::TrailingBytes(bytes.len() - r.pos));
         }
         let pos = &content.proof_of_space;
-        let (signature, points) =
-            CurvePoints::validate_signature(&pos.plot_public_key, &signature_bytes)
-                .ok_or(DecodeError::SignatureEncoding)?;
         let plot_key = pos.plot_public_key.to_bytes();
+        let (signature, points) = CurvePoints::validate_signature(&plot_key, &signature_bytes)
+            .ok_or(DecodeError::SignatureEncoding)?;
         let plot_id = match (&pos.pool_public_key, &pos.pool_contract_puzzle_hash) {
             (Some(pool), _) => crate::pospace::plot_id_og(&pool.to_bytes(), &plot_key),
             (None, Some(contract)) => {
