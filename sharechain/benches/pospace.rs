@@ -5,7 +5,15 @@
 //! `Verifier().validate_proof` on the same proofs, timed inside Python the same way (installed with
 //! `pip install chiapos==2.0.12` when missing; reported as missing if that fails).
 //!
-//! Last line: `RESULT pos_verify_us=… pos_verify_ref_us=… proofs=…`.
+//! PoSpace shares (same run): `pospace_share_verify_us`, inserting (verifying) one share at the
+//! tip of a full window, median over tips; `bls_verify_us`, chia-bls verifying one share
+//! signature alone (the floor of a tip verification); `pospace_window_load_ms`, checking and
+//! inserting a whole window into a fresh tracker (proofs over threads, signatures in one batch).
+//! Shares are built from the chiapos proofs of `tests/vectors/chia/pospace_share_proofs_k18.csv` on regtest
+//! constants with a mainnet-sized window.
+//!
+//! Last line: `RESULT pos_verify_us=… pos_verify_ref_us=… proofs=… pospace_share_verify_us=…
+//! bls_verify_us=… pospace_window_load_ms=… window=…`.
 
 #![allow(clippy::print_stdout, reason = "benchmark output")]
 
@@ -14,6 +22,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use sharechain::pospace::{validate_batch, validate_proof, VectorLine};
+use sharechain::pospace_share::testkit::ProofBook;
+use sharechain::pospace_share::{insert_many, new_pospace_tracker, ChiaNetwork, PoSpaceShare};
 
 const REPS: usize = 31;
 
@@ -96,6 +106,8 @@ fn main() {
     // `cargo test --all-targets` runs this binary without `--bench`: the check above is the test.
     if !std::env::args().any(|a| a == "--bench") {
         println!("pospace bench: {n} vectors verify (run with `cargo bench` to time)");
+        let s = share_figures(64, 5, 1);
+        println!("pospace share smoke run: {s:?}");
         return;
     }
 
@@ -152,18 +164,157 @@ fn main() {
     println!("ours:    {ours:.2} us/proof (single thread, median of {REPS} passes)");
     println!("reject:  {reject:.2} us/proof (first byte corrupted)");
     println!("batch:   {batch:.2} us/proof wall ({threads} threads)");
-    match reference {
+    let reference = match reference {
         Some(r) => {
             println!("chiapos: {r:.2} us/proof (Python binding, same proofs)");
             println!("ratio:   {:.3}", ours / r);
-            println!(
-                "RESULT pos_verify_us={ours:.2} pos_verify_ref_us={r:.2} pos_verify_batch_us={batch:.2} proofs={n}"
-            );
+            format!(" pos_verify_ref_us={r:.2}")
         }
         None => {
             println!("chiapos: missing (python3 with chiapos not available)");
-            println!("RESULT pos_verify_us={ours:.2} pos_verify_batch_us={batch:.2} proofs={n}");
+            String::new()
         }
+    };
+    let s = share_figures(
+        env_or("BENCH_WINDOW", WINDOW),
+        env_or("BENCH_TIPS", TIPS),
+        env_or("BENCH_LOADS", LOADS),
+    );
+    println!(
+        "share:   {:.1} us at the tip ({:.2} x bls {:.1} us; decode {:.1} us); window of {} in {:.0} ms ({:.3} x window x bls)",
+        s.tip_us,
+        s.tip_us / s.bls_us,
+        s.bls_us,
+        s.decode_us,
+        s.window,
+        s.load_ms,
+        s.load_ms * 1e3 / (s.window as f64 * s.bls_us)
+    );
+    println!(
+        "RESULT pos_verify_us={ours:.2}{reference} pos_verify_batch_us={batch:.2} proofs={n} pospace_share_verify_us={:.1} bls_verify_us={:.1} pospace_window_load_ms={:.0} pospace_share_decode_us={:.1} window={}",
+        s.tip_us, s.bls_us, s.load_ms, s.decode_us, s.window
+    );
+}
+
+/// Shares in the loaded window (mainnet's) and tips verified on top of it.
+const WINDOW: usize = 8640;
+const TIPS: usize = 200;
+const LOADS: usize = 5;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Debug)]
+struct ShareFigures {
+    tip_us: f64,
+    bls_us: f64,
+    decode_us: f64,
+    load_ms: f64,
+    window: usize,
+}
+
+/// Builds `window + tips` shares in a line, loads the window `loads` times into fresh trackers,
+/// then verifies the tips one by one on the last one; and times chia-bls on one signature.
+fn share_figures(window: usize, tips: usize, loads: usize) -> ShareFigures {
+    let book = ProofBook::parse(
+        &std::fs::read_to_string(
+            manifest_dir().join("tests/vectors/chia/pospace_share_proofs_k18.csv"),
+        )
+        .expect("proofs file"),
+    );
+    assert!(window + tips <= book.proofs.len(), "not enough proofs");
+    let network: &'static ChiaNetwork = Box::leak(Box::new(ChiaNetwork {
+        window: window as u32,
+        ..ChiaNetwork::REGTEST
+    }));
+    // One share per share period keeps the retarget at the initial difficulty.
+    let t = Instant::now();
+    let mut shares: Vec<PoSpaceShare> = Vec::with_capacity(window + tips);
+    let mut prev = None;
+    for i in 0..window + tips {
+        let ts = 1_700_000_000 + i as u64 * u64::from(network.share_period);
+        let content = book.content(
+            i,
+            prev,
+            network.initial_difficulty,
+            ts,
+            [(i % 200) as u8; 32],
+        );
+        let share = book.share(&content, network);
+        prev = Some(share.hash());
+        shares.push(share);
+    }
+    println!(
+        "built {} shares in {:.0} ms",
+        shares.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let new_tracker = || {
+        let mut tracker = new_pospace_tracker(network);
+        for i in 0..window + tips {
+            tracker
+                .verifier_mut()
+                .signage_points_mut()
+                .insert(book.signage_point(i));
+        }
+        tracker
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    // A shared machine's load drifts: one-signature verifications are sampled right before each
+    // window load too, so both figures come from the same stretch of time.
+    let mut bls = Vec::new();
+    let time_bls = |share: &PoSpaceShare, bls: &mut Vec<f64>| {
+        let c = share.content();
+        let t = Instant::now();
+        let ok = chia_bls::verify(
+            share.signature(),
+            &c.proof_of_space.plot_public_key,
+            share.message(),
+        );
+        bls.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(ok);
+    };
+    let mut load = Vec::new();
+    let mut tracker = None;
+    for _ in 0..loads.max(1) {
+        for share in shares.iter().take(tips.clamp(1, 50)) {
+            time_bls(share, &mut bls);
+        }
+        let mut fresh = new_tracker();
+        let batch = shares[..window].to_vec();
+        let t = Instant::now();
+        let results = insert_many(&mut fresh, batch, threads);
+        load.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|c| c.invalid.is_empty())));
+        assert_eq!(fresh.best(), Some(shares[window - 1].hash()));
+        tracker = Some(fresh);
+    }
+    let mut tracker = tracker.expect("loaded");
+    let mut tip = Vec::new();
+    let mut decode = Vec::new();
+    for share in &shares[window..] {
+        let bytes = share.to_bytes();
+        let t = Instant::now();
+        let decoded = PoSpaceShare::decode(&bytes, network).expect("decodes");
+        decode.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        let changes = tracker.insert(decoded).expect("inserts");
+        tip.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(changes.verified, vec![share.hash()]);
+        time_bls(share, &mut bls);
+    }
+    ShareFigures {
+        tip_us: median(tip),
+        bls_us: median(bls),
+        decode_us: median(decode),
+        load_ms: median(load),
+        window,
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`pplns`]: incremental PPLNS windows and the payout rule.
 //! - [`target`]: work, difficulty and the retarget.
 //! - [`pospace`]: the Chia proof-of-space v1 verifier (the base of PoSpace shares).
+//! - [`pospace_share`]: Chia proof-of-space shares: wire type, checks, chain rules, payouts.
 //! - [`build`]: a new share on the chain (used to mine and to verify).
 //! - [`tracker`], [`chain`]: the generic share graph and best-chain choice; [`verify`] plugs the
 //!   Bitcoin share rules into it.
@@ -21,6 +22,7 @@ pub mod gentx;
 pub mod hash_link;
 pub mod params;
 pub mod pospace;
+pub mod pospace_share;
 pub mod pplns;
 pub mod share;
 pub mod target;

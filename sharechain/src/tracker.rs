@@ -10,6 +10,11 @@
 //! that took in no share during the last `2 × chain_length` insertions (a sync in progress keeps
 //! its tree fresh; shares that never connect do not stay for ever).
 //!
+//! A verifier may answer "not yet" ([`Verifier::is_pending`]: the share depends on outside facts
+//! the node does not have yet, such as a Chia signage point). Such a share stays held and
+//! unverified, its children wait behind it, and [`ShareTracker::retry_pending`] verifies it again
+//! once the caller has given the verifier what was missing.
+//!
 //! [`ShareTracker::insert`] returns what changed as a [`Changes`] value for the node to act on
 //! (persist, request parents, penalise peers, switch work). The tracker is generic over the share
 //! kind ([`TrackedShare`]) and its rules ([`Verifier`]).
@@ -31,6 +36,11 @@ pub trait Verifier<S> {
     fn verify(&mut self, share: &S, chain: &Chain<S>) -> Result<(), Self::Error>;
     /// A share left the tracker: drop anything cached about it.
     fn forget(&mut self, _hash: &ShareHash) {}
+    /// True when `error` means "cannot be decided yet" rather than "invalid": the share is kept,
+    /// unverified, until [`ShareTracker::retry_pending`].
+    fn is_pending(_error: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// Sizes that shape the tracker.
@@ -101,6 +111,8 @@ pub struct Changes<E> {
     pub best: Option<BestChange>,
     /// Shares pruned away (delete them from storage).
     pub pruned: Vec<ShareHash>,
+    /// Shares whose verification is pending (see [`Verifier::is_pending`]), newly so.
+    pub pending: Vec<ShareHash>,
 }
 
 impl<E> Default for Changes<E> {
@@ -111,6 +123,7 @@ impl<E> Default for Changes<E> {
             missing_parents: Vec::new(),
             best: None,
             pruned: Vec::new(),
+            pending: Vec::new(),
         }
     }
 }
@@ -127,6 +140,8 @@ pub struct ShareTracker<S: TrackedShare, V: Verifier<S>> {
     heads: ShareHashSet,
     invalid: ShareHashSet,
     invalid_order: VecDeque<ShareHash>,
+    /// Held shares whose verification answered "pending".
+    pending: ShareHashSet,
     tip: Option<S::Tip>,
     best: Option<ShareHash>,
     seq: u64,
@@ -149,6 +164,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             heads: ShareHashSet::default(),
             invalid: ShareHashSet::default(),
             invalid_order: VecDeque::new(),
+            pending: ShareHashSet::default(),
             tip: None,
             best: None,
             seq: 0,
@@ -164,6 +180,35 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
     /// The rules (e.g. to build new shares with the same caches).
     pub fn verifier(&self) -> &V {
         &self.verifier
+    }
+
+    /// The rules, to give them new outside facts (then call [`Self::retry_pending`]).
+    pub fn verifier_mut(&mut self) -> &mut V {
+        &mut self.verifier
+    }
+
+    /// Held shares whose verification is pending, sorted.
+    pub fn pending(&self) -> Vec<ShareHash> {
+        let mut out: Vec<ShareHash> = self.pending.iter().copied().collect();
+        out.sort();
+        out
+    }
+
+    /// Verifies the pending shares again (in arrival order), and what builds on them.
+    pub fn retry_pending(&mut self) -> Changes<V::Error> {
+        let mut changes = Changes::default();
+        let mut queue: Vec<(u64, ShareHash)> = self
+            .pending
+            .iter()
+            .filter_map(|h| self.chain.nodes.get(h).map(|n| (n.seen, *h)))
+            .collect();
+        queue.sort_unstable();
+        for (_, h) in queue {
+            self.verify_from(h, &mut changes);
+        }
+        self.update_best(&mut changes);
+        self.prune(&mut changes);
+        changes
     }
 
     /// The rules and the chain together, for building work on the best share.
@@ -395,7 +440,13 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
                         self.verified_heads.remove(&p);
                     }
                     self.verified_heads.insert(h);
+                    self.pending.remove(&h);
                     changes.verified.push(h);
+                }
+                Err(error) if V::is_pending(&error) => {
+                    if self.pending.insert(h) {
+                        changes.pending.push(h);
+                    }
                 }
                 Err(error) => {
                     let removed = self.remove_subtree(&h);
@@ -429,6 +480,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
     /// Removes one node, unlinking it from its parent and the indexes.
     fn remove_node(&mut self, hash: &ShareHash) -> Option<Node<S>> {
         let node = self.chain.nodes.remove(hash)?;
+        self.pending.remove(hash);
         self.verified_heads.remove(hash);
         self.heads.remove(hash);
         self.verifier.forget(hash);
@@ -585,6 +637,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
                     changes.pruned.extend(self.remove_subtree(&c));
                 }
                 if let Some(node) = self.chain.nodes.remove(&p) {
+                    self.pending.remove(&p);
                     self.verified_heads.remove(&p);
                     self.heads.remove(&p);
                     self.verifier.forget(&p);
