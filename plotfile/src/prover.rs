@@ -1,0 +1,492 @@
+//! Answering a challenge from a plot: the checkpoint search (C2 in memory, C1, C3, table 7),
+//! the walk down tables 6..1, qualities and full proofs.
+//!
+//! Read plan, one batch per step, so a lookup costs a fixed number of round trips whatever the
+//! storage latency:
+//! 1. the C1 entries the C2 entry points at (one range);
+//! 2. the C3 park(s) and every table-7 park the C1 interval can reach (one range each; the
+//!    table-7 parks are taken whole rather than waiting for C3 to say which one: a round trip
+//!    costs more than the extra kilobytes);
+//! 3. to 8. one level of tables 6..1 each, every park of the level in one batch, each park in a
+//!    single range sized to the park (chiapos reads the head and the deltas separately).
+//!
+//! A quality lookup follows one path (8 rounds); [`Prover::prove`] walks the whole tree in the
+//! same 8 rounds; [`Lookup::full_proof`] after a lookup reuses its reads and needs 5 more.
+
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use sharechain::pospace::{proof_order, validate_proof, PROOF_X_VALUES};
+
+use crate::format::{PlotHeader, Sizes, CHECKPOINT_INTERVAL, ENTRIES_PER_PARK, HEADER_PROBE};
+use crate::park::{self, read_bits_u128};
+use crate::reader::Reader;
+use crate::storage::{ReadRequest, Storage};
+use crate::PlotError;
+
+/// Most C2 entries accepted (k = 50 has about 2^50 / 10^8 ≈ 1.1·10^7).
+const MAX_C2_ENTRIES: u64 = 1 << 25;
+
+/// An open plot.
+#[derive(Debug)]
+pub struct Prover<S> {
+    storage: S,
+    header: PlotHeader,
+    sizes: Sizes,
+    c2: Vec<u64>,
+    file_len: u64,
+}
+
+/// A quality and its full proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// The quality string.
+    pub quality: [u8; 32],
+    /// 64 x-values of k bits, proof order (8k bytes), as chiapos's `GetFullProof` returns.
+    pub proof: Vec<u8>,
+}
+
+/// Every proof for a challenge, with the round trips it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proved {
+    /// Proofs in chiapos's order.
+    pub proofs: Vec<Proof>,
+    /// Sequential read batches.
+    pub rounds: u32,
+    /// Ranges read.
+    pub reads: u32,
+}
+
+/// The qualities for one challenge, holding the reads made for them.
+pub struct Lookup<'p, S> {
+    prover: &'p Prover<S>,
+    challenge: [u8; 32],
+    roots: Vec<u64>,
+    qualities: Vec<[u8; 32]>,
+    reader: Reader<'p, S>,
+}
+
+impl<S: Storage> std::fmt::Debug for Lookup<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookup")
+            .field("qualities", &self.qualities.len())
+            .field("rounds", &self.reader.rounds())
+            .finish()
+    }
+}
+
+impl<'p, S: Storage> Lookup<'p, S> {
+    /// The qualities, in chiapos's order (empty when the plot has no proof).
+    pub fn qualities(&self) -> &[[u8; 32]] {
+        &self.qualities
+    }
+
+    /// Sequential read batches so far (the lookup's, plus any full proof's).
+    pub fn rounds(&self) -> u32 {
+        self.reader.rounds()
+    }
+
+    /// Ranges read so far.
+    pub fn reads(&self) -> u32 {
+        self.reader.reads()
+    }
+
+    /// The full proof of quality `index`, reusing the parks the lookup read.
+    pub fn full_proof(&mut self, index: usize) -> Result<Proof, PlotError> {
+        let count = self.roots.len();
+        let root = *self
+            .roots
+            .get(index)
+            .ok_or(PlotError::NoProof { index, count })?;
+        let xs = self
+            .prover
+            .leaves(&mut self.reader, &[root])?
+            .pop()
+            .unwrap_or([0; PROOF_X_VALUES]);
+        let proof = self.prover.finish(&self.challenge, &xs)?;
+        if proof.quality != self.qualities[index] {
+            return Err(PlotError::QualityMismatch);
+        }
+        Ok(proof)
+    }
+}
+
+impl<S: Storage> Prover<S> {
+    /// Opens a plot: reads and checks the header (one batch, two for a very long memo) and
+    /// keeps the C2 table in memory (one batch).
+    pub fn open(storage: S) -> Result<Prover<S>, PlotError> {
+        let file_len = storage.len()?;
+        let mut reader = Reader::new(&storage, file_len);
+        let mut want = HEADER_PROBE as u64;
+        let header = loop {
+            let req = ReadRequest {
+                offset: 0,
+                len: want.min(file_len) as usize,
+            };
+            let bytes = storage.read_many(&[req])?.pop().unwrap_or_default();
+            match PlotHeader::parse(&bytes)? {
+                Ok(h) => break h,
+                Err(need) if (need as u64) > file_len => {
+                    return Err(PlotError::Truncated {
+                        offset: 0,
+                        needed: need as u64,
+                        len: file_len,
+                    })
+                }
+                Err(need) => want = need as u64,
+            }
+        };
+        header.check_pointers(file_len)?;
+        let sizes = Sizes::new(header.k);
+        let p = &header.pointers;
+        let entries = (p[10] - p[9]) / sizes.checkpoint_entry;
+        if entries > MAX_C2_ENTRIES {
+            return Err(PlotError::BadPointers("C2 table too large"));
+        }
+        // The last C2 entry is not used, as in chiapos.
+        let len = (entries - 1) * sizes.checkpoint_entry;
+        let req = reader.exact(p[9], len)?;
+        reader.fetch(&[req])?;
+        let bytes = reader.get(p[9]);
+        let c2 = bytes
+            .chunks_exact(sizes.checkpoint_entry as usize)
+            .map(|e| sharechain_top_bits(e, header.k))
+            .collect();
+        Ok(Prover {
+            storage,
+            header,
+            sizes,
+            c2,
+            file_len,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &PlotHeader {
+        &self.header
+    }
+
+    /// The plot id.
+    pub fn id(&self) -> &[u8; 32] {
+        &self.header.id
+    }
+
+    /// k.
+    pub fn k(&self) -> u8 {
+        self.header.k
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Looks up the qualities for `challenge` (chiapos's `GetQualitiesForChallenge`).
+    pub fn lookup(&self, challenge: &[u8; 32]) -> Result<Lookup<'_, S>, PlotError> {
+        let mut reader = Reader::new(&self.storage, self.file_len);
+        let roots = self.p7_entries(&mut reader, challenge)?;
+        let qualities = self.quality_paths(&mut reader, challenge, &roots)?;
+        Ok(Lookup {
+            prover: self,
+            challenge: *challenge,
+            roots,
+            qualities,
+            reader,
+        })
+    }
+
+    /// The qualities for `challenge`.
+    pub fn qualities(&self, challenge: &[u8; 32]) -> Result<Vec<[u8; 32]>, PlotError> {
+        Ok(self.lookup(challenge)?.qualities)
+    }
+
+    /// Every quality with its full proof for `challenge`, walking all trees level by level.
+    pub fn prove(&self, challenge: &[u8; 32]) -> Result<Proved, PlotError> {
+        let mut reader = Reader::new(&self.storage, self.file_len);
+        let roots = self.p7_entries(&mut reader, challenge)?;
+        let trees = self.leaves(&mut reader, &roots)?;
+        let proofs = trees
+            .iter()
+            .map(|xs| self.finish(challenge, xs))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Proved {
+            proofs,
+            rounds: reader.rounds(),
+            reads: reader.reads(),
+        })
+    }
+
+    /// Positions into table 6 of the f7 entries equal to the challenge's first k bits,
+    /// following chiapos's `GetP7Entries` step for step.
+    fn p7_entries(
+        &self,
+        rd: &mut Reader<'_, S>,
+        challenge: &[u8; 32],
+    ) -> Result<Vec<u64>, PlotError> {
+        let k = self.header.k;
+        let p = &self.header.pointers;
+        let ci = CHECKPOINT_INTERVAL as i64;
+        let f7 = sharechain_top_bits(challenge, k);
+
+        let mut c1_index: i64 = 0;
+        let mut broke = false;
+        let mut c2_f7 = 0;
+        for &e in &self.c2 {
+            c2_f7 = e;
+            if f7 < e {
+                c1_index -= ci;
+                broke = true;
+                break;
+            }
+            c1_index += ci;
+        }
+        if c1_index < 0 {
+            return Ok(Vec::new());
+        }
+        if !broke {
+            c1_index -= ci;
+        }
+
+        // Round 1: the C1 interval, and the entry before it for a value spanning two parks.
+        let es = self.sizes.checkpoint_entry;
+        let first = (c1_index - 1).max(0) as u64;
+        let start = p[8] + first * es;
+        let end = (p[8] + (c1_index as u64 + CHECKPOINT_INTERVAL) * es).min(p[10]);
+        if start >= end {
+            return Err(PlotError::CorruptCheckpoint("C1 entry outside its table"));
+        }
+        let req = rd.clipped(start, end - start)?;
+        rd.fetch(&[req])?;
+        let c1 = rd.get(start);
+        let c1_entry = |i: i64| -> Result<u64, PlotError> {
+            let rel = (i as u64 - first) * es;
+            c1.get(rel as usize..(rel + es) as usize)
+                .map(|e| sharechain_top_bits(e, k))
+                .ok_or(PlotError::CorruptCheckpoint("C1 scan runs past its table"))
+        };
+
+        let mut curr_f7 = c2_f7;
+        let mut prev_f7 = c2_f7;
+        broke = false;
+        let base = c1_index;
+        for step in 0..ci {
+            let read_f7 = c1_entry(base + step)?;
+            if step != 0 && read_f7 == 0 {
+                // The C1 table ends with a zero entry.
+                break;
+            }
+            curr_f7 = read_f7;
+            if f7 < curr_f7 {
+                curr_f7 = prev_f7;
+                c1_index -= 1;
+                broke = true;
+                break;
+            }
+            c1_index += 1;
+            prev_f7 = curr_f7;
+        }
+        if !broke {
+            c1_index -= 1;
+        }
+        if c1_index < 0 {
+            return Err(PlotError::CorruptCheckpoint("f7 below the first C1 entry"));
+        }
+        let double = f7 == curr_f7 && c1_index > 0;
+
+        // Round 2: C3 park(s) and the table-7 parks of the interval.
+        let c3 = self.sizes.c3_park;
+        let c3_first = (if double { c1_index - 1 } else { c1_index }) as u64;
+        let c3_count = if double { 2 } else { 1 };
+        let c3_req = rd.exact(p[10] + c3_first * c3, c3 * c3_count)?;
+        let c1u = c1_index as u64;
+        let park_lo = (c1u * CHECKPOINT_INTERVAL + 1) / ENTRIES_PER_PARK;
+        let park_hi = ((c1u + 1) * CHECKPOINT_INTERVAL - 1) / ENTRIES_PER_PARK;
+        let p7_size = self.sizes.p7_park;
+        let p7_start = p[7] + park_lo * p7_size;
+        let p7_req = rd.clipped(p7_start, (park_hi - park_lo + 1) * p7_size)?;
+        rd.fetch(&[c3_req, p7_req])?;
+        let c3_bytes = rd.get(c3_req.offset);
+        let c3_park = |j: u64| -> Result<&[u8], PlotError> {
+            let park = &c3_bytes[(j * c3) as usize..((j + 1) * c3) as usize];
+            let size = u64::from(u16::from_be_bytes([park[0], park[1]]));
+            if size > c3 - 2 {
+                return Err(PlotError::CorruptCheckpoint("C3 park size too large"));
+            }
+            Ok(&park[2..2 + size as usize])
+        };
+        let count_from = c1_index * ci;
+        let positions = if double {
+            let before = c1_entry(c1_index - 1)?;
+            let mut found =
+                park::c3_positions(k, before, f7, count_from, c3_park(0)?, c1_index - 1)
+                    .map_err(PlotError::CorruptC3)?;
+            found.extend(
+                park::c3_positions(k, curr_f7, f7, count_from, c3_park(1)?, c1_index)
+                    .map_err(PlotError::CorruptC3)?,
+            );
+            found
+        } else {
+            park::c3_positions(k, curr_f7, f7, count_from, c3_park(0)?, c1_index)
+                .map_err(PlotError::CorruptC3)?
+        };
+
+        let p7_bytes = rd.get(p7_start);
+        let mut entries = Vec::with_capacity(positions.len());
+        for &pos in &positions {
+            let rel = (pos / ENTRIES_PER_PARK - park_lo) * p7_size;
+            let park = p7_bytes.get(rel as usize..(rel + p7_size) as usize).ok_or(
+                PlotError::Truncated {
+                    offset: p7_start + rel,
+                    needed: p7_size,
+                    len: self.file_len,
+                },
+            )?;
+            entries.push(park::p7_entry(&self.sizes, park, pos % ENTRIES_PER_PARK));
+        }
+        Ok(entries)
+    }
+
+    /// The range of the park holding `position` of `table`.
+    fn park_request(
+        &self,
+        rd: &Reader<'_, S>,
+        table: u8,
+        position: u64,
+    ) -> Result<ReadRequest, PlotError> {
+        let size = self.sizes.park(table);
+        let index = position / ENTRIES_PER_PARK;
+        let offset = index
+            .checked_mul(size)
+            .and_then(|o| o.checked_add(self.header.pointers[usize::from(table)]))
+            .ok_or(PlotError::CorruptCheckpoint("position beyond any table"))?;
+        rd.exact(offset, size)
+    }
+
+    /// Reads one level: the line points at `positions` of `table`, as position pairs (larger
+    /// first), all parks in one batch.
+    fn level(
+        &self,
+        rd: &mut Reader<'_, S>,
+        table: u8,
+        positions: &[u64],
+    ) -> Result<Vec<(u64, u64)>, PlotError> {
+        let requests = positions
+            .iter()
+            .map(|&pos| self.park_request(rd, table, pos))
+            .collect::<Result<Vec<_>, _>>()?;
+        rd.fetch(&requests)?;
+        requests
+            .iter()
+            .zip(positions)
+            .map(|(req, &pos)| {
+                let bytes = rd.get(req.offset);
+                let lp = park::line_point(&self.sizes, table, &bytes, pos)
+                    .map_err(|source| PlotError::CorruptPark { table, source })?;
+                Ok(park::line_point_to_square(lp))
+            })
+            .collect()
+    }
+
+    /// The quality of each root, following the path the challenge's last 5 bits choose.
+    fn quality_paths(
+        &self,
+        rd: &mut Reader<'_, S>,
+        challenge: &[u8; 32],
+        roots: &[u64],
+    ) -> Result<Vec<[u8; 32]>, PlotError> {
+        if roots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let last5 = challenge[31] & 0x1f;
+        let mut positions = roots.to_vec();
+        for table in (2..=6u8).rev() {
+            let pairs = self.level(rd, table, &positions)?;
+            let right = (last5 >> (table - 2)) & 1 == 1;
+            positions = pairs
+                .iter()
+                .map(|&(x, y)| if right { x } else { y })
+                .collect();
+        }
+        Ok(self
+            .level(rd, 1, &positions)?
+            .iter()
+            .map(|&(x, y)| quality(self.header.k, challenge, y, x))
+            .collect())
+    }
+
+    /// The 64 x-values (plot order) under each root, one batch per level for all roots.
+    fn leaves(
+        &self,
+        rd: &mut Reader<'_, S>,
+        roots: &[u64],
+    ) -> Result<Vec<[u64; PROOF_X_VALUES]>, PlotError> {
+        if roots.is_empty() {
+            return Ok(Vec::new());
+        }
+        // All roots' nodes of a level side by side; a node's children replace it in place,
+        // smaller position first, as chiapos's `GetInputs` orders them.
+        let mut nodes = roots.to_vec();
+        for table in (1..=6u8).rev() {
+            let pairs = self.level(rd, table, &nodes)?;
+            nodes = pairs.iter().flat_map(|&(x, y)| [y, x]).collect();
+        }
+        Ok(nodes
+            .chunks_exact(PROOF_X_VALUES)
+            .map(|c| {
+                let mut xs = [0u64; PROOF_X_VALUES];
+                xs.copy_from_slice(c);
+                xs
+            })
+            .collect())
+    }
+
+    /// Plot-order x-values → a checked proof with its quality.
+    fn finish(&self, challenge: &[u8; 32], xs: &[u64; PROOF_X_VALUES]) -> Result<Proof, PlotError> {
+        let k = self.header.k;
+        let ordered = proof_order(&self.header.id, k, xs).map_err(PlotError::BadProof)?;
+        let proof = pack(k, &ordered);
+        let checked =
+            validate_proof(&self.header.id, k, challenge, &proof).map_err(PlotError::BadProof)?;
+        // The quality the lookup path would give: x-values 2i and 2i+1 of plot order.
+        let i = 2 * usize::from(challenge[31] & 0x1f);
+        let expected = quality(k, challenge, xs[i], xs[i + 1]);
+        if checked != expected {
+            return Err(PlotError::QualityMismatch);
+        }
+        Ok(Proof {
+            quality: checked,
+            proof,
+        })
+    }
+}
+
+/// The first k bits of `bytes`, MSB-first.
+fn sharechain_top_bits(bytes: &[u8], k: u8) -> u64 {
+    read_bits_u128(bytes, 0, u32::from(k)) as u64
+}
+
+/// sha256(challenge ‖ a ‖ b), a and b packed in k bits each and zero-padded to whole bytes.
+fn quality(k: u8, challenge: &[u8; 32], a: u64, b: u64) -> [u8; 32] {
+    let bits = 2 * u32::from(k);
+    let v = ((u128::from(a) << k) | u128::from(b)) << (128 - bits);
+    let bytes = v.to_be_bytes();
+    let mut engine = sha256::Hash::engine();
+    engine.input(challenge);
+    engine.input(&bytes[..bits.div_ceil(8) as usize]);
+    sha256::Hash::from_engine(engine).to_byte_array()
+}
+
+/// 64 x-values of k bits, MSB-first.
+fn pack(k: u8, xs: &[u64; PROOF_X_VALUES]) -> Vec<u8> {
+    let k = u32::from(k);
+    let mut out = Vec::with_capacity(8 * k as usize);
+    let mut acc: u128 = 0;
+    let mut n = 0u32;
+    for &x in xs {
+        acc = (acc << k) | u128::from(x & ((1u64 << k) - 1));
+        n += k;
+        while n >= 8 {
+            out.push((acc >> (n - 8)) as u8);
+            n -= 8;
+        }
+    }
+    out
+}
