@@ -257,7 +257,12 @@ impl<S: Storage> Prover<S> {
         rd.fetch(&[req])?;
         let c1 = rd.get(start);
         let c1_entry = |i: i64| -> Result<u64, PlotError> {
-            let rel = (i as u64 - first) * es;
+            // Entries before the block read only come up when C1 and C2 disagree.
+            let rel = u64::try_from(i)
+                .ok()
+                .and_then(|i| i.checked_sub(first))
+                .ok_or(PlotError::CorruptCheckpoint("C1 and C2 disagree"))?
+                * es;
             c1.get(rel as usize..(rel + es) as usize)
                 .map(|e| sharechain_top_bits(e, k))
                 .ok_or(PlotError::CorruptCheckpoint("C1 scan runs past its table"))

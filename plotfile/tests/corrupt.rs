@@ -162,6 +162,29 @@ fn random_flips_never_panic_or_lie() {
     }
 }
 
+/// Flips aimed at table 7 and the checkpoint tables (a small part of the file, so random flips
+/// rarely land there): C1 and C2 disagreeing, C3 sizes and deltas, table-7 positions.
+#[test]
+fn flips_in_checkpoints_never_panic_or_lie() {
+    let Some((bytes, cases)) = k18() else { return };
+    let p7 = Prover::open(MemStorage(bytes.clone()))
+        .unwrap()
+        .header()
+        .pointers[7] as usize;
+    let mut seed = 5u64;
+    for round in 0..30 {
+        let mut damaged = bytes.clone();
+        for _ in 0..(1 + round % 4) {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let at = p7 + (seed >> 20) as usize % (damaged.len() - p7);
+            damaged[at] ^= 1 << (seed % 8);
+        }
+        assert_no_wrong_proof(damaged, &cases[..40]);
+    }
+}
+
 #[test]
 fn damaged_headers_are_refused() {
     let Some((bytes, _)) = k18() else { return };

@@ -27,8 +27,8 @@ def make(out_dir, name, k, count):
             DiskPlotter().create_plot_disk(
                 tmp, tmp, tmp, name + ".plot", k, memo, plot_id, 300, 32, 2000, 2, False
             )
-            os.replace(os.path.join(tmp, name + ".plot"), plot + ".part")
-        os.replace(plot + ".part", plot)
+            # Tests may ask for the same plot at once: each writes its own file, then renames.
+            os.replace(os.path.join(tmp, name + ".plot"), plot)
     if os.path.exists(expected):
         return
     prover = DiskProver(plot)
@@ -44,9 +44,10 @@ def make(out_dir, name, k, count):
             parts.append(bytes(q).hex())
             parts.append(bytes(prover.get_full_proof(challenge, index)).hex())
         lines.append(" ".join(parts))
-    with open(expected + ".part", "w") as f:
+    part = "%s.%d.part" % (expected, os.getpid())
+    with open(part, "w") as f:
         f.write("\n".join(lines) + "\n")
-    os.replace(expected + ".part", expected)
+    os.replace(part, expected)
 
 
 def main():
