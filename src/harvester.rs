@@ -75,7 +75,7 @@ fn check(plots: &[String], n: u32) -> anyhow::Result<ExitCode> {
             Ok(p) => p,
             Err(e) => {
                 writeln!(err)?;
-                writeln!(out, "{plot}: error: {e:#}")?;
+                writeln!(out, "{plot}: error: {e}")?;
                 failed += 1;
                 continue;
             }

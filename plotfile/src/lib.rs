@@ -12,6 +12,7 @@
 //! Only uncompressed v1.0 plots are read; bladebit-compressed and other formats are refused
 //! with a typed [`PlotError`].
 
+mod checkpoint;
 pub mod format;
 pub mod fse;
 mod http;
@@ -33,7 +34,7 @@ use sharechain::pospace::VerifyError;
 #[non_exhaustive]
 pub enum PlotError {
     /// The storage failed.
-    #[error("storage: {0}")]
+    #[error(transparent)]
     Storage(#[from] StorageError),
     /// The file does not start with chiapos's magic.
     #[error("not a chiapos plot (bad magic)")]

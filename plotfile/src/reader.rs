@@ -31,6 +31,11 @@ impl<'a, S: Storage> Reader<'a, S> {
         self.rounds
     }
 
+    /// The file's length.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
     /// Ranges read so far.
     pub(crate) fn reads(&self) -> u32 {
         self.reads
