@@ -1,7 +1,8 @@
 //! Finding the table-7 entries for a challenge: the C2 table (in memory) picks a C1 block,
 //! C1 picks a C3 park, C3's deltas give the table-7 positions whose f7 is the challenge's first
 //! k bits, and table 7 gives their positions in table 6. Step for step as chiapos's
-//! `GetP7Entries`, in two read batches (see [`crate::Prover`]).
+//! `GetP7Entries`, in two read batches, or one with the C1 table kept in memory (see
+//! [`crate::Prover`]).
 
 use crate::format::{PlotHeader, Sizes, CHECKPOINT_INTERVAL, ENTRIES_PER_PARK};
 use crate::park;
@@ -16,6 +17,7 @@ pub(crate) fn p7_entries<S: Storage>(
     header: &PlotHeader,
     sizes: &Sizes,
     c2: &[u64],
+    c1_table: Option<&[u8]>,
     rd: &mut Reader<'_, S>,
     challenge: &[u8; 32],
 ) -> Result<Vec<u64>, PlotError> {
@@ -51,9 +53,19 @@ pub(crate) fn p7_entries<S: Storage>(
     if start >= end {
         return Err(PlotError::CorruptCheckpoint("C1 entry outside its table"));
     }
-    let req = rd.clipped(start, end - start)?;
-    rd.fetch(&[req])?;
-    let c1 = rd.get(start);
+    // With the C1 table in memory this round is skipped.
+    let c1 = match c1_table {
+        Some(table) => {
+            let from = (start - p[8]) as usize;
+            let to = ((end - p[8]) as usize).min(table.len());
+            table.get(from..to).unwrap_or_default().to_vec().into()
+        }
+        None => {
+            let req = rd.clipped(start, end - start)?;
+            rd.fetch(&[req])?;
+            rd.get(start)
+        }
+    };
     let c1_entry = |i: i64| -> Result<u64, PlotError> {
         // Entries before the block read only come up when C1 and C2 disagree.
         let rel = u64::try_from(i)

@@ -23,7 +23,7 @@ mod storage;
 
 pub use format::PlotHeader;
 pub use http::HttpStorage;
-pub use prover::{Lookup, Proof, Proved, Prover};
+pub use prover::{Lookup, Options, Proof, Proved, Prover};
 pub use storage::{FileStorage, IoCounts, Latency, MemStorage, ReadRequest, Storage, StorageError};
 
 use park::ParkError;

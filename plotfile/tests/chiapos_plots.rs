@@ -4,7 +4,7 @@
 
 mod common;
 
-use plotfile::{FileStorage, Prover};
+use plotfile::{FileStorage, Options, Prover};
 use sharechain::pospace::validate_proof;
 
 /// Compares every challenge of one plot: the lookup's qualities, `prove`'s qualities and
@@ -12,6 +12,11 @@ use sharechain::pospace::validate_proof;
 fn check_plot(dir: &std::path::Path, name: &str) -> (usize, usize) {
     let prover = Prover::open(FileStorage::open(dir.join(format!("{name}.plot"))).unwrap())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let kept = Prover::open_with(
+        FileStorage::open(dir.join(format!("{name}.plot"))).unwrap(),
+        Options::default().keep_c1(true),
+    )
+    .unwrap();
     let mut proofs = 0;
     let cases = common::expected(dir, name);
     for (n, case) in cases.iter().enumerate() {
@@ -38,6 +43,17 @@ fn check_plot(dir: &std::path::Path, name: &str) -> (usize, usize) {
         }
         if !case.proofs.is_empty() {
             assert!(proved.rounds <= 8, "{name}: {} rounds", proved.rounds);
+        }
+        // With C1 in memory: the same answers, one round fewer.
+        if n % 3 == 0 {
+            let again = kept.prove(&case.challenge).unwrap();
+            assert_eq!(
+                again.proofs, proved.proofs,
+                "{name} challenge {n} (C1 kept)"
+            );
+            if !case.proofs.is_empty() {
+                assert!(again.rounds <= 7, "{name}: {} rounds", again.rounds);
+            }
         }
     }
     (cases.len(), proofs)
