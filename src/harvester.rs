@@ -44,7 +44,7 @@ pub enum HarvesterCommand {
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn open(plot: &str) -> anyhow::Result<Prover<Box<dyn Storage>>> {
-    let storage: Box<dyn Storage> = if plot.starts_with("http://") {
+    let storage: Box<dyn Storage> = if plot.starts_with("http://") || plot.starts_with("https://") {
         Box::new(HttpStorage::open(plot, HTTP_TIMEOUT)?)
     } else {
         if Path::new(plot).extension().is_some_and(|e| e == "plot2") {

@@ -23,7 +23,7 @@ fn http_err(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl HttpStorage {
-    /// Opens `url` (plain `http://`); learns the object's length from a one-byte range request,
+    /// Opens `url` (`http://`, or `https://` with the `https` feature); learns the object's length from a one-byte range request,
     /// which a presigned GET URL allows where a HEAD would not.
     pub fn open(url: &str, timeout: Duration) -> Result<HttpStorage, StorageError> {
         let agent = ureq::AgentBuilder::new().timeout(timeout).build();
