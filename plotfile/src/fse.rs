@@ -41,7 +41,8 @@ struct Cell {
 /// A decoding table for one R.
 #[derive(Debug, Clone)]
 pub struct DecodeTable {
-    cells: Box<[Cell]>,
+    // A fixed-size array: indexing with a masked state needs no bounds check.
+    cells: Box<[Cell; TABLE_SIZE]>,
 }
 
 /// chiapos's normalized distribution for R: probabilities of a geometric-like law, then quanta
@@ -112,7 +113,7 @@ impl DecodeTable {
     /// Builds the decoding table of a normalized distribution summing to 2^14 (low-probability
     /// symbols as -1), laid out exactly as FSE lays it.
     pub fn new(norm: &[i16]) -> DecodeTable {
-        let mut cells = vec![Cell::default(); TABLE_SIZE];
+        let mut cells = Box::new([Cell::default(); TABLE_SIZE]);
         let mut symbol_next = vec![0u32; norm.len()];
         let mut high = TABLE_SIZE - 1;
         for (s, &c) in norm.iter().enumerate() {
@@ -144,9 +145,7 @@ impl DecodeTable {
             cell.nb_bits = nb_bits as u8;
             cell.new_state = ((next << nb_bits) as usize).wrapping_sub(TABLE_SIZE) as u16;
         }
-        DecodeTable {
-            cells: cells.into_boxed_slice(),
-        }
+        DecodeTable { cells }
     }
 
     /// The table for one of chiapos's R values, built once per process.

@@ -33,7 +33,7 @@ const MAX_KEPT_C1: u64 = 64 << 20;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
-    /// Keep the C1 table in memory (about 4·2^k/10^4 bytes): every lookup then saves one
+    /// Keep the C1 table in memory (⌈k/8⌉·2^k/10^4 bytes, 1.7 MB at k = 32): every lookup saves one
     /// round trip (7 instead of 8), at no extra round when opening.
     pub keep_c1: bool,
 }
@@ -97,7 +97,9 @@ impl<S: Storage> std::fmt::Debug for Lookup<'_, S> {
 }
 
 impl<'p, S: Storage> Lookup<'p, S> {
-    /// The qualities, in chiapos's order (empty when the plot has no proof).
+    /// The qualities, in chiapos's order (empty when the plot has no proof). A quality alone
+    /// cannot be checked: a damaged park may give a wrong one, which [`Lookup::full_proof`]
+    /// then reports as an error.
     pub fn qualities(&self) -> &[[u8; 32]] {
         &self.qualities
     }
@@ -150,6 +152,14 @@ impl<S: Storage> Prover<S> {
                 len: want.min(file_len) as usize,
             };
             let bytes = storage.read_many(&[req])?.pop().unwrap_or_default();
+            if bytes.len() < req.len {
+                // Storage that answers short would otherwise be asked the same forever.
+                return Err(PlotError::Truncated {
+                    offset: 0,
+                    needed: req.len as u64,
+                    len: bytes.len() as u64,
+                });
+            }
             match PlotHeader::parse(&bytes)? {
                 Ok(h) => break h,
                 Err(need) if (need as u64) > file_len => {
