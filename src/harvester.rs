@@ -52,7 +52,11 @@ fn open(plot: &str) -> anyhow::Result<Prover<Box<dyn Storage>>> {
         }
         Box::new(FileStorage::open(plot)?)
     };
-    Ok(Prover::open(storage)?)
+    // The C1 table is small next to the plot and saves a round trip per lookup.
+    Ok(Prover::open_with(
+        storage,
+        plotfile::Options::default().keep_c1(true),
+    )?)
 }
 
 /// Runs a `harvester` subcommand.

@@ -134,6 +134,21 @@ impl<'p, S: Storage> Lookup<'p, S> {
     }
 }
 
+impl Prover<crate::storage::FileStorage> {
+    /// Opens a local plot file; a `.plot2` file (proof of space v2) is refused by its name, as
+    /// chia's harvester tells the formats apart.
+    pub fn open_path(
+        path: impl AsRef<std::path::Path>,
+        options: Options,
+    ) -> Result<Self, PlotError> {
+        let path = path.as_ref();
+        if path.extension().is_some_and(|e| e == "plot2") {
+            return Err(PlotError::PlotV2);
+        }
+        Prover::open_with(crate::storage::FileStorage::open(path)?, options)
+    }
+}
+
 impl<S: Storage> Prover<S> {
     /// Opens a plot: reads and checks the header (one batch, two for a very long memo) and
     /// keeps the C2 table in memory (one batch).

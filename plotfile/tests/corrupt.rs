@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use plotfile::{MemStorage, PlotError, Prover, ReadRequest, Storage, StorageError};
+use plotfile::{MemStorage, Options, PlotError, Prover, ReadRequest, Storage, StorageError};
 
 /// Records every range read, to aim bit flips at the bytes a proof depends on.
 struct Recording {
@@ -207,6 +207,15 @@ fn damaged_headers_are_refused() {
         Prover::open(MemStorage(b)),
         Err(PlotError::KOutOfRange(99))
     ));
+    let dir = std::env::temp_dir().join(format!("plotfile-v2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let v2 = dir.join("x.plot2");
+    std::fs::write(&v2, &bytes[..4096]).unwrap();
+    assert!(matches!(
+        Prover::open_path(&v2, Options::default()),
+        Err(PlotError::PlotV2)
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
     let mut b = b"PLOT".to_vec();
     b.extend(&bytes[4..]);
     assert!(matches!(
