@@ -28,3 +28,14 @@ if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
     python3 -m pip install -q 'chiapos==2.0.12' || echo "setup: chiapos unavailable; tests that compare against it use checked-in vectors" >&2
   fi
 fi
+
+if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
+  # plotfile's tests plot with chiapos and read through a local S3 server (moto); a venv outside
+  # the tree keeps both away from the system Python. Without it those tests say "skipped".
+  venv="$HOME/.cache/p2pool-rs/venv-plots"
+  if ! "$venv/bin/python" -c 'import chiapos, moto' >/dev/null 2>&1; then
+    echo "setup: installing chiapos and moto into $venv (plot-reading tests)" >&2
+    { python3 -m venv "$venv" && "$venv/bin/pip" install -q 'chiapos==2.0.12' 'moto[server]'; } ||
+      echo "setup: venv for plot tests unavailable; those tests will be skipped" >&2
+  fi
+fi

@@ -1,4 +1,4 @@
-//! Command line: `p2pool [run]`, `p2pool devchain`, `p2pool chia …`.
+//! Command line: `p2pool [run]`, `p2pool devchain`, `p2pool chia …`, `p2pool harvester …`.
 
 use std::process::ExitCode;
 
@@ -30,6 +30,8 @@ pub enum Command {
     Devchain(crate::devchain::DevchainArgs),
     /// Chia proof-of-space tools.
     Chia(crate::chia::ChiaArgs),
+    /// Read chiapos plots: check them, or prove challenges.
+    Harvester(crate::harvester::HarvesterArgs),
 }
 
 /// Options of the pool node. Every flag can also be set in the TOML file given with
@@ -102,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "devchain")]
         Some(Command::Devchain(args)) => crate::devchain::main(args),
         Some(Command::Chia(args)) => crate::chia::main(args),
+        Some(Command::Harvester(args)) => crate::harvester::main(args),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod chia;
 pub mod cli;
 #[cfg(feature = "devchain")]
 pub mod devchain;
+pub mod harvester;
 pub mod http;
 pub mod logging;
 pub mod node;

@@ -8,6 +8,7 @@
 //! - [`passes_plot_filter`], [`pos_challenge`], [`plot_id_og`], [`plot_id_pool`]: which plots may
 //!   answer a signage point, and with which challenge (chia-blockchain `proof_of_space.py`);
 //!   [`verify_and_get_quality_string`] puts them together with the proof check, as a node does.
+//! - [`proof_order`]: x-values as a plot file stores them → proof order (a prover's last step).
 //! - [`VectorLine`]: the text format of chiapos test vectors, as `p2pool chia verify` reads it.
 //!
 //! Where chiapos's code and its written spec disagree, this follows the code (see
@@ -23,6 +24,7 @@ mod fx;
 mod iterations;
 mod line;
 mod plot_id;
+mod reorder;
 mod verify;
 
 pub use batch::{validate_batch, ProofRef};
@@ -36,6 +38,7 @@ pub use plot_id::{
     passes_plot_filter, plot_filter_input, plot_filter_prefix_bits, plot_id_og, plot_id_pool,
     pos_challenge,
 };
+pub use reorder::proof_order;
 pub use verify::{proof_len, quality_string, validate_proof, PROOF_X_VALUES};
 
 /// Smallest k the verifier accepts (chiapos's plotter minimum; Chia's consensus wants ≥ 32).
