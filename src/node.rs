@@ -124,7 +124,9 @@ pub struct Node {
 
 impl Node {
     /// Starts the node: the embedded chain if wanted, bitcoind, work, the worker port.
-    pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        #[cfg(feature = "devchain")]
+        let mut config = config;
         #[cfg(feature = "devchain")]
         let devchain = if config.embedded_chain() {
             let mut dc = crate::devchain::DevchainConfig::ephemeral();

@@ -403,7 +403,10 @@ mod tests {
     use tokio::sync::{mpsc, oneshot};
 
     /// A delivery the test answers by hand.
-    struct Manual(mpsc::Sender<(Block, Origin, oneshot::Sender<Verdict>)>);
+    struct Manual(mpsc::Sender<Asked>);
+
+    /// A block handed to the delivery, and where its verdict goes.
+    type Asked = (Block, Origin, oneshot::Sender<Verdict>);
 
     impl Deliver for Manual {
         fn deliver(
@@ -430,17 +433,12 @@ mod tests {
         b
     }
 
-    fn gate() -> (
-        BlockGate<Manual>,
-        mpsc::Receiver<(Block, Origin, oneshot::Sender<Verdict>)>,
-    ) {
+    fn gate() -> (BlockGate<Manual>, mpsc::Receiver<Asked>) {
         let (tx, rx) = mpsc::channel(16);
         (BlockGate::new(Manual(tx)), rx)
     }
 
-    async fn next(
-        rx: &mut mpsc::Receiver<(Block, Origin, oneshot::Sender<Verdict>)>,
-    ) -> (Block, Origin, oneshot::Sender<Verdict>) {
+    async fn next(rx: &mut mpsc::Receiver<Asked>) -> Asked {
         tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("a delivery")

@@ -10,6 +10,7 @@
 //! `accepted: A/T` lines.
 
 #![allow(dead_code)] // reason: each test binary uses a different subset of the helpers
+#![allow(clippy::print_stderr)] // reason: which miner runs is told on stderr
 
 use std::net::SocketAddr;
 use std::process::Stdio;
