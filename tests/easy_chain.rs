@@ -30,6 +30,10 @@ use sharechain::params::NetworkParams;
 
 const RUN: Duration = Duration::from_secs(30);
 
+/// One flat-out run at a time: two miners grinding on two cores at once would measure the
+/// machine, not the node.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Latency of `getblockcount`, sampled every 50 ms while the miner runs.
 struct Probe {
     worst_us: Arc<AtomicU64>,
@@ -167,6 +171,7 @@ async fn grind_and_check(node: &Node, chain_rpc: RpcClient, backend: &str) {
 #[cfg(feature = "devchain")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flat_out_miner_on_the_embedded_chain() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let node = start_node(BitcoindArgs::default()).await;
     let chain_rpc = node.bitcoind().rpc.clone();
     grind_and_check(&node, chain_rpc, "embedded chain").await;
@@ -267,6 +272,7 @@ async fn a_flat_out_miner_against_bitcoin_core() {
         eprintln!("skipped: no BITCOIND (Bitcoin Core) in the environment");
         return;
     };
+    let _alone = ONE_AT_A_TIME.lock().await;
     let core = Core::start(&path).await;
     // A first block, so templates have a parent with a time.
     let rpc = core.rpc();

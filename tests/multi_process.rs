@@ -69,6 +69,9 @@ async fn best_share(addr: SocketAddr) -> Value {
     serde_json::from_str(&body).expect("json")
 }
 
+/// One cluster at a time: four processes and two miners each on two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A devchain and three nodes in a line (1 — 2 — 3), connected before mining starts.
 struct Cluster {
     dir: tempfile::TempDir,
@@ -228,6 +231,7 @@ async fn coinbase_scripts(rpc: &RpcClient, hash: &BlockHash) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_agree_and_pay_both_miners() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Cluster { workers, rpc, .. } = &cluster().await;
     let workers = workers.clone();
 
@@ -306,6 +310,7 @@ async fn three_processes_agree_and_pay_both_miners() {
 /// miners stopping all three nodes agree on the best share, and the last block pays both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_with_flat_out_miners_agree_within_5s() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let c = cluster().await;
     let scripts = [p2wpkh(0x12), p2wpkh(0x34)];
     let start_height: u64 = c.rpc.call("getblockcount", json!([])).await.expect("count");
