@@ -127,12 +127,13 @@ async fn grind_and_check(node: &Node, chain_rpc: RpcClient, backend: &str) {
     let advanced = height - start_height;
     let rate = advanced as f64 / elapsed;
     let per_block = calls as f64 / accepted.max(1) as f64;
-    let (best_target, shares) = node.work().chain().with_tracker(|t| {
-        let best = t.best().expect("a best share");
-        let share = t.chain().get(&best).expect("held").clone();
-        (share.target(), t.chain().len())
-    });
     let max_target = NetworkParams::REGTEST.max_target();
+    let (best_target, shares) = node.work().chain().with_tracker(|t| {
+        let target = t
+            .best()
+            .and_then(|best| t.chain().get(&best).map(|s| s.target()));
+        (target.unwrap_or(max_target), t.chain().len())
+    });
     let harder = max_target.difficulty_float() / best_target.difficulty_float();
     eprintln!(
         "{backend} + {name}: {advanced} blocks in {elapsed:.1}s ({rate:.1}/s), {calls} submitblock calls for {accepted} accepted ({per_block:.2}/block), \

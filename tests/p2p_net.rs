@@ -516,7 +516,11 @@ async fn peers_find_each_other_through_kad() {
         assert!(tokio::time::Instant::now() < deadline, "C never found B");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(b.peers().await.iter().any(|p| p.peer == c_id));
+    // B records the connection when its own event loop gets to it: wait for that too.
+    while !b.peers().await.iter().any(|p| p.peer == c_id) {
+        assert!(tokio::time::Instant::now() < deadline, "B never saw C");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = a;
 }
 

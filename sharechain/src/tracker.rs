@@ -5,7 +5,7 @@
 //! history its rules read). A share that fails verification is dropped with all its
 //! descendants. The best share is the verified head with the most cumulative work; a head that
 //! does not build on the current external tip (the Bitcoin block) counts as its parent; ties go to
-//! the share seen first. Shares more than `2 × chain_length` below the best one, and forks that
+//! the lower hash, so every node that holds the same shares picks the same one. Shares more than `2 × chain_length` below the best one, and forks that
 //! fell more than `chain_length` behind, are pruned; so are trees other than the best share's
 //! that took in no share during the last `2 × chain_length` insertions (a sync in progress keeps
 //! its tree fresh; shares that never connect do not stay for ever).
@@ -22,6 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use bitcoin::hashes::Hash as _;
 use thiserror::Error;
 
 use crate::chain::Node;
@@ -536,12 +537,20 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
     }
 
     fn compute_best(&self) -> Option<ShareHash> {
+        // Equal work goes to the lower hash (the share with more proof of work beyond its
+        // target), not to the one seen first: arrival order differs from node to node, and
+        // after a tie between two nodes' shares each would keep its own until the next share.
+        let pow = |h: &ShareHash| {
+            let mut b = h.to_byte_array();
+            b.reverse();
+            b
+        };
         self.verified_heads
             .iter()
             .map(|h| self.effective(h))
-            .filter_map(|h| self.chain.nodes.get(&h).map(|n| (h, n.cum_work, n.seen)))
-            .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
-            .map(|(h, _, _)| h)
+            .filter_map(|h| self.chain.nodes.get(&h).map(|n| (h, n.cum_work)))
+            .max_by(|a, b| a.1.cmp(&b.1).then(pow(&b.0).cmp(&pow(&a.0))))
+            .map(|(h, _)| h)
     }
 
     fn update_best(&mut self, changes: &mut Changes<V::Error>) {

@@ -232,13 +232,14 @@ fn pospace_chains() {
         },
         // 1 - 2
         //  \
-        //   3                (the same proof on two forks: each chain counts it once)
+        //   3                (the same proof on two forks: each chain counts it once; equal
+        //                    work, so the lower hash, 3's, is best)
         Case {
             name: "the same proof on sibling forks is fine",
             shares: vec![s(1, None, 0), s(2, Some(1), 1), s(3, Some(1), 1)],
             unknown: vec![],
             ops: inserts(&[1, 2, 3]),
-            best: Some(2),
+            best: Some(3),
             expect: vec![(2, Verified), (3, Verified)],
         },
         // 1 - 2 - 3 - 4     (2's signage point is unknown: 2 pending, 3 and 4 wait;

@@ -91,9 +91,9 @@ fn cases() -> Vec<Case> {
         },
         // 1 - 2 - 3
         //      \
-        //       4            (3 and 4 have equal work: the first seen wins)
+        //       4            (3 and 4 have equal work: the lower hash, 3's, wins)
         Case {
-            name: "equal work: first seen wins",
+            name: "equal work: the lower hash wins",
             chain_length: 10,
             ops: vec![
                 share(1, None, 1),

@@ -1,7 +1,7 @@
 //! Property: whatever the shape of the share forest and the order shares arrive in, the
 //! tracker's best share is the one a naive model picks — the valid head (a share whose
 //! ancestors are all valid and which has no valid child) with the most cumulative work, the
-//! first seen winning ties.
+//! lower hash winning ties (test hashes order as their ids).
 
 mod common;
 
@@ -57,11 +57,10 @@ fn model_best(f: &Forest) -> Option<u32> {
             }
         }
     };
-    let seen = |i: usize| f.order.iter().position(|&x| x == i).expect("permutation");
     (0..n)
         .filter(|&i| ok(i))
         .filter(|&i| !(0..n).any(|c| f.shares[c].0 == Some(i) && ok(c)))
-        .max_by(|&a, &b| cum(a).cmp(&cum(b)).then(seen(b).cmp(&seen(a))))
+        .max_by(|&a, &b| cum(a).cmp(&cum(b)).then(b.cmp(&a)))
         .map(|i| i as u32)
 }
 

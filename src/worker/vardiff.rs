@@ -49,6 +49,8 @@ pub(crate) struct Vardiff {
     /// worked at an easier difficulty than this one (the job's floor), and its hash rate is
     /// what counts.
     work: f64,
+    /// A measuring window has closed: `difficulty` reflects the miner's hash rate, not a guess.
+    measured: bool,
 }
 
 impl Vardiff {
@@ -61,7 +63,13 @@ impl Vardiff {
             window_start: now,
             shares: 0,
             work: 0.0,
+            measured: false,
         }
+    }
+
+    /// Whether the difficulty comes from a measured hash rate.
+    pub(crate) fn measured(&self) -> bool {
+        self.measured
     }
 
     /// How far below this difficulty a flooding miner may be held so that it sends at most
@@ -121,6 +129,7 @@ impl Vardiff {
             .max(1e-3);
         // Shares found, in units of this difficulty.
         let shares = self.work / self.difficulty;
+        self.measured |= self.shares > 0;
         self.window_start = now;
         self.shares = 0;
         self.work = 0.0;

@@ -44,7 +44,7 @@ const MAX_SEEN: usize = 1024;
 const MAX_BACKLOG: usize = 256 * 1024;
 /// Pseudo-shares a second a miner is held to when blocks are easier than that (see
 /// `Session::difficulty_for`).
-const MAX_SUBMITS_PER_SEC: f64 = 100.0;
+const MAX_SUBMITS_PER_SEC: f64 = 50.0;
 /// Size of extranonce2 (extranonce1 is 4 bytes; together the 8-byte last_txout_nonce).
 const EXTRANONCE2_SIZE: usize = 4;
 
@@ -562,16 +562,22 @@ impl<P: WorkProvider> Session<P> {
     }
 
     /// The difficulty to hand out with `job`: vardiff's, never above the share difficulty
-    /// (every share must reach the node) nor the block difficulty — except where blocks are so
-    /// easy that a miner would send more than [`MAX_SUBMITS_PER_SEC`] pseudo-shares for them
-    /// (regtest, testnet4's difficulty-1 blocks): there every submit is a block candidate on
-    /// the same parent, one of them is all the chain needs, and a miner flooding its own
-    /// connection only makes its answers and its next job late.
+    /// (every share must reach the node) nor the block difficulty — except where shares or
+    /// blocks are so easy that a miner would send more than [`MAX_SUBMITS_PER_SEC`] for them
+    /// (regtest, testnet4's difficulty-1 blocks, a share chain that has not yet retargeted to
+    /// a big miner): there every submit is a block candidate on the same parent, one of them
+    /// is all the chain needs, the share chain retargets within a few shares, and a miner
+    /// flooding its own connection only makes its answers and its next job late.
     fn difficulty_for(&self, job: &PreparedJob) -> f64 {
         let vardiff = self.vardiff.difficulty();
         let share = target_to_difficulty(&job.job.share_target);
         let block = target_to_difficulty(&job.job.block_target);
-        let flood = vardiff / self.vardiff.flood_factor(MAX_SUBMITS_PER_SEC);
+        // Until vardiff has measured the miner, its difficulty is a guess: hold nobody back.
+        let flood = if self.vardiff.measured() {
+            vardiff / self.vardiff.flood_factor(MAX_SUBMITS_PER_SEC)
+        } else {
+            0.0
+        };
         wire_difficulty(vardiff.min(share).min(block.max(flood)))
     }
 

@@ -95,6 +95,8 @@ impl<P: WorkProvider> Session<P> {
             .as_ref()
             .is_some_and(|c| c.job.prev_hash != job.job.prev_hash)
         {
+            // Work done on a job of an older block still measures the miner's hash rate.
+            self.after_share();
             return self.refuse(id, Reject::Stale, code::JOB_NOT_FOUND, "stale job");
         }
         let mut extranonce = [0u8; 8];
