@@ -28,6 +28,8 @@ pub use auth::{bitcoin_conf, default_datadir, AuthError, ConfFile, Credentials, 
 pub use checks::{startup_checks, wait_until_ready, StartupError, StartupInfo};
 pub use connect::{Bitcoind, ConnectError};
 pub use p2p::{BitcoindP2p, P2pConfig, P2pError};
+#[doc(hidden)]
+pub use rpc::parse_http_reply;
 pub use rpc::{RpcClient, RpcError};
 pub use template::{TemplateConfig, TemplateRefresh, TemplateSource};
 pub use types::{
