@@ -5,6 +5,7 @@
 pub mod bitcoind;
 pub mod chia;
 pub mod cli;
+pub mod delivery;
 #[cfg(feature = "devchain")]
 pub mod devchain;
 pub mod harvester;

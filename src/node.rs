@@ -22,11 +22,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::bitcoind::{Backoff, Bitcoind, BitcoindArgs, TemplateConfig};
-use crate::p2p::{P2pConfig, P2pHandle};
+pub use crate::delivery::{FoundBlocks, NodeDelivery, NodeWork};
+use crate::p2p::P2pConfig;
 use crate::shares::ShareService;
-use crate::submit::gate::{BlockGate, Deliver, Origin, StillUseful, Verdict};
-use crate::submit::{BlockSubmitter, SubmitConfig};
-use crate::work::{BlockSink, WorkBuilder};
+use crate::submit::gate::{BlockGate, Origin};
+use crate::submit::SubmitConfig;
+use crate::work::WorkBuilder;
 use crate::worker::{WorkerConfig, WorkerPort};
 
 /// Everything the node is started with.
@@ -54,58 +55,6 @@ impl NodeConfig {
         self.params.network == bitcoin::Network::Regtest && self.bitcoind.rpc_url.is_none()
     }
 }
-
-/// How found blocks reach bitcoind (RPC and P2P) and, for our own, every peer, whose nodes
-/// submit them to their own bitcoinds. The [`BlockGate`] in front decides which blocks go.
-#[derive(Debug, Clone)]
-pub struct NodeDelivery {
-    submitter: BlockSubmitter,
-    peers: P2pHandle,
-}
-
-impl Deliver for NodeDelivery {
-    fn deliver(
-        &self,
-        block: Block,
-        origin: Origin,
-        still_useful: StillUseful,
-    ) -> impl std::future::Future<Output = Verdict> + Send {
-        let this = self.clone();
-        async move {
-            let gossip = async {
-                if origin == Origin::Local {
-                    this.peers.publish_block(&block).await;
-                }
-            };
-            // Our bitcoind must not wait on the share network's queue, nor peers on our bitcoind.
-            let (_, outcome) = tokio::join!(
-                gossip,
-                this.submitter.submit_while(block.clone(), &*still_useful)
-            );
-            match outcome.accepted {
-                Some(true) => Verdict::Accepted,
-                Some(false) => Verdict::Rejected,
-                None => Verdict::Unknown,
-            }
-        }
-    }
-}
-
-/// Found blocks, once per parent, to bitcoind and peers.
-pub type FoundBlocks = BlockGate<NodeDelivery>;
-
-impl BlockSink for FoundBlocks {
-    fn submit_block(&self, block: Block) {
-        self.offer(block, Origin::Local);
-    }
-
-    fn wants(&self, parent: &bitcoin::BlockHash) -> bool {
-        self.wants_local(parent)
-    }
-}
-
-/// The work builder of a running node.
-pub type NodeWork = WorkBuilder<ShareService, FoundBlocks>;
 
 /// A running node.
 #[derive(Debug)]

@@ -21,6 +21,9 @@ use sharechain::encode::Encode;
 use sharechain::share::ShareError;
 use sharechain::testkit::{easy_params, next_share, p2wpkh};
 use sharechain::{CheckedShare, NetworkParams, ShareHash};
+use wait::{check, holds_for, wait_until};
+
+mod wait;
 
 struct Node {
     svc: ShareService,
@@ -77,6 +80,11 @@ async fn node(params: &'static NetworkParams, bootstrap: Vec<Multiaddr>) -> Node
         addr,
         _dir: dir,
     }
+}
+
+/// The ids of `h`'s connected peers, and whether each is ready: what a failed wait shows.
+async fn peer_ids(h: &P2pHandle) -> Vec<(libp2p::PeerId, bool)> {
+    h.peers().await.iter().map(|p| (p.peer, p.ready)).collect()
 }
 
 /// Mines `n` shares on `node`'s best share and submits them as its miners would.
@@ -238,7 +246,11 @@ async fn a_peer_sending_invalid_shares_is_banned_and_others_are_unaffected() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _m_rx, _) = net(p, vec![a.addr.clone()], dir.path()).await;
     let m_id = m.local_peer_id();
-    wait_for("M connected", 10, || true).await;
+    wait_until("M connected to A", Duration::from_secs(10), || async {
+        let peers = peer_ids(a.svc.p2p()).await;
+        check(peers.iter().any(|(p, _)| *p == m_id), peers)
+    })
+    .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         m.publish_share(bad.to_bytes()).await;
@@ -249,10 +261,13 @@ async fn a_peer_sending_invalid_shares_is_banned_and_others_are_unaffected() {
         }
         assert!(tokio::time::Instant::now() < deadline, "M was not banned");
     }
-    // Banned: M cannot come back.
+    // Banned: M cannot come back, not even for a moment.
     m.dial(a.addr.clone()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id));
+    holds_for("M kept out of A", Duration::from_millis(500), || async {
+        let peers = peer_ids(a.svc.p2p()).await;
+        check(!peers.iter().any(|(p, _)| *p == m_id), peers)
+    })
+    .await;
     // The honest pair still works.
     let tip = *mine(&a, 2, 8).await.last().unwrap();
     wait_for("B follows A", 20, || b.svc.best_share_hash() == Some(tip)).await;
@@ -284,8 +299,11 @@ async fn an_undecodable_message_gets_its_sender_banned() {
             "junk was not noticed"
         );
     }
-    wait_for("M disconnected", 10, || true).await;
-    assert!(!a.svc.p2p().peers().await.iter().any(|p| p.peer == m_id));
+    wait_until("M disconnected from A", Duration::from_secs(10), || async {
+        let peers = peer_ids(a.svc.p2p()).await;
+        check(!peers.iter().any(|(p, _)| *p == m_id), peers)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,11 +316,21 @@ async fn nodes_on_different_networks_ignore_each_other() {
     .await;
     mine(&x, 5, 9).await;
     mine(&y, 3, 10).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(x.svc.snapshot().shares, 5);
-    assert_eq!(y.svc.snapshot().shares, 3);
-    assert!(x.svc.p2p().peers().await.is_empty());
-    assert!(y.svc.p2p().peers().await.is_empty());
+    // Y dials X at start; no share may cross while they meet and part.
+    holds_for(
+        "each node keeps its own shares",
+        Duration::from_secs(2),
+        || async {
+            let counts = (x.svc.snapshot().shares, y.svc.snapshot().shares);
+            check(counts == (5, 3), counts)
+        },
+    )
+    .await;
+    wait_until("X and Y parted", Duration::from_secs(10), || async {
+        let peers = (peer_ids(x.svc.p2p()).await, peer_ids(y.svc.p2p()).await);
+        check(peers.0.is_empty() && peers.1.is_empty(), peers)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,8 +519,11 @@ async fn a_flooding_peer_is_banned() {
     }
     // Banned: M's redial is refused.
     m.dial(a.listen_addrs().await[0].clone()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!a.peers().await.iter().any(|p| p.peer == m_id));
+    holds_for("M kept out of A", Duration::from_millis(500), || async {
+        let peers = peer_ids(&a).await;
+        check(!peers.iter().any(|(p, _)| *p == m_id), peers)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,11 +537,16 @@ async fn peers_find_each_other_through_kad() {
     );
     let (a, _ra, a_addr) = net_with(p, vec![], da.path(), more_peers).await;
     let (b, _rb, _) = net_with(p, vec![a_addr.clone()], db.path(), more_peers).await;
-    // Give A time to learn B before C asks it.
-    wait_for("B ready at A", 10, || true).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b_id = b.local_peer_id();
+    // A must know B before C asks it: B is ready at A once identify has put B's addresses in
+    // A's routing table.
+    wait_until("B ready at A", Duration::from_secs(10), || async {
+        let peers = peer_ids(&a).await;
+        check(peers.contains(&(b_id, true)), peers)
+    })
+    .await;
     let (c, _rc, _) = net_with(p, vec![a_addr], dc.path(), more_peers).await;
-    let (b_id, c_id) = (b.local_peer_id(), c.local_peer_id());
+    let c_id = c.local_peer_id();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !c.peers().await.iter().any(|p| p.peer == b_id) {
         assert!(tokio::time::Instant::now() < deadline, "C never found B");
@@ -532,12 +568,11 @@ async fn a_restarted_node_keeps_its_key_and_finds_its_peers_without_bootstrap() 
     let a_id = a.local_peer_id();
     let (x, _rx, _) = net(p, vec![a_addr], dx.path()).await;
     let x_id = x.local_peer_id();
-    wait_for("X meets A", 10, || true).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !x.peers().await.iter().any(|p| p.peer == a_id && p.ready) {
-        assert!(tokio::time::Instant::now() < deadline, "X never met A");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("X meets A", Duration::from_secs(10), || async {
+        let peers = peer_ids(&x).await;
+        check(peers.contains(&(a_id, true)), peers)
+    })
+    .await;
     x.shutdown().await;
     // The loop saves the address book as it stops.
     let book = dx.path().join("peers.txt");

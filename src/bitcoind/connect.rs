@@ -8,9 +8,9 @@ use super::args::{ArgsError, BitcoindArgs};
 use super::checks::{wait_until_ready, StartupError, StartupInfo};
 use super::p2p::BitcoindP2p;
 use super::rpc::{RpcClient, RpcError};
+use super::submit::{BlockSubmitter, SubmitConfig};
 use super::template::{TemplateConfig, TemplateSource};
 use super::Backoff;
-use crate::submit::{BlockSubmitter, SubmitConfig};
 
 /// Why the bitcoind side could not start.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,9 @@
 //! Everything the node says to its bitcoind: the JSON-RPC client (`rpc.rs`) and its typed
 //! replies (`types.rs`), where the credentials come from (`auth.rs`, `args.rs` for the
 //! `--bitcoind-*` options), the block template source with long polling (`template.rs`), the
-//! Bitcoin P2P link (`p2p.rs`) and the start-up checks (`checks.rs`); `connect.rs` starts them
-//! all together. Found blocks go out through [`crate::submit`].
+//! Bitcoin P2P link (`p2p.rs`), the block submitter (`submit.rs`: `submitblock` and a P2P
+//! `block` at once) and the start-up checks (`checks.rs`); `connect.rs` starts them all
+//! together. Which found blocks go when is [`crate::submit::gate`]'s call.
 //!
 //! Errors of the RPC client are split into transient ones (retry with back-off: connection
 //! refused or reset, timeouts, HTTP 5xx, bitcoind warming up) and persistent ones (report: wrong
@@ -15,6 +16,7 @@ mod checks;
 mod connect;
 mod p2p;
 mod rpc;
+mod submit;
 mod template;
 mod types;
 pub mod wire;
@@ -28,7 +30,10 @@ pub use auth::{bitcoin_conf, default_datadir, AuthError, ConfFile, Credentials, 
 pub use checks::{startup_checks, wait_until_ready, StartupError, StartupInfo};
 pub use connect::{Bitcoind, ConnectError};
 pub use p2p::{BitcoindP2p, P2pConfig, P2pError};
+#[doc(hidden)]
+pub use rpc::parse_http_reply;
 pub use rpc::{RpcClient, RpcError};
+pub use submit::{BlockSubmitter, FoundBlock, P2pOutcome, RpcOutcome, SubmitConfig};
 pub use template::{TemplateConfig, TemplateRefresh, TemplateSource};
 pub use types::{
     BlockTemplate, BlockchainInfo, NetworkInfo, SubmitBlockResult, TemplateTx, TypeError,

@@ -320,6 +320,14 @@ impl RpcClient {
     }
 }
 
+/// [`parse_reply`] with the HTTP status as a number (`None` if it is not one): the entry point of
+/// the reply fuzz target in `fuzz/`.
+#[doc(hidden)]
+pub fn parse_http_reply(status: u16, body: &[u8]) -> Option<Result<Value, RpcError>> {
+    let status = StatusCode::from_u16(status).ok()?;
+    Some(parse_reply("fuzz", status, body))
+}
+
 /// Interpret a reply: bitcoind sends JSON-RPC errors with HTTP 404/500 (1.0 mode), and plain
 /// text for HTTP-level failures (401, 503 "work queue depth exceeded").
 fn parse_reply(method: &str, status: StatusCode, bytes: &[u8]) -> Result<Value, RpcError> {

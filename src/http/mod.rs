@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::bitcoind::{Bitcoind, BlockTemplate, RpcClient};
-use crate::node::NodeWork;
+use crate::delivery::NodeWork;
 use crate::stats::{SamplerConfig, Stats};
 use crate::submit::BlockSubmitter;
 use crate::worker::WorkerPort;

@@ -151,18 +151,24 @@ fn miner<P: WorkProvider>(
         .map_err(|e| (24, e.to_string()))
 }
 
-async fn rpc<P: WorkProvider>(
-    State(shared): State<Arc<Shared<P>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let lp = shared.config.long_poll_path.as_str();
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return rpc_reply(&Value::Null, Err((-32700, "parse error".to_owned())), lp);
+/// What a getwork request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// New work (no parameters).
+    Fetch,
+    /// Check this `data` (the first parameter).
+    Submit(String),
+}
+
+/// Parse a JSON-RPC request body: its id (`null` when absent or unparsable) and the call, or the
+/// JSON-RPC error to answer with.
+pub(crate) fn parse_request(body: &[u8]) -> (Value, Result<Call, (i32, String)>) {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return (Value::Null, Err((-32700, "parse error".to_owned())));
     };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     if request.get("method").and_then(Value::as_str) != Some("getwork") {
-        return rpc_reply(&id, Err((-32601, "method not found".to_owned())), lp);
+        return (id, Err((-32601, "method not found".to_owned())));
     }
     let data = request
         .get("params")
@@ -170,12 +176,23 @@ async fn rpc<P: WorkProvider>(
         .and_then(|p| p.first())
         .and_then(Value::as_str)
         .map(str::to_owned);
-    match data {
-        None => {
+    (id, Ok(data.map_or(Call::Fetch, Call::Submit)))
+}
+
+async fn rpc<P: WorkProvider>(
+    State(shared): State<Arc<Shared<P>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let lp = shared.config.long_poll_path.as_str();
+    let (id, call) = parse_request(&body);
+    match call {
+        Err(e) => rpc_reply(&id, Err(e), lp),
+        Ok(Call::Fetch) => {
             let result = miner(&shared, &headers).and_then(|m| new_work(&shared, m));
             rpc_reply(&id, result, lp)
         }
-        Some(data) => {
+        Ok(Call::Submit(data)) => {
             let (ok, reason) = submit(&shared, &data).await;
             let mut response = rpc_reply(&id, Ok(Value::Bool(ok)), lp);
             if let Some(reason) = reason.and_then(|r| HeaderValue::from_str(&r).ok()) {
@@ -367,5 +384,18 @@ mod tests {
         assert_eq!(decode_data(&data), Some(header));
         assert_eq!(decode_data(&data[..160]), Some(header));
         assert_eq!(decode_data("zz"), None);
+    }
+
+    #[test]
+    fn request_bodies() {
+        let (id, call) = parse_request(br#"{"id":3,"method":"getwork","params":[]}"#);
+        assert_eq!((id, call), (Value::from(3), Ok(Call::Fetch)));
+        let (_, call) = parse_request(br#"{"method":"getwork","params":["00ff"]}"#);
+        assert_eq!(call, Ok(Call::Submit("00ff".to_owned())));
+        let (id, call) = parse_request(br#"{"id":"a","method":"getblocktemplate"}"#);
+        assert_eq!(id, Value::from("a"));
+        assert_eq!(call.unwrap_err().0, -32601);
+        let (id, call) = parse_request(b"{");
+        assert_eq!((id, call.unwrap_err().0), (Value::Null, -32700));
     }
 }

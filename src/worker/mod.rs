@@ -9,6 +9,8 @@
 //!
 //! See `docs/WORKER.md` for the wire behaviour (methods, error codes, username syntax, vardiff).
 
+#[doc(hidden)]
+pub mod fuzz;
 mod getwork;
 mod job;
 mod sniff;

@@ -1,9 +1,14 @@
-//! Stratum framing: newline-terminated JSON lines with a length bound, and reply formatting.
+//! Stratum framing: newline-terminated JSON lines with a length bound, request and parameter
+//! parsing, and reply formatting.
 
 use std::time::Instant;
 
+use bitcoin::Target;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::worker::job::target_to_difficulty;
 
 /// Reading a line failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +93,70 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             }
         }
     }
+}
+
+/// A request line: every field may be missing, so a line of junk JSON still gets an answer.
+pub(crate) struct Request {
+    pub(crate) id: Value,
+    pub(crate) method: Option<String>,
+    /// `params`, with a missing or `null` one as no parameters and a bare value as one.
+    pub(crate) params: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawRequest {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    params: Value,
+}
+
+/// Parse one request line (as [`LineReader::line`] returns it).
+pub(crate) fn parse_request(line: &[u8]) -> Result<Request, serde_json::Error> {
+    let raw: RawRequest = serde_json::from_slice(line)?;
+    let params = match raw.params {
+        Value::Array(a) => a,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    Ok(Request {
+        id: raw.id,
+        method: raw.method,
+        params,
+    })
+}
+
+/// A hex `u32` parameter of 1 to 8 digits (ntime, nonce, version bits, masks).
+pub(crate) fn parse_hex_u32(value: Option<&Value>) -> Option<u32> {
+    let s = value?.as_str()?;
+    if s.is_empty() || s.len() > 8 {
+        return None;
+    }
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// A positive, finite difficulty, as a JSON number or a decimal string.
+pub(crate) fn parse_difficulty(value: Option<&Value>) -> Option<f64> {
+    let d = match value? {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (d.is_finite() && d > 0.0).then_some(d)
+}
+
+/// A `mining.suggest_target` target (big-endian hex, at most 64 digits) as a difficulty.
+pub(crate) fn parse_target_difficulty(value: Option<&Value>) -> Option<f64> {
+    let s = value?.as_str()?.trim();
+    if s.is_empty() || s.len() > 64 {
+        return None;
+    }
+    let mut be = [0u8; 32];
+    hex::decode_to_slice(format!("{s:0>64}"), &mut be).ok()?;
+    let d = target_to_difficulty(&Target::from_be_bytes(be));
+    (d.is_finite() && d > 0.0).then_some(d)
 }
 
 /// Append `{"id":ID,"result":RESULT,"error":null}\n`.

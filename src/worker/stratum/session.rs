@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{ScriptBuf, Target};
 use parking_lot::Mutex;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -25,7 +24,10 @@ mod submit;
 pub(crate) use submit::PendingFound;
 
 use super::code;
-use super::codec::{write_error, write_result, write_set_difficulty, LineError, LineReader};
+use super::codec::{
+    parse_difficulty, parse_hex_u32, parse_request, parse_target_difficulty, write_error,
+    write_result, write_set_difficulty, LineError, LineReader, Request,
+};
 use crate::worker::job::{
     difficulty_to_target, easier, format_difficulty, target_to_difficulty, wire_difficulty,
     Extranonce1, PreparedJob,
@@ -47,16 +49,6 @@ const MAX_BACKLOG: usize = 256 * 1024;
 const MAX_SUBMITS_PER_SEC: f64 = 50.0;
 /// Size of extranonce2 (extranonce1 is 4 bytes; together the 8-byte last_txout_nonce).
 const EXTRANONCE2_SIZE: usize = 4;
-
-#[derive(Deserialize)]
-struct Request {
-    #[serde(default)]
-    id: Value,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    params: Value,
-}
 
 /// A job as handed to this session, with the pseudo-share target it was handed out with.
 struct Issued {
@@ -303,35 +295,6 @@ pub(crate) async fn run<P: WorkProvider>(shared: Arc<Shared<P>>, stream: TcpStre
     drop(registered);
 }
 
-fn parse_hex_u32(value: Option<&Value>) -> Option<u32> {
-    let s = value?.as_str()?;
-    if s.is_empty() || s.len() > 8 {
-        return None;
-    }
-    u32::from_str_radix(s, 16).ok()
-}
-
-fn parse_difficulty(value: Option<&Value>) -> Option<f64> {
-    let d = match value? {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    (d.is_finite() && d > 0.0).then_some(d)
-}
-
-/// A `mining.suggest_target` target (big-endian hex, at most 64 digits) as a difficulty.
-fn parse_target_difficulty(value: Option<&Value>) -> Option<f64> {
-    let s = value?.as_str()?.trim();
-    if s.is_empty() || s.len() > 64 {
-        return None;
-    }
-    let mut be = [0u8; 32];
-    hex::decode_to_slice(format!("{s:0>64}"), &mut be).ok()?;
-    let d = target_to_difficulty(&Target::from_be_bytes(be));
-    (d.is_finite() && d > 0.0).then_some(d)
-}
-
 impl<P: WorkProvider> Session<P> {
     fn ready(&self) -> bool {
         self.extranonce1.is_some() && self.miner.is_some()
@@ -362,7 +325,7 @@ impl<P: WorkProvider> Session<P> {
     /// Handle one request line. A submit that found a share or block is returned for the
     /// provider (awaited without the session's lock), then passed to [`Self::finish_submit`].
     fn handle_line(&mut self, line: &[u8]) -> Option<PendingFound> {
-        let request: Request = match serde_json::from_slice(line) {
+        let request = match parse_request(line) {
             Ok(r) => r,
             Err(_) => {
                 write_error(
@@ -375,13 +338,8 @@ impl<P: WorkProvider> Session<P> {
                 return None;
             }
         };
-        let id = request.id;
-        let params = match request.params {
-            Value::Array(a) => a,
-            Value::Null => Vec::new(),
-            other => vec![other],
-        };
-        let Some(method) = request.method else {
+        let Request { id, method, params } = request;
+        let Some(method) = method else {
             // A reply to nothing we asked, or junk: answer only if it carries an id.
             if !id.is_null() {
                 write_error(&mut self.out, &id, code::OTHER, "missing method", "null");

@@ -6,11 +6,11 @@ use std::time::Instant;
 use bitcoin::hashes::Hash;
 use serde_json::Value;
 
-use super::{parse_hex_u32, Session, EXTRANONCE2_SIZE, MAX_SEEN};
+use super::{Session, EXTRANONCE2_SIZE, MAX_SEEN};
 use crate::worker::job::{meets, ntime_ok};
 use crate::worker::stats::Reject;
 use crate::worker::stratum::code;
-use crate::worker::stratum::codec::{write_error, write_result};
+use crate::worker::stratum::codec::{parse_hex_u32, write_error, write_result};
 use crate::worker::{Found, FoundOutcome, Miner, Via, WorkProvider};
 
 /// A submit meeting the share or block target, waiting for the provider's verdict.
