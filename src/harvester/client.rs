@@ -119,11 +119,7 @@ impl Harvester {
                 }
             }
         }
-        tracing::info!(
-            plots = plots.len(),
-            invalid = invalid.len(),
-            "plots opened"
-        );
+        tracing::info!(plots = plots.len(), invalid = invalid.len(), "plots opened");
         Ok(Harvester {
             config,
             tls,
@@ -145,7 +141,9 @@ impl Harvester {
                 Ok(()) | Err(SessionError::Closed) => {
                     tracing::info!(farmer = %self.config.farmer, "farmer connection closed");
                 }
-                Err(e) => tracing::warn!(farmer = %self.config.farmer, error = %e, "farmer session ended"),
+                Err(e) => {
+                    tracing::warn!(farmer = %self.config.farmer, error = %e, "farmer session ended")
+                }
             }
             tokio::time::sleep(RECONNECT).await;
         }
@@ -381,7 +379,12 @@ fn answer_signage_point(
                 farmer_reward_address_override: None,
                 fee_info: None,
             };
-            match Frame::new(msg::NEW_PROOF_OF_SPACE, None, "new_proof_of_space", &message) {
+            match Frame::new(
+                msg::NEW_PROOF_OF_SPACE,
+                None,
+                "new_proof_of_space",
+                &message,
+            ) {
                 Ok(frame) => {
                     proofs += 1;
                     tracing::info!(plot = %plot.path.display(), quality = %hex::encode(quality), "proof found");
@@ -403,7 +406,13 @@ fn answer_signage_point(
         total_plots: u32::try_from(plots.len()).unwrap_or(u32::MAX),
         lookup_time,
     };
-    tracing::debug!(index = sp.signage_point_index, passed, proofs, lookup_us = lookup_time, "signage point");
+    tracing::debug!(
+        index = sp.signage_point_index,
+        passed,
+        proofs,
+        lookup_us = lookup_time,
+        "signage point"
+    );
     if let Ok(frame) = Frame::new(msg::FARMING_INFO, None, "farming_info", &info) {
         let _ = tx.blocking_send(frame);
     }

@@ -116,8 +116,9 @@ fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
         (None, Some(root)) => client::CertSource::ChiaRoot(root),
         (None, None) => client::CertSource::ChiaRoot(match std::env::var_os("CHIA_ROOT") {
             Some(root) => PathBuf::from(root),
-            None => PathBuf::from(std::env::var_os("HOME").context("no HOME")?)
-                .join(".chia/mainnet"),
+            None => {
+                PathBuf::from(std::env::var_os("HOME").context("no HOME")?).join(".chia/mainnet")
+            }
         }),
     };
     let config = client::FarmConfig {

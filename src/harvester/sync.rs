@@ -12,9 +12,18 @@ pub const RESPONSE_TIMEOUT_SECS: u64 = 20;
 
 #[derive(Debug, Clone)]
 enum Item {
-    Start { count: u32 },
-    Loaded { plots: Vec<Plot2>, last: bool },
-    Paths { msg_type: u8, paths: Vec<String>, last: bool },
+    Start {
+        count: u32,
+    },
+    Loaded {
+        plots: Vec<Plot2>,
+        last: bool,
+    },
+    Paths {
+        msg_type: u8,
+        paths: Vec<String>,
+        last: bool,
+    },
     Done,
 }
 
@@ -78,15 +87,11 @@ impl PlotSync {
             (msg::PLOT_SYNC_KEYS_MISSING, &keys_missing),
             (msg::PLOT_SYNC_DUPLICATES, &Vec::new()),
         ] {
-            items.extend(
-                batched(list)
-                    .into_iter()
-                    .map(|(paths, last)| Item::Paths {
-                        msg_type,
-                        paths,
-                        last,
-                    }),
-            );
+            items.extend(batched(list).into_iter().map(|(paths, last)| Item::Paths {
+                msg_type,
+                paths,
+                last,
+            }));
         }
         items.push(Item::Done);
         PlotSync {
@@ -196,7 +201,10 @@ impl PlotSync {
     pub fn check_timeout(&mut self, now: u64) -> Result<Option<Frame>, ProtocolError> {
         match self.awaiting {
             Some(sent) if now.saturating_sub(sent) >= RESPONSE_TIMEOUT_SECS => {
-                tracing::warn!(sync_id = self.sync_id, "no plot sync response; starting over");
+                tracing::warn!(
+                    sync_id = self.sync_id,
+                    "no plot sync response; starting over"
+                );
                 self.restart(now.max(self.sync_id + 1));
                 self.next_frame(now)
             }
@@ -232,7 +240,10 @@ mod tests {
         let mut s = PlotSync::new(vec![], vec!["bad.plot".into()], vec![], 1000);
         let mut types = Vec::new();
         while let Some(f) = s.next_frame(1000).unwrap() {
-            assert!(s.next_frame(1000).unwrap().is_none(), "one message at a time");
+            assert!(
+                s.next_frame(1000).unwrap().is_none(),
+                "one message at a time"
+            );
             types.push(f.msg_type);
             s.on_response(&response(&f, None));
         }
@@ -256,7 +267,10 @@ mod tests {
         assert_eq!(g.msg_type, msg::PLOT_SYNC_START);
         assert_ne!(response(&g, None).identifier.sync_id, 1000);
         assert!(s.check_timeout(1005).unwrap().is_none());
-        let h = s.check_timeout(1001 + RESPONSE_TIMEOUT_SECS).unwrap().unwrap();
+        let h = s
+            .check_timeout(1001 + RESPONSE_TIMEOUT_SECS)
+            .unwrap()
+            .unwrap();
         assert_eq!(h.msg_type, msg::PLOT_SYNC_START);
     }
 }

@@ -151,7 +151,10 @@ pub fn issue_harvester_cert(
     let mut name = rcgen::DistinguishedName::new();
     name.push(rcgen::DnType::CommonName, "Chia");
     name.push(rcgen::DnType::OrganizationName, "Chia");
-    name.push(rcgen::DnType::OrganizationalUnitName, "Organic Farming Division");
+    name.push(
+        rcgen::DnType::OrganizationalUnitName,
+        "Organic Farming Division",
+    );
     params.distinguished_name = name;
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     params.not_after = rcgen::date_time_ymd(2100, 8, 2);
