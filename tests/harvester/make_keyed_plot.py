@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Makes k18 chiapos plots whose memos hold real BLS keys, as chia's plotter writes them.
 
-Usage: make_keyed_plot.py OUT_DIR NAME KIND where KIND is `og` (memo = pool public key, farmer
-public key, local master secret key) or `contract` (memo = pool contract puzzle hash, farmer public
-key, local master secret key). Keys come from fixed seeds, so a cached plot stays valid. Prints one
-JSON object: the plot path, the farmer secret key and the pool public key (hex).
+Usage: make_keyed_plot.py OUT_DIR NAME KIND [FARMER_PK POOL_PK] where KIND is `og` (memo = pool
+public key, farmer public key, local master secret key) or `contract` (memo = pool contract puzzle
+hash, farmer public key, local master secret key). Keys come from fixed seeds, so a cached plot
+stays valid, unless a farmer's public keys are given (hex; the secret key is then unknown). Prints
+one JSON object: the plot path, the farmer secret key, the pool public key and the plot key (hex).
 """
 import hashlib
 import json
@@ -12,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from chia_rs import AugSchemeMPL
+from chia_rs import AugSchemeMPL, G1Element
 from chiapos import DiskPlotter
 
 
@@ -33,6 +34,10 @@ def main():
     local_master = key(b"local " + name.encode())
     local_sk = derive(local_master, [12381, 8444, 3, 0])
     farmer_pk, pool_pk, local_pk = farmer_sk.get_g1(), pool_sk.get_g1(), local_sk.get_g1()
+    if len(sys.argv) > 5:
+        farmer_pk = G1Element.from_bytes(bytes.fromhex(sys.argv[4]))
+        pool_pk = G1Element.from_bytes(bytes.fromhex(sys.argv[5]))
+        farmer_sk = None
     plot_pk = local_pk + farmer_pk
     if kind == "og":
         head = bytes(pool_pk)
@@ -52,7 +57,7 @@ def main():
             os.replace(os.path.join(tmp, name + ".plot"), plot)
     print(json.dumps({
         "plot": plot,
-        "farmer_sk": bytes(farmer_sk).hex(),
+        "farmer_sk": bytes(farmer_sk).hex() if farmer_sk else None,
         "pool_pk": bytes(pool_pk).hex(),
         "plot_pk": bytes(plot_pk).hex(),
     }))
