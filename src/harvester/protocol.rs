@@ -388,4 +388,20 @@ mod tests {
         old.push(9);
         assert!(NewSignagePointHarvester2::from_bytes(&old).is_err());
     }
+
+    proptest::proptest! {
+        // Whatever a farmer sends, decoding gives a value or an error, never a panic, and what
+        // decodes re-encodes to the same bytes.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Ok(frame) = Frame::decode(&bytes) {
+                proptest::prop_assert_eq!(frame.encode().unwrap(), bytes.clone());
+            }
+            let frame = Frame { msg_type: 0, id: None, data: bytes.into() };
+            let _ = frame.payload::<HarvesterHandshake>("x");
+            let _ = frame.payload::<NewSignagePointHarvester2>("x");
+            let _ = frame.payload::<RequestSignatures>("x");
+            let _ = frame.payload::<PlotSyncResponse>("x");
+        }
+    }
 }
