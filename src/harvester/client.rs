@@ -5,6 +5,7 @@
 //! [`MAX_LOOKUPS`] at once; their messages come back over a bounded channel), and signs.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,8 @@ use super::tls::{self, TlsError};
 
 /// Signage point lookups running at once; a signage point arriving past this is dropped.
 pub const MAX_LOOKUPS: usize = 4;
+/// Threads looking up the plots that pass the filter for one signage point.
+pub const LOOKUP_THREADS: usize = 8;
 /// Messages waiting to be written to the farmer.
 const OUTBOX: usize = 256;
 /// Wait between connection attempts (chia's harvester retries every 3 s).
@@ -347,7 +350,9 @@ where
     }
 }
 
-/// Runs on a blocking thread: proofs for every plot passing the filter, then `farming_info`.
+/// Runs on a blocking thread: proofs for every plot passing the filter (looked up on up to
+/// [`LOOKUP_THREADS`] threads, as chia's harvester uses a pool, since each lookup waits on reads),
+/// then `farming_info`.
 fn answer_signage_point(
     plots: &[Arc<Plot>],
     sp: &p::NewSignagePointHarvester2,
@@ -355,48 +360,27 @@ fn answer_signage_point(
     tx: &mpsc::Sender<Frame>,
 ) {
     let started = Instant::now();
-    let (mut passed, mut proofs) = (0u32, 0u32);
-    for plot in plots {
-        if !plot.passes_filter(sp, consensus) {
-            continue;
-        }
-        passed += 1;
-        let found = match plot.lookup(sp, consensus) {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(plot = %plot.path.display(), error = %e, "lookup failed");
-                continue;
-            }
-        };
-        for (quality, proof) in found {
-            let message = p::NewProofOfSpace {
-                challenge_hash: sp.challenge_hash,
-                sp_hash: sp.sp_hash,
-                plot_identifier: format!("{}{}", hex::encode(quality), plot.filename()),
-                proof,
-                signage_point_index: sp.signage_point_index,
-                include_source_signature_data: false,
-                farmer_reward_address_override: None,
-                fee_info: None,
-            };
-            match Frame::new(
-                msg::NEW_PROOF_OF_SPACE,
-                None,
-                "new_proof_of_space",
-                &message,
-            ) {
-                Ok(frame) => {
-                    proofs += 1;
-                    tracing::info!(plot = %plot.path.display(), quality = %hex::encode(quality), "proof found");
-                    if tx.blocking_send(frame).is_err() {
-                        return; // the session ended
-                    }
+    let passing: Vec<&Arc<Plot>> = plots
+        .iter()
+        .filter(|plot| plot.passes_filter(sp, consensus))
+        .collect();
+    let proofs = AtomicU32::new(0);
+    let per_thread = passing.len().div_ceil(LOOKUP_THREADS).max(1);
+    std::thread::scope(|scope| {
+        for group in passing.chunks(per_thread) {
+            let proofs = &proofs;
+            scope.spawn(move || {
+                for plot in group {
+                    proofs.fetch_add(lookup_plot(plot, sp, consensus, tx), Ordering::Relaxed);
                 }
-                Err(e) => tracing::warn!(error = %e, "proof not sent"),
-            }
+            });
         }
-    }
+    });
     let lookup_time = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let (passed, proofs) = (
+        u32::try_from(passing.len()).unwrap_or(u32::MAX),
+        proofs.into_inner(),
+    );
     let info = p::FarmingInfo {
         challenge_hash: sp.challenge_hash,
         sp_hash: sp.sp_hash,
@@ -416,6 +400,51 @@ fn answer_signage_point(
     if let Ok(frame) = Frame::new(msg::FARMING_INFO, None, "farming_info", &info) {
         let _ = tx.blocking_send(frame);
     }
+}
+
+/// Sends `new_proof_of_space` for each good proof of one plot; the number sent.
+fn lookup_plot(
+    plot: &Plot,
+    sp: &p::NewSignagePointHarvester2,
+    consensus: &Consensus,
+    tx: &mpsc::Sender<Frame>,
+) -> u32 {
+    let found = match plot.lookup(sp, consensus) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(plot = %plot.path.display(), error = %e, "lookup failed");
+            return 0;
+        }
+    };
+    let mut sent = 0;
+    for (quality, proof) in found {
+        let message = p::NewProofOfSpace {
+            challenge_hash: sp.challenge_hash,
+            sp_hash: sp.sp_hash,
+            plot_identifier: format!("{}{}", hex::encode(quality), plot.filename()),
+            proof,
+            signage_point_index: sp.signage_point_index,
+            include_source_signature_data: false,
+            farmer_reward_address_override: None,
+            fee_info: None,
+        };
+        match Frame::new(
+            msg::NEW_PROOF_OF_SPACE,
+            None,
+            "new_proof_of_space",
+            &message,
+        ) {
+            Ok(frame) => {
+                tracing::info!(plot = %plot.path.display(), quality = %hex::encode(quality), "proof found");
+                if tx.blocking_send(frame).is_err() {
+                    break; // the session ended
+                }
+                sent += 1;
+            }
+            Err(e) => tracing::warn!(error = %e, "proof not sent"),
+        }
+    }
+    sent
 }
 
 /// `respond_signatures` for a plot named by `plot_identifier` (quality hex ‖ path); `None` for
