@@ -150,50 +150,66 @@ fn chia_farmer_lists_our_plots() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     let plot_pk = made["plot_pk"].as_str().unwrap().to_owned();
 
-    let harvester = Harvester::new(FarmConfig {
-        farmer: format!("127.0.0.1:{port}"),
-        plots: vec![plots.clone()],
-        certs: CertSource::CaDir(chia.root.join("config/ssl/ca")),
-        network_id: "mainnet".into(),
-        consensus: Consensus::default(),
-    })
-    .unwrap();
-    assert_eq!(harvester.plots().len(), 1);
-    let plot_id = hex::encode(harvester.plots()[0].prover.id());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let task = runtime.spawn(async move { harvester.run().await });
-
-    let start = Instant::now();
-    let listed = loop {
-        let out = chia
-            .cmd("chia")
-            .args(["rpc", "farmer", "get_harvesters"])
-            .output()
-            .unwrap();
-        let reply: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-        let plots = reply["harvesters"][0]["plots"].as_array().cloned();
-        if let Some(plots) = plots.filter(|p| !p.is_empty()) {
-            break (reply["harvesters"][0].clone(), plots);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "chia's farmer never listed our plot: {reply}"
-        );
-        std::thread::sleep(Duration::from_secs(2));
+    let harvester = |certs: CertSource| {
+        Harvester::new(FarmConfig {
+            farmer: format!("127.0.0.1:{port}"),
+            plots: vec![plots.clone()],
+            certs,
+            network_id: "mainnet".into(),
+            consensus: Consensus::default(),
+        })
+        .unwrap()
     };
+    // The farmer's view of its harvesters, until `done` accepts one of them.
+    let wait_listed = |done: &dyn Fn(&serde_json::Value) -> bool| -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let out = chia
+                .cmd("chia")
+                .args(["rpc", "farmer", "get_harvesters"])
+                .output()
+                .unwrap();
+            let reply: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            if let Some(h) = reply["harvesters"]
+                .as_array()
+                .and_then(|hs| hs.iter().find(|h| done(h)))
+            {
+                return h.clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "chia's farmer never listed our plot: {reply}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    };
+    let has_plots = |h: &serde_json::Value| h["plots"].as_array().is_some_and(|p| !p.is_empty());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // A certificate issued from the root's private CA (RSA), as `chia init -c` would.
+    let first = harvester(CertSource::CaDir(chia.root.join("config/ssl/ca")));
+    assert_eq!(first.plots().len(), 1);
+    let plot_id = hex::encode(first.plots()[0].prover.id());
+    let task = runtime.spawn(async move { first.run().await });
+    let info = wait_listed(&has_plots);
     task.abort();
-    let (harvester_info, plots_listed) = listed;
-    assert_eq!(plots_listed.len(), 1, "{harvester_info}");
+    let plots_listed = info["plots"].as_array().unwrap();
+    assert_eq!(plots_listed.len(), 1, "{info}");
     let plot = &plots_listed[0];
     assert_eq!(plot["plot_id"], format!("0x{plot_id}"));
     assert_eq!(plot["plot_public_key"], format!("0x{plot_pk}"));
     assert_eq!(plot["pool_public_key"], format!("0x{pool_pk}"));
     assert_eq!(plot["size"], 18);
-    assert_eq!(
-        harvester_info["failed_to_open_filenames"],
-        serde_json::json!([])
-    );
-    assert_eq!(harvester_info["no_key_filenames"], serde_json::json!([]));
-    assert_eq!(harvester_info["harvesting_mode"], 1);
+    assert_eq!(info["failed_to_open_filenames"], serde_json::json!([]));
+    assert_eq!(info["no_key_filenames"], serde_json::json!([]));
+    assert_eq!(info["harvesting_mode"], 1);
+
+    // The root's own harvester certificate (what `chia init` wrote), a new connection.
+    let first_node = info["connection"]["node_id"].clone();
+    let second = harvester(CertSource::ChiaRoot(chia.root.clone()));
+    let task = runtime.spawn(async move { second.run().await });
+    let info = wait_listed(&|h| has_plots(h) && h["connection"]["node_id"] != first_node);
+    task.abort();
+    assert_eq!(info["plots"][0]["plot_id"], format!("0x{plot_id}"));
 }
