@@ -233,6 +233,9 @@ impl Harvester {
         let (out_tx, mut out_rx) = mpsc::channel::<Frame>(OUTBOX);
         let mut farmable: Arc<Vec<Arc<Plot>>> = Arc::new(Vec::new());
         let mut sync: Option<PlotSync> = None;
+        // As chia's harvester: no signage point is answered until the farmer has sent both
+        // farmer and pool keys.
+        let mut keys_available = false;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -249,6 +252,7 @@ impl Harvester {
                                 keys_missing = missing.len(),
                                 "farmer keys received"
                             );
+                            keys_available = !keys.farmer_public_keys.is_empty() && !keys.pool_public_keys.is_empty();
                             let infos = ok.iter().map(|p| p.info()).collect();
                             farmable = Arc::new(ok);
                             let mut s = PlotSync::new(infos, self.invalid.clone(), missing, unix_now());
@@ -264,8 +268,8 @@ impl Harvester {
                         }
                         msg::NEW_SIGNAGE_POINT_HARVESTER => {
                             let sp: p::NewSignagePointHarvester2 = frame.payload("new_signage_point_harvester")?;
-                            if farmable.is_empty() && sync.is_none() {
-                                tracing::debug!("signage point before the farmer's keys: ignored");
+                            if !keys_available {
+                                tracing::debug!("signage point without the farmer's keys: ignored");
                                 continue;
                             }
                             let Ok(permit) = self.lookups.clone().try_acquire_owned() else {
