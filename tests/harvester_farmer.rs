@@ -515,3 +515,28 @@ async fn full_session_with_plot_sync_proofs_and_signatures() {
     task.abort();
     result.expect("session finished in time");
 }
+
+#[tokio::test]
+async fn reconnects_after_the_farmer_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let harvester = Harvester::new(config(addr, dir.path(), vec![])).unwrap();
+    let task = tokio::spawn(async move { harvester.run().await });
+    let farm = async {
+        let mut ws = accept(&listener, &pki).await;
+        handshake(&mut ws, "mainnet").await;
+        ws.close(None).await.unwrap();
+        drop(ws);
+        // chia's harvester retries every 3 s; so does ours.
+        let started = std::time::Instant::now();
+        let mut ws = accept(&listener, &pki).await;
+        handshake(&mut ws, "mainnet").await;
+        started.elapsed()
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(30), farm).await;
+    task.abort();
+    let waited = waited.expect("the harvester came back");
+    assert!(waited >= Duration::from_secs(2), "{waited:?}");
+}
