@@ -33,6 +33,10 @@ const OUTBOX: usize = 256;
 const RECONNECT: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A websocket ping goes out this often (aiohttp, under chia's farmer, answers it).
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// Silence (no message, no pong) after which the farmer is taken for gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(90);
 
 /// What the harvester needs to run.
 #[derive(Debug, Clone)]
@@ -94,6 +98,9 @@ pub enum SessionError {
     /// The farmer closed the connection.
     #[error("farmer closed the connection")]
     Closed,
+    /// Nothing from the farmer, not even a pong, for too long.
+    #[error("farmer silent for {0:?}")]
+    Silent(Duration),
 }
 
 /// The harvester: plots opened once, then connections to the farmer forever.
@@ -196,7 +203,8 @@ impl Harvester {
             &Frame::new(msg::HANDSHAKE, None, "handshake", &hello)?,
         )
         .await?;
-        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv(&mut ws))
+        let mut last_seen = Instant::now();
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv(&mut ws, &mut last_seen))
             .await
             .map_err(|_| SessionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??
             .ok_or(SessionError::Closed)?;
@@ -221,10 +229,10 @@ impl Harvester {
             version = %theirs.software_version,
             "connected to farmer"
         );
-        self.serve(&mut ws).await
+        self.serve(&mut ws, last_seen).await
     }
 
-    async fn serve<S>(&self, ws: &mut S) -> Result<(), SessionError>
+    async fn serve<S>(&self, ws: &mut S, mut last_seen: Instant) -> Result<(), SessionError>
     where
         S: futures::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
             + futures::Sink<WsMessage, Error = tokio_tungstenite::tungstenite::Error>
@@ -237,9 +245,10 @@ impl Harvester {
         // farmer and pool keys.
         let mut keys_available = false;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_ping = Instant::now();
         loop {
             tokio::select! {
-                frame = recv(ws) => {
+                frame = recv(ws, &mut last_seen) => {
                     let Some(frame) = frame? else { return Err(SessionError::Closed) };
                     match frame.msg_type {
                         msg::HARVESTER_HANDSHAKE => {
@@ -301,6 +310,13 @@ impl Harvester {
                 }
                 Some(frame) = out_rx.recv() => send(ws, &frame).await?,
                 _ = tick.tick() => {
+                    if last_seen.elapsed() > SILENCE_LIMIT {
+                        return Err(SessionError::Silent(SILENCE_LIMIT));
+                    }
+                    if last_ping.elapsed() >= PING_EVERY {
+                        last_ping = Instant::now();
+                        ws.send(WsMessage::Ping(Vec::new().into())).await?;
+                    }
                     if let Some(s) = sync.as_mut() {
                         if let Some(f) = s.check_timeout(unix_now())? { send(ws, &f).await?; }
                     }
@@ -338,13 +354,16 @@ where
     Ok(())
 }
 
-/// The next chia message, `None` when the farmer closed.
-async fn recv<S>(ws: &mut S) -> Result<Option<Frame>, SessionError>
+/// The next chia message, `None` when the farmer closed; `last_seen` is set at any message
+/// (pongs included).
+async fn recv<S>(ws: &mut S, last_seen: &mut Instant) -> Result<Option<Frame>, SessionError>
 where
     S: futures::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
-        match ws.next().await {
+        let next = ws.next().await;
+        *last_seen = Instant::now();
+        match next {
             None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
             Some(Ok(WsMessage::Binary(b))) => return Ok(Some(Frame::decode(&b)?)),
             Some(Ok(WsMessage::Text(_))) => return Err(SessionError::TextFrame),
