@@ -3,6 +3,7 @@
 //! `prove PLOT CHALLENGE…` read chiapos plots (a path, or an `http://` URL read by range requests)
 //! with `plotfile`.
 
+pub mod answer;
 pub mod client;
 pub mod plots;
 pub mod protocol;
