@@ -39,3 +39,20 @@ if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
       echo "setup: venv for plot tests unavailable; those tests will be skipped" >&2
   fi
 fi
+
+if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
+  # The harvester tests plot with real BLS keys in the memo (chia_rs, in the plotting venv), and
+  # may run chia-blockchain's own farmer (its own venv, so its pins stay away from the plot tools).
+  venv="$HOME/.cache/p2pool-rs/venv-plots"
+  if [ -x "$venv/bin/python" ] && ! "$venv/bin/python" -c 'import chia_rs' >/dev/null 2>&1; then
+    echo "setup: installing chia_rs into $venv (harvester tests)" >&2
+    "$venv/bin/pip" install -q chia_rs || echo "setup: chia_rs unavailable; the harvester session test will be skipped" >&2
+  fi
+  venv="$HOME/.cache/p2pool-rs/venv-chia"
+  if ! "$venv/bin/python" -c 'import chia.farmer' >/dev/null 2>&1; then
+    echo "setup: installing chia-blockchain 2.7.5 into $venv (about 80 s)" >&2
+    { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
+      "$venv/bin/pip" install -q 'chia-blockchain==2.7.5' ||
+      echo "setup: chia-blockchain unavailable; tests against chia's farmer will be skipped" >&2
+  fi
+fi

@@ -1,8 +1,17 @@
-//! `p2pool harvester check PLOT… [-n N]` and `p2pool harvester prove PLOT CHALLENGE…`: read
-//! chiapos plots (a path, or an `http://` URL read by range requests) with `plotfile`.
+//! `p2pool harvester`: a Chia harvester. `--plots … --farmer HOST:PORT` farms plots for a chia
+//! farmer over chia's harvester protocol ([`client`]); `check PLOT… [-n N]` and
+//! `prove PLOT CHALLENGE…` read chiapos plots (a path, or an `http://` URL read by range requests)
+//! with `plotfile`.
+
+pub mod answer;
+pub mod client;
+pub mod plots;
+pub mod protocol;
+pub mod sync;
+pub mod tls;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -12,9 +21,39 @@ use plotfile::{FileStorage, HttpStorage, Prover, Storage};
 
 /// Options of `p2pool harvester`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct HarvesterArgs {
     #[command(subcommand)]
-    pub command: HarvesterCommand,
+    pub command: Option<HarvesterCommand>,
+    #[command(flatten)]
+    pub farm: FarmArgs,
+}
+
+/// Options of `p2pool harvester --plots … --farmer HOST:PORT`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FarmArgs {
+    /// Plot files, or directories whose `*.plot` files are farmed.
+    #[arg(long, num_args = 1.., value_name = "DIR|FILE")]
+    pub plots: Vec<PathBuf>,
+    /// The farmer's harvester port (chia: `harvester.farmer_peers`, 8447 on mainnet).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub farmer: Option<String>,
+    /// Chia root holding `config/ssl/ca/private_ca.{crt,key}` (and possibly the harvester's
+    /// certificate); default `$CHIA_ROOT`, else `~/.chia/mainnet`.
+    #[arg(long, value_name = "DIR", conflicts_with = "ca_dir")]
+    pub chia_root: Option<PathBuf>,
+    /// Directory with the farmer's `private_ca.crt` and `private_ca.key` (as `chia init -c`).
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Network id to announce and require of the farmer.
+    #[arg(long, default_value = "mainnet")]
+    pub network_id: String,
+    /// Plot filter bits (default: mainnet's schedule by peak height).
+    #[arg(long, hide = true)]
+    pub plot_filter_bits: Option<u8>,
+    /// `DIFFICULTY_CONSTANT_FACTOR` of the network (2^67 on mainnet).
+    #[arg(long, hide = true, default_value_t = sharechain::pospace::DIFFICULTY_CONSTANT_FACTOR)]
+    pub difficulty_constant_factor: u128,
 }
 
 /// Subcommands of `p2pool harvester`.
@@ -59,12 +98,44 @@ fn open(plot: &str) -> anyhow::Result<Prover<Box<dyn Storage>>> {
     )?)
 }
 
-/// Runs a `harvester` subcommand.
+/// Runs a `harvester` subcommand, or the harvester itself.
 pub fn main(args: HarvesterArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        HarvesterCommand::Check { plots, n } => check(&plots, n),
-        HarvesterCommand::Prove { plot, challenges } => prove(&plot, &challenges),
+        Some(HarvesterCommand::Check { plots, n }) => check(&plots, n),
+        Some(HarvesterCommand::Prove { plot, challenges }) => prove(&plot, &challenges),
+        None => farm(args.farm),
     }
+}
+
+fn farm(args: FarmArgs) -> anyhow::Result<ExitCode> {
+    let farmer = args
+        .farmer
+        .context("--farmer HOST:PORT is required (or a subcommand: check, prove)")?;
+    anyhow::ensure!(!args.plots.is_empty(), "--plots DIR|FILE… is required");
+    let certs = match (args.ca_dir, args.chia_root) {
+        (Some(dir), _) => client::CertSource::CaDir(dir),
+        (None, Some(root)) => client::CertSource::ChiaRoot(root),
+        (None, None) => client::CertSource::ChiaRoot(match std::env::var_os("CHIA_ROOT") {
+            Some(root) => PathBuf::from(root),
+            None => {
+                PathBuf::from(std::env::var_os("HOME").context("no HOME")?).join(".chia/mainnet")
+            }
+        }),
+    };
+    let config = client::FarmConfig {
+        farmer,
+        plots: args.plots,
+        certs,
+        network_id: args.network_id,
+        consensus: plots::Consensus {
+            difficulty_constant_factor: args.difficulty_constant_factor,
+            filter_bits: args.plot_filter_bits,
+        },
+    };
+    let harvester = client::Harvester::new(config)?;
+    anyhow::ensure!(!harvester.plots().is_empty(), "no plot could be opened");
+    tokio::runtime::Runtime::new()?.block_on(harvester.run());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(plots: &[String], n: u32) -> anyhow::Result<ExitCode> {
@@ -143,4 +214,38 @@ fn prove(plot: &str, challenges: &[String]) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn harvester(args: &[&str]) -> Result<super::HarvesterArgs, clap::Error> {
+        let mut argv = vec!["p2pool", "harvester"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Command::Harvester(h)) => Ok(h),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn farm_options_and_subcommands_parse() {
+        let h = harvester(&[
+            "--plots", "a", "b.plot", "--farmer", "f:8447", "--ca-dir", "ca",
+        ])
+        .unwrap();
+        assert!(h.command.is_none());
+        assert_eq!(h.farm.plots.len(), 2);
+        assert_eq!(h.farm.farmer.as_deref(), Some("f:8447"));
+        assert_eq!(h.farm.network_id, "mainnet");
+        let h = harvester(&["check", "x.plot", "-n", "3"]).unwrap();
+        assert!(matches!(
+            h.command,
+            Some(super::HarvesterCommand::Check { n: 3, .. })
+        ));
+        assert!(harvester(&["--plots", "a", "--chia-root", "r", "--ca-dir", "c"]).is_err());
+    }
 }
