@@ -289,3 +289,38 @@ mod tests {
         assert!(args_with_config(argv(&["p2pool", "--config", path.to_str().unwrap()])).is_err());
     }
 }
+
+/// `p2pool harvester`'s options, parsed as the binary parses them.
+#[cfg(test)]
+mod harvester_args {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn harvester(args: &[&str]) -> Result<crate::harvester::HarvesterArgs, clap::Error> {
+        let mut argv = vec!["p2pool", "harvester"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Command::Harvester(h)) => Ok(h),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn farm_options_and_subcommands_parse() {
+        let h = harvester(&[
+            "--plots", "a", "b.plot", "--farmer", "f:8447", "--ca-dir", "ca",
+        ])
+        .unwrap();
+        assert!(h.command.is_none());
+        assert_eq!(h.farm.plots.len(), 2);
+        assert_eq!(h.farm.farmer.as_deref(), Some("f:8447"));
+        assert_eq!(h.farm.network_id, "mainnet");
+        let h = harvester(&["check", "x.plot", "-n", "3"]).unwrap();
+        assert!(matches!(
+            h.command,
+            Some(crate::harvester::HarvesterCommand::Check { n: 3, .. })
+        ));
+        assert!(harvester(&["--plots", "a", "--chia-root", "r", "--ca-dir", "c"]).is_err());
+    }
+}

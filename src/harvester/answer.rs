@@ -9,7 +9,6 @@ use std::time::Instant;
 use chia_protocol::Bytes32;
 use tokio::sync::mpsc;
 
-use super::client::unix_now;
 use super::plots::{Consensus, Plot};
 use super::protocol::{self as p, msg, Frame};
 
@@ -139,4 +138,11 @@ pub(crate) fn sign(
         include_source_signature_data: false,
         farmer_reward_address_override: None,
     })
+}
+
+/// Seconds since the Unix epoch (0 before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

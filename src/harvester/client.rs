@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use chia_bls::PublicKey;
 use chia_protocol::{Handshake, NodeType};
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::answer::{answer_signage_point, sign};
+use super::answer::{answer_signage_point, sign, unix_now};
 use super::plots::{Consensus, Plot};
 use super::protocol::{self as p, msg, Frame, ProtocolError, MAX_MESSAGE_BYTES};
 use super::sync::PlotSync;
@@ -337,12 +337,6 @@ impl Harvester {
             .partition(|p| p.has_keys(farmer_keys, pool_keys));
         (ok, missing.iter().map(|p| p.filename()).collect())
     }
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 async fn send<S>(ws: &mut S, frame: &Frame) -> Result<(), SessionError>

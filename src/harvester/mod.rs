@@ -215,37 +215,3 @@ fn prove(plot: &str, challenges: &[String]) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use crate::cli::{Cli, Command};
-
-    fn harvester(args: &[&str]) -> Result<super::HarvesterArgs, clap::Error> {
-        let mut argv = vec!["p2pool", "harvester"];
-        argv.extend(args);
-        match Cli::try_parse_from(argv)?.command {
-            Some(Command::Harvester(h)) => Ok(h),
-            other => panic!("parsed as {other:?}"),
-        }
-    }
-
-    #[test]
-    fn farm_options_and_subcommands_parse() {
-        let h = harvester(&[
-            "--plots", "a", "b.plot", "--farmer", "f:8447", "--ca-dir", "ca",
-        ])
-        .unwrap();
-        assert!(h.command.is_none());
-        assert_eq!(h.farm.plots.len(), 2);
-        assert_eq!(h.farm.farmer.as_deref(), Some("f:8447"));
-        assert_eq!(h.farm.network_id, "mainnet");
-        let h = harvester(&["check", "x.plot", "-n", "3"]).unwrap();
-        assert!(matches!(
-            h.command,
-            Some(super::HarvesterCommand::Check { n: 3, .. })
-        ));
-        assert!(harvester(&["--plots", "a", "--chia-root", "r", "--ca-dir", "c"]).is_err());
-    }
-}
