@@ -99,7 +99,8 @@ enum Job {
         share: CheckedShare,
         reply: oneshot::Sender<Result<ShareHash, SubmitError>>,
     },
-    SetTip(Option<BlockHash>),
+    /// A new tip is in `pending_tip`.
+    SetTip,
     Stop(oneshot::Sender<()>),
 }
 
@@ -116,6 +117,9 @@ struct Inner {
     invalid: AtomicU64,
     /// When each share this run took in arrived, and from whom (entries leave with their share).
     seen: Mutex<HashMap<ShareHash, FirstSeen>>,
+    /// The latest Bitcoin tip not yet applied: set without waiting on the job queue, applied
+    /// by the worker after whatever job it is on.
+    pending_tip: Mutex<Option<Option<BlockHash>>>,
 }
 
 /// What a peer's chain is known to be.
@@ -254,6 +258,7 @@ impl ShareService {
             rt: tokio::runtime::Handle::current(),
             received: AtomicU64::new(0),
             seen: Mutex::new(HashMap::new()),
+            pending_tip: Mutex::new(None),
             invalid: AtomicU64::new(0),
         });
         let worker = Arc::clone(&inner);
@@ -321,7 +326,10 @@ impl ShareService {
 
     /// The bitcoin tip shares should build on (may change the best share).
     pub async fn set_tip(&self, tip: Option<BlockHash>) {
-        let _ = self.inner.jobs.send(Job::SetTip(tip)).await;
+        // Never waits behind a busy share worker: only the latest tip matters, and the worker
+        // takes it after its current job even when this wake-up finds the queue full.
+        *self.inner.pending_tip.lock() = Some(tip);
+        let _ = self.inner.jobs.try_send(Job::SetTip);
     }
 
     /// Whether the node is too far behind its peers to hand out work, and why.
@@ -656,12 +664,30 @@ impl Inner {
     /// The worker: the insert pipeline, one job at a time.
     fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job>, store: ShareStore) {
         while let Some(job) = jobs.blocking_recv() {
+            let tip = self.pending_tip.lock().take();
+            if let Some(tip) = tip {
+                self.apply_tip(&store, tip);
+            }
             match job {
                 Job::Shares { from, shares, via } => self.ingest(&store, from, shares, via),
                 Job::Local { share, reply } => {
                     let _ = reply.send(self.ingest_local(&store, share));
                 }
-                Job::SetTip(tip) => {
+                // Applied above from `pending_tip`, which holds the latest.
+                Job::SetTip => {}
+                Job::Stop(done) => {
+                    drop(store);
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply_tip(&self, store: &ShareStore, tip: Option<BlockHash>) {
+        {
+            {
+                {
                     let (changes, best) = {
                         let mut t = self.tracker.lock();
                         let ch = t.set_tip(tip);
@@ -674,11 +700,6 @@ impl Inner {
                         });
                         self.best_tx.send_replace(best);
                     }
-                }
-                Job::Stop(done) => {
-                    drop(store);
-                    let _ = done.send(());
-                    return;
                 }
             }
         }

@@ -51,6 +51,8 @@ pub(crate) struct Vardiff {
     work: f64,
     /// A measuring window has closed: `difficulty` reflects the miner's hash rate, not a guess.
     measured: bool,
+    /// The miner suggested the difficulty (until a window measures it).
+    suggested: bool,
 }
 
 impl Vardiff {
@@ -64,12 +66,14 @@ impl Vardiff {
             shares: 0,
             work: 0.0,
             measured: false,
+            suggested: false,
         }
     }
 
-    /// Whether the difficulty comes from a measured hash rate.
-    pub(crate) fn measured(&self) -> bool {
-        self.measured
+    /// Whether the difficulty is the miner's choice (fixed in its username, or suggested and
+    /// not yet measured) rather than vardiff's.
+    pub(crate) fn chosen_by_miner(&self) -> bool {
+        self.fixed || (self.suggested && !self.measured)
     }
 
     /// How far below this difficulty a flooding miner may be held so that it sends at most
@@ -92,6 +96,8 @@ impl Vardiff {
             };
         }
         self.fixed = fixed;
+        self.suggested = true;
+        self.measured = false;
         self.window_start = now;
         self.shares = 0;
         self.work = 0.0;

@@ -530,13 +530,13 @@ impl<P: WorkProvider> Session<P> {
         let vardiff = self.vardiff.difficulty();
         let share = target_to_difficulty(&job.job.share_target);
         let block = target_to_difficulty(&job.job.block_target);
-        // Until vardiff has measured the miner, its difficulty is a guess: hold nobody back.
-        let flood = if self.vardiff.measured() {
-            vardiff / self.vardiff.flood_factor(MAX_SUBMITS_PER_SEC)
-        } else {
+        // A difficulty the miner chose is its own business: no share is held back from it.
+        let flood = if self.vardiff.chosen_by_miner() {
             0.0
+        } else {
+            vardiff / self.vardiff.flood_factor(MAX_SUBMITS_PER_SEC)
         };
-        wire_difficulty(vardiff.min(share).min(block.max(flood)))
+        wire_difficulty(vardiff.min(share.min(block).max(flood)))
     }
 
     /// Whether the difficulty to hand out differs from the one the miner has.
