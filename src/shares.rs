@@ -684,24 +684,19 @@ impl Inner {
         }
     }
 
+    /// The Bitcoin tip changed: the best share may change with it.
     fn apply_tip(&self, store: &ShareStore, tip: Option<BlockHash>) {
-        {
-            {
-                {
-                    let (changes, best) = {
-                        let mut t = self.tracker.lock();
-                        let ch = t.set_tip(tip);
-                        (ch, t.best())
-                    };
-                    if changes.best.is_some() {
-                        let _ = store.apply(&StoreBatch {
-                            best,
-                            ..StoreBatch::default()
-                        });
-                        self.best_tx.send_replace(best);
-                    }
-                }
-            }
+        let (changes, best) = {
+            let mut t = self.tracker.lock();
+            let ch = t.set_tip(tip);
+            (ch, t.best())
+        };
+        if changes.best.is_some() {
+            let _ = store.apply(&StoreBatch {
+                best,
+                ..StoreBatch::default()
+            });
+            self.best_tx.send_replace(best);
         }
     }
 

@@ -218,11 +218,7 @@ impl Grinder {
             }
         }
         self.io.abort();
-        Tally {
-            submitted: self.shared.submitted.load(Ordering::Relaxed),
-            accepted: self.shared.accepted.load(Ordering::Relaxed),
-            rejected: self.shared.rejected.load(Ordering::Relaxed),
-        }
+        self.tally()
     }
 }
 
