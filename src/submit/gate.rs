@@ -231,15 +231,13 @@ impl<D: Deliver> BlockGate<D> {
             let mut state = self.inner.state.lock();
             if state.retired_set.contains(&parent) {
                 drop(state);
-                add(&c.dropped_stale, 1);
-                self.log_dropped();
+                self.dropped(true);
                 return;
             }
             let known = state.parents.contains_key(&parent);
             if !known && state.parents.len() >= MAX_PARENTS {
                 drop(state);
-                add(&c.dropped_siblings, 1);
-                self.log_dropped();
+                self.dropped(false);
                 return;
             }
             let p = state.parents.entry(parent).or_default();
@@ -250,8 +248,7 @@ impl<D: Deliver> BlockGate<D> {
             }
             if p.won || (p.judging && p.held.len() >= HELD_PER_PARENT) {
                 drop(state);
-                add(&c.dropped_siblings, 1);
-                self.log_dropped();
+                self.dropped(false);
                 return;
             }
             if p.judging {
@@ -285,8 +282,15 @@ impl<D: Deliver> BlockGate<D> {
         let Some(stale) = stale else {
             return true;
         };
+        add(&self.inner.counts.candidates, 1);
+        self.dropped(stale);
+        false
+    }
+
+    /// Counts a block dropped on arrival (`stale`: its parent is behind the tip; else a
+    /// sibling), and says so now and then.
+    fn dropped(&self, stale: bool) {
         let c = &self.inner.counts;
-        add(&c.candidates, 1);
         add(
             if stale {
                 &c.dropped_stale
@@ -296,7 +300,6 @@ impl<D: Deliver> BlockGate<D> {
             1,
         );
         self.log_dropped();
-        false
     }
 
     /// bitcoind's tip moved to `tip`: candidates on every other parent are late.
