@@ -43,7 +43,11 @@ fn spawn(args: &[String], log: &std::path::Path) -> Proc {
     let out = std::fs::File::create(log).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_p2pool"))
         .args(args)
-        .env("RUST_LOG", "info")
+        // `P2POOL_TEST_NODE_LOG=debug` for a closer look at a failure.
+        .env(
+            "RUST_LOG",
+            std::env::var("P2POOL_TEST_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup"))
         .stderr(out)
@@ -78,6 +82,19 @@ struct Cluster {
     _procs: Vec<Proc>,
     workers: Vec<SocketAddr>,
     rpc: RpcClient,
+}
+
+impl Drop for Cluster {
+    /// A failed test keeps the processes' logs: the directory is renamed out of the temporary
+    /// directory's way (it removes only its own path).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = self.dir.path().with_extension("kept");
+            if std::fs::rename(self.dir.path(), &kept).is_ok() {
+                eprintln!("logs kept in {}", kept.display());
+            }
+        }
+    }
 }
 
 async fn cluster() -> Cluster {

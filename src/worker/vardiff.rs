@@ -2,8 +2,12 @@
 //!
 //! The rate is measured over a window that closes after `retarget_shares` pseudo-shares or after
 //! `window` (whichever comes first); the new difficulty is the old one scaled by the measured
-//! rate over the aimed rate, moved by at most ×16 up and ÷4 down per step, and left alone when
-//! within 25% of the old one (so miners do not see a difficulty change every window).
+//! rate over the aimed rate, moved by at most ×16 up per step, and left alone when within 25% of
+//! the old one (so miners do not see a difficulty change every window). Downward it moves by at
+//! most ÷4 per window that timed out (a miner that pauses is not a slow miner), but all the way
+//! when the window closed on `retarget_shares` pseudo-shares: that many measure the hash rate
+//! well enough, and a fast miner first sent an easier difficulty than vardiff's (the share or
+//! block floor) should not take minutes of ÷4 steps to reach its own.
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +80,11 @@ impl Vardiff {
         self.fixed || (self.suggested && !self.measured)
     }
 
+    /// Whether a measuring window has closed on this miner's own pseudo-shares.
+    pub(crate) fn measured(&self) -> bool {
+        self.measured
+    }
+
     /// How far below this difficulty a flooding miner may be held so that it sends at most
     /// `max_rate` pseudo-shares a second: this difficulty aims at one per `target_interval`.
     pub(crate) fn flood_factor(&self, max_rate: f64) -> f64 {
@@ -135,6 +144,7 @@ impl Vardiff {
             .max(1e-3);
         // Shares found, in units of this difficulty.
         let shares = self.work / self.difficulty;
+        let counted = self.shares >= self.config.retarget_shares;
         self.measured |= self.shares > 0;
         self.window_start = now;
         self.shares = 0;
@@ -143,7 +153,8 @@ impl Vardiff {
             return None;
         }
         let wanted = self.config.target_interval.as_secs_f64();
-        let factor = (shares * wanted / elapsed).clamp(0.25, 16.0);
+        let lowest = if counted { 0.0 } else { 0.25 };
+        let factor = (shares * wanted / elapsed).clamp(lowest, 16.0);
         let new = (self.difficulty * factor).clamp(self.config.min, self.config.max);
         if (new / self.difficulty - 1.0).abs() < 0.25 {
             return None;
@@ -212,8 +223,27 @@ mod tests {
             last = v.on_share(t0 + Duration::from_millis(5 * i), 1.0);
         }
         // Ten shares at 1/1000 of the difficulty in 50 ms: 0.01 shares of 1000 per 50 ms,
-        // i.e. one per 5 s: on target (the ÷4 floor of one window keeps it from moving more).
-        assert!(last.is_none_or(|d| d >= 250.0), "{last:?}");
+        // i.e. one per 5 s: on target.
+        assert_eq!(last, None);
+        assert_eq!(v.difficulty(), 1000.0);
         assert_eq!(v.flood_factor(100.0), 500.0);
+    }
+
+    /// A miner sent the block's far easier difficulty while vardiff still guesses 1: the first
+    /// full window measures it and vardiff goes straight to its rate, not ÷4 a window.
+    #[test]
+    fn a_full_window_moves_down_all_the_way() {
+        let t0 = Instant::now();
+        let mut v = Vardiff::new(config(), t0);
+        assert!(!v.measured());
+        let mut last = None;
+        // Ten shares at difficulty 1e-6 in 10 ms: 1e-5 of difficulty 1 per 10 ms, i.e. one
+        // share of difficulty 0.005 per 5 s.
+        for i in 1..=10 {
+            last = v.on_share(t0 + Duration::from_millis(i), 1e-6);
+        }
+        let d = last.expect("moved");
+        assert!((d - 0.005).abs() < 1e-9, "{d}");
+        assert!(v.measured());
     }
 }

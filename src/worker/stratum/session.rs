@@ -531,7 +531,9 @@ impl<P: WorkProvider> Session<P> {
         let share = target_to_difficulty(&job.job.share_target);
         let block = target_to_difficulty(&job.job.block_target);
         // A difficulty the miner chose is its own business: no share is held back from it.
-        let flood = if self.vardiff.chosen_by_miner() {
+        // Nor from a miner not yet measured: vardiff's guess may be far above its hash rate,
+        // and its first `retarget_shares` submits measure it.
+        let flood = if self.vardiff.chosen_by_miner() || !self.vardiff.measured() {
             0.0
         } else {
             vardiff / self.vardiff.flood_factor(MAX_SUBMITS_PER_SEC)

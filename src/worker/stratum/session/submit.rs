@@ -25,6 +25,8 @@ pub(crate) struct FoundReply {
     miner: Arc<Miner>,
     meets_share: bool,
     meets_block: bool,
+    /// The difficulty of the job the submit was for.
+    difficulty: f64,
 }
 
 impl<P: WorkProvider> Session<P> {
@@ -90,15 +92,6 @@ impl<P: WorkProvider> Session<P> {
         if !ntime_ok(&job.job, ntime) {
             return self.refuse(id, Reject::Invalid, code::OTHER, "ntime out of range");
         }
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.job.prev_hash != job.job.prev_hash)
-        {
-            // Work done on a job of an older block still measures the miner's hash rate.
-            self.after_share();
-            return self.refuse(id, Reject::Stale, code::JOB_NOT_FOUND, "stale job");
-        }
         let mut extranonce = [0u8; 8];
         extranonce[..4].copy_from_slice(&en1.to_be_bytes());
         extranonce[4..].copy_from_slice(&en2);
@@ -127,6 +120,15 @@ impl<P: WorkProvider> Session<P> {
         }
         issued.seen.insert(key);
         let difficulty = issued.difficulty;
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.job.prev_hash != job.job.prev_hash)
+        {
+            // Work done on a job of an older block still measures the miner's hash rate.
+            self.after_share(difficulty);
+            return self.refuse(id, Reject::Stale, code::JOB_NOT_FOUND, "stale job");
+        }
         self.shared
             .stats
             .pseudo_share(&miner.address, &miner.worker, difficulty);
@@ -150,11 +152,12 @@ impl<P: WorkProvider> Session<P> {
                 miner: Arc::clone(&found.miner),
                 meets_share,
                 meets_block,
+                difficulty,
             };
             return Some(PendingFound { found, reply });
         }
         write_result(&mut self.out, id, "true");
-        self.after_share();
+        self.after_share(difficulty);
         None
     }
 
@@ -165,6 +168,7 @@ impl<P: WorkProvider> Session<P> {
             miner,
             meets_share,
             meets_block,
+            difficulty,
         } = reply;
         match outcome {
             FoundOutcome::Accepted => {
@@ -180,7 +184,7 @@ impl<P: WorkProvider> Session<P> {
                 self.reject(&id, Reject::Invalid, code::OTHER, &reason);
             }
         }
-        self.after_share();
+        self.after_share(difficulty);
     }
 
     /// Count a refused submit and answer it.
@@ -195,9 +199,10 @@ impl<P: WorkProvider> Session<P> {
         None
     }
 
-    /// Vardiff after a pseudo-share; a new difficulty goes out with the current job.
-    fn after_share(&mut self) {
-        let found_at = self.sent_difficulty.unwrap_or(self.vardiff.difficulty());
+    /// Vardiff after a pseudo-share found at `found_at`, the difficulty of the job it was for
+    /// (a miner takes a new difficulty only with its next job, so submits for older jobs were
+    /// found at theirs); a new difficulty goes out with the current job.
+    fn after_share(&mut self, found_at: f64) {
         if self.vardiff.on_share(Instant::now(), found_at).is_some() && self.difficulty_changed() {
             self.reissue();
         }
