@@ -448,7 +448,7 @@ impl NotifyJob {
         }
     }
 
-    /// The 80-byte header a miner builds (PROTOCOLS.md §1).
+    /// The 80-byte header a miner builds (docs/PROTOCOLS.md §1.5).
     pub fn header(&self, en1: &[u8], en2: &[u8], ntime: u32, nonce: u32, version: u32) -> [u8; 80] {
         let mut coinbase = self.coinb1.clone();
         coinbase.extend_from_slice(en1);

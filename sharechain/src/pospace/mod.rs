@@ -12,8 +12,9 @@
 //! - [`VectorLine`]: the text format of chiapos test vectors, as `p2pool chia verify` reads it.
 //!
 //! Where chiapos's code and its written spec disagree, this follows the code (see
-//! `PROTOCOLS.md` §5). At k = 50 chiapos's table-4 metadata length overflows an 8-bit variable
-//! (5k + 6 = 256); here the full 4k digest bits are taken, which is the intended definition.
+//! `docs/PROTOCOLS.md` §6.1). At k = 50 chiapos's table-4 metadata length overflows an 8-bit
+//! variable (5k + 6 = 256); here the full 4k digest bits are taken, which is the intended
+//! definition.
 
 mod batch;
 mod bits;

@@ -4,7 +4,7 @@ pub(crate) mod codec;
 pub(crate) mod fanout;
 pub(crate) mod session;
 
-/// Stratum error codes (PROTOCOLS.md §1).
+/// Stratum error codes (docs/PROTOCOLS.md §1.5).
 pub(crate) mod code {
     pub(crate) const OTHER: i32 = 20;
     pub(crate) const JOB_NOT_FOUND: i32 = 21;
