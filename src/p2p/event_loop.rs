@@ -38,7 +38,42 @@ const COMMAND_QUEUE: usize = 1024;
 const INBOUND_QUEUE: usize = 1024;
 
 fn message_id(m: &gossipsub::Message) -> MessageId {
-    MessageId::from(&sha256::Hash::hash(&m.data).to_byte_array()[..20])
+    data_id(&m.data)
+}
+
+/// The gossip id of a message's data (content-addressed: the same block or tip from two nodes
+/// is one message).
+fn data_id(data: &[u8]) -> MessageId {
+    MessageId::from(&sha256::Hash::hash(data).to_byte_array()[..20])
+}
+
+/// Gossip ids this node received lately, newest last: publishing one of them again is refused
+/// by gossipsub (with a warning of its own), and the network has it already.
+#[derive(Debug, Default)]
+struct RecentIds {
+    order: std::collections::VecDeque<MessageId>,
+    set: HashSet<MessageId>,
+}
+
+impl RecentIds {
+    /// About a minute of blocks and tips on an easy chain; gossipsub keeps its own duplicate
+    /// cache for a minute too.
+    const CAP: usize = 4096;
+
+    fn insert(&mut self, id: MessageId) {
+        if self.set.insert(id.clone()) {
+            self.order.push_back(id);
+            if self.order.len() > Self::CAP {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, id: &MessageId) -> bool {
+        self.set.contains(id)
+    }
 }
 
 fn build_swarm(
@@ -183,6 +218,8 @@ pub(super) async fn spawn(
         ready: HashSet::new(),
         foreign: HashSet::new(),
         listen_addrs,
+        received: RecentIds::default(),
+        saving: None,
     };
     lp.dial_known();
     tokio::spawn(lp.run());
@@ -211,6 +248,10 @@ struct EventLoop {
     /// Peers of another network: never dialled again by this run.
     foreign: HashSet<PeerId>,
     listen_addrs: Vec<Multiaddr>,
+    /// Gossip received lately (see [`RecentIds`]).
+    received: RecentIds,
+    /// The address book write in progress, off the event loop.
+    saving: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl EventLoop {
@@ -230,6 +271,9 @@ impl EventLoop {
                 }
             }
         }
+        if let Some(saving) = self.saving.take() {
+            let _ = saving.await;
+        }
         if let Err(e) = self.book.save() {
             tracing::warn!("saving the address book: {e}");
         }
@@ -244,9 +288,15 @@ impl EventLoop {
         if ticks % 10 == 0 && self.connected.is_empty() {
             self.dial_known();
         }
-        if ticks % 30 == 0 {
-            if let Err(e) = self.book.save() {
-                tracing::warn!("saving the address book: {e}");
+        if ticks % 30 == 0 && self.saving.as_ref().is_none_or(|h| h.is_finished()) {
+            // Disk writes never stall the swarm: the book is written on a blocking thread, one
+            // write at a time.
+            if let Some(write) = self.book.changes() {
+                self.saving = Some(tokio::task::spawn_blocking(move || {
+                    if let Err(e) = write.write() {
+                        tracing::warn!("saving the address book: {e}");
+                    }
+                }));
             }
         }
         if ticks % 60 == 0 && !self.connected.is_empty() {
@@ -317,6 +367,11 @@ impl EventLoop {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Publish { topic, data } => {
+                if self.received.contains(&data_id(&data)) {
+                    // A block or tip a peer told us first: the network has it.
+                    tracing::trace!(?topic, "not publishing what a peer gossiped");
+                    return;
+                }
                 let t = self.topic(topic);
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(t, data) {
                     tracing::debug!(?topic, "publish: {e}");
@@ -499,6 +554,7 @@ impl EventLoop {
     }
 
     async fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        self.received.insert(id.clone());
         if !self.rates.allow(source) {
             self.reject(&id, &source);
             self.ban(source, &Offence::Flood);
@@ -640,5 +696,25 @@ impl EventLoop {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_forget_the_oldest_beyond_the_cap() {
+        let mut r = RecentIds::default();
+        let ids: Vec<MessageId> = (0..=RecentIds::CAP as u32)
+            .map(|i| data_id(&i.to_le_bytes()))
+            .collect();
+        for id in &ids {
+            r.insert(id.clone());
+            r.insert(id.clone());
+        }
+        assert!(!r.contains(&ids[0]));
+        assert!(ids[1..].iter().all(|id| r.contains(id)));
+        assert_eq!(r.order.len(), RecentIds::CAP);
     }
 }

@@ -100,17 +100,42 @@ impl AddressBook {
         self.dirty |= before != self.addrs.len();
     }
 
-    /// Writes the book if it changed (write to a temporary file, then rename: never torn).
+    /// Writes the book if it changed, here and now (at shutdown).
     pub fn save(&mut self) -> std::io::Result<()> {
+        match self.changes() {
+            Some(write) => write.write().inspect_err(|_| self.dirty = true),
+            None => Ok(()),
+        }
+    }
+
+    /// The write that brings the file up to date, when the book changed since the last one;
+    /// the book counts as saved from here (a failed write is logged by whoever runs it, and
+    /// the next change writes the whole book again).
+    pub fn changes(&mut self) -> Option<BookWrite> {
         let (Some(path), true) = (&self.path, self.dirty) else {
-            return Ok(());
+            return None;
         };
-        let text: String = self.addrs.iter().map(|a| format!("{a}\n")).collect();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)?;
         self.dirty = false;
-        Ok(())
+        Some(BookWrite {
+            path: path.clone(),
+            text: self.addrs.iter().map(|a| format!("{a}\n")).collect(),
+        })
+    }
+}
+
+/// The address book's file contents, to be written off the event loop.
+#[derive(Debug)]
+pub struct BookWrite {
+    path: PathBuf,
+    text: String,
+}
+
+impl BookWrite {
+    /// Writes a temporary file, then renames it: never torn.
+    pub fn write(&self) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, &self.text)?;
+        std::fs::rename(&tmp, &self.path)
     }
 }
 
@@ -262,6 +287,15 @@ mod tests {
         let book = AddressBook::load(Some(&path));
         assert_eq!(book.addrs().count(), 1);
         assert_eq!(peer_of(book.addrs().next().unwrap()), Some(p));
+        std::fs::remove_file(&path).unwrap();
+        // Unchanged: nothing to write; changed: one write, taken off the book.
+        let mut book = book;
+        assert!(book.changes().is_none());
+        book.add(PeerId::random(), &"/ip4/127.0.0.1/tcp/2".parse().unwrap());
+        let write = book.changes().expect("changed");
+        assert!(book.changes().is_none());
+        write.write().unwrap();
+        assert_eq!(AddressBook::load(Some(&path)).addrs().count(), 2);
         std::fs::remove_file(&path).unwrap();
     }
 }
