@@ -77,19 +77,21 @@ impl ChiaNetwork {
         identity: [0x2f, 0x5a, 0x81, 0xc4, 0xd9, 0x7e, 0x3b, 0x60],
         min_k: 18,
         difficulty_constant_factor: 10_052_721_566_054,
-        plot_filter_heights: &[0, 6_029_568, 11_075_328, 16_121_856],
+        plot_filter_heights: &[0, 6_029_568, 11_075_328, 16_121_088],
         window: 2880,
         ..Self::MAINNET
     };
 
-    /// The Chia simulator (`chia dev sim`, network `simulator0`), with chia's test constants.
+    /// The Chia simulator (`chia dev sim`, network `simulator0`), with chia's test constants
+    /// (16 signage points a sub-slot; the mainnet filter schedule from a 1-bit filter).
     pub const SIMULATOR0: ChiaNetwork = ChiaNetwork {
         name: "simulator0",
         identity: [0x95, 0xd3, 0xe7, 0xa1, 0x40, 0x6b, 0xc8, 0x2f],
         min_k: 18,
         difficulty_constant_factor: 1 << 25,
         plot_filter_bits: 1,
-        plot_filter_heights: &[],
+        signage_points_per_sub_slot: 16,
+        signage_points_per_block: 1,
         window: 720,
         ..Self::MAINNET
     };
@@ -124,9 +126,10 @@ impl ChiaNetwork {
         Self::ALL.into_iter().find(|n| n.name == name)
     }
 
-    /// A share counts when its required iterations are below this.
+    /// A share counts when its required iterations are below this: one signage-point interval
+    /// of the pool's sub-slot iterations (chia's `calculate_sp_interval_iters`).
     pub fn iters_limit(&self) -> u64 {
-        self.pool_sub_slot_iters / 64
+        self.pool_sub_slot_iters / u64::from(self.signage_points_per_sub_slot.max(1))
     }
 
     /// Plot-filter prefix bits at `peak_height` (chia's `calculate_prefix_bits`).
