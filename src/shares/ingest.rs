@@ -15,7 +15,6 @@ use tokio::sync::mpsc;
 use super::kind::{Refusal, ShareKind};
 use super::seen::unix_now;
 use super::{Inner, Job, SubmitError};
-use crate::p2p::handle::{Command, Topic};
 use crate::p2p::{Offence, Via};
 use crate::store::{ShareStore, StoreBatch};
 
@@ -132,13 +131,7 @@ impl<K: ShareKind> Inner<K> {
         if outcome.best_changed {
             self.best_tx.send_replace(outcome.best);
         }
-        self.p2p.send_nowait(
-            Command::Publish {
-                topic: Topic::Shares,
-                data: bytes,
-            },
-            &self.rt,
-        );
+        self.net.publish_share(bytes);
         Ok(hash)
     }
 
@@ -206,14 +199,7 @@ impl<K: ShareKind> Inner<K> {
             } else {
                 MessageAcceptance::Accept
             };
-            self.p2p.send_nowait(
-                Command::Validated {
-                    id,
-                    source: from,
-                    acceptance,
-                },
-                &self.rt,
-            );
+            self.net.validated(id, from, acceptance);
             if let Some((height, hash)) = outcome.top {
                 self.note_sent(from, height, hash);
             }
@@ -221,13 +207,7 @@ impl<K: ShareKind> Inner<K> {
         if let Some(offence) = offence {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             self.peers.lock().remove(&from);
-            self.p2p.send_nowait(
-                Command::Penalise {
-                    peer: from,
-                    offence,
-                },
-                &self.rt,
-            );
+            self.net.penalise(from, offence);
             return;
         }
         for hash in outcome.missing {

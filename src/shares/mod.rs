@@ -16,6 +16,7 @@
 //!
 //! - [`kind`]: the [`ShareKind`] trait; [`bitcoin`] and [`pospace`] implement it.
 //! - `ingest`: the worker: shares in, verdicts on gossip, bans, the store written.
+//! - [`net`]: the network as the worker sees it ([`ShareNet`]: publish, verdicts, penalties).
 //! - `sync`: the sync protocol (answering peers, the initial sync, re-requesting parents).
 //! - `load`: loading and re-verifying the stored chain at start.
 //! - `height`: the peer-height policy ([`SyncStatus`]).
@@ -26,9 +27,12 @@ mod height;
 mod ingest;
 pub mod kind;
 mod load;
+pub mod net;
 pub mod pospace;
 mod seen;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +49,7 @@ pub use self::bitcoin::Bitcoin;
 use self::height::PeerChain;
 pub use self::height::{SyncStatus, BEHIND_THRESHOLD};
 pub use self::kind::{KindTracker, Refusal, ShareKind};
+pub use self::net::ShareNet;
 pub use self::pospace::PoSpace;
 pub use self::seen::FirstSeen;
 use self::seen::SeenLog;
@@ -114,7 +119,10 @@ enum Job<K: ShareKind> {
 struct Inner<K: ShareKind> {
     params: &'static K::Params,
     tracker: Mutex<KindTracker<K>>,
+    /// Sync requests and answers (async).
     p2p: P2pHandle,
+    /// What the worker tells the network (never blocks it).
+    net: Box<dyn ShareNet>,
     best_tx: watch::Sender<Option<ShareHash>>,
     peers: Mutex<HashMap<PeerId, PeerChain>>,
     inflight: Mutex<HashSet<ShareHash>>,
@@ -194,6 +202,21 @@ impl<K: ShareKind> Service<K> {
         p2p: P2pHandle,
         inbound: mpsc::Receiver<Inbound>,
     ) -> Result<Self, StartError> {
+        let net = net::Live {
+            p2p: p2p.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        Self::start_with_net(params, store, p2p, inbound, Box::new(net)).await
+    }
+
+    /// [`Self::start`], with the worker's verdicts and publications going to `net`.
+    pub(crate) async fn start_with_net(
+        params: &'static K::Params,
+        store: ShareStore,
+        p2p: P2pHandle,
+        inbound: mpsc::Receiver<Inbound>,
+        net: Box<dyn ShareNet>,
+    ) -> Result<Self, StartError> {
         let (store, tracker) = tokio::task::spawn_blocking(move || {
             let store = store.table(K::TABLE)?;
             let tracker = load::load::<K>(params, &store)?;
@@ -207,6 +230,7 @@ impl<K: ShareKind> Service<K> {
             params,
             tracker: Mutex::new(tracker),
             p2p,
+            net,
             best_tx,
             peers: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashSet::new()),
