@@ -256,3 +256,74 @@ async fn synced_shares_without_their_parent_ask_the_sender_for_it() {
     // No verdict for sync replies, and nobody penalised.
     assert_eq!(h.events(0).await, vec![]);
 }
+
+mod pospace {
+    use sharechain::pospace_share::testkit::ProofBook;
+    use sharechain::pospace_share::{ChiaNetwork, PoSpaceShare};
+
+    use super::*;
+    use crate::shares::{PoSpace, PoSpaceService, ShareKind};
+
+    const PROOFS: &str =
+        include_str!("../../sharechain/tests/vectors/chia/pospace_share_proofs_k18.csv");
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pospace_share_waits_for_its_signage_point_then_verifies() {
+        let net = &ChiaNetwork::REGTEST;
+        let book = ProofBook::parse(PROOFS);
+        let content = book.content(0, None, net.initial_difficulty, 1_700_000_000, [1; 32]);
+        let share: PoSpaceShare = book.share(&content, net);
+        let sp = book.signage_point(0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = ShareStore::open(&dir.path().join("shares.redb")).unwrap();
+        let (p2p, _commands) = P2pHandle::detached(64);
+        let (inbound, rx) = mpsc::channel(16);
+        let rec = Recorder::default();
+        let svc =
+            PoSpaceService::start_with_net(net, store.clone(), p2p, rx, Box::new(rec.clone()))
+                .await
+                .unwrap();
+
+        let peer = PeerId::random();
+        let (_, via) = gossip(1);
+        inbound
+            .send(Inbound::Shares {
+                from: peer,
+                shares: vec![PoSpace::encode(&share)],
+                via,
+            })
+            .await
+            .unwrap();
+        // Held and stored, not verified: its signage point is not known yet.
+        let table = store.table(PoSpace::TABLE).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !table.contains(&share.hash()).unwrap() {
+            assert!(tokio::time::Instant::now() < deadline, "share not stored");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(svc.with_tracker(
+            |t| t.chain().contains(&share.hash()) && !t.chain().is_verified(&share.hash())
+        ));
+        assert_eq!(svc.best_share_hash(), None);
+
+        svc.update_rules(move |v| v.signage_points_mut().insert(sp))
+            .await
+            .unwrap();
+        let mut best = svc.subscribe_best();
+        tokio::time::timeout(Duration::from_secs(5), best.wait_for(|b| b.is_some()))
+            .await
+            .expect("verified in time")
+            .unwrap();
+        assert_eq!(svc.best_share_hash(), Some(share.hash()));
+        assert!(svc.with_tracker(|t| t.chain().is_verified(&share.hash())));
+        assert!(
+            !rec.0
+                .lock()
+                .iter()
+                .any(|e| matches!(e, Event::Penalised(..))),
+            "nobody penalised"
+        );
+        svc.shutdown().await;
+    }
+}
