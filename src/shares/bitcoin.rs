@@ -66,3 +66,28 @@ impl ShareKind for Bitcoin {
         Names::new(params)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Existing peers and stores keep working: the Bitcoin kind's wire names and table are the
+    /// ones the node used before share kinds.
+    #[test]
+    fn the_bitcoin_kind_keeps_the_original_names_and_table() {
+        for params in NetworkParams::all() {
+            let names = Bitcoin::names(params);
+            let base = format!(
+                "p2pool/{}-{}/v{}",
+                params.name,
+                hex::encode(params.identifier),
+                params.current_share_version()
+            );
+            assert_eq!(names.shares_topic, format!("{base}/shares"));
+            assert_eq!(names.sync.as_ref(), format!("/{base}/sync/1"));
+            assert_eq!(names.identify_version(), format!("/{base}/1"));
+        }
+        assert_eq!(Bitcoin::TABLE, crate::store::DEFAULT_TABLE);
+        assert_eq!(Bitcoin::TABLE, "shares");
+    }
+}

@@ -327,3 +327,45 @@ mod pospace {
         svc.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requests_are_answered_newest_first_down_to_a_stop() {
+    let h = harness().await;
+    let (_, shares) = build_chain(params(), 4, &[p2wpkh(1)]);
+    for s in &shares {
+        h.svc.submit_local_share(s.clone()).await.unwrap();
+    }
+    let tip = shares[3].hash();
+    let status = crate::p2p::ChainStatus {
+        best: Some(tip),
+        height: shares[3].share().share_info.absheight,
+    };
+    assert_eq!(
+        h.svc.inner.serve(&SyncRequest::Status),
+        crate::p2p::SyncResponse::Status(status)
+    );
+    let request = SyncRequest::Shares {
+        want: vec![tip],
+        parents: 10,
+        stops: vec![shares[1].hash()],
+    };
+    assert_eq!(
+        h.svc.inner.serve(&request),
+        crate::p2p::SyncResponse::Shares {
+            status,
+            shares: vec![shares[3].share().to_bytes(), shares[2].share().to_bytes()],
+        }
+    );
+    let request = SyncRequest::Shares {
+        want: vec![tip],
+        parents: 0,
+        stops: vec![],
+    };
+    assert_eq!(
+        h.svc.inner.serve(&request),
+        crate::p2p::SyncResponse::Shares {
+            status,
+            shares: vec![shares[3].share().to_bytes()],
+        }
+    );
+}
