@@ -17,6 +17,7 @@ use crate::p2p::Names;
 
 /// What a refused share on arrival says about its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Refusal {
     /// Clock skew between honest nodes (a share slightly from the future): drop the share, keep
     /// the peer.
