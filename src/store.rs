@@ -9,18 +9,30 @@
 //!
 //! Shares are stored in their wire encoding and re-checked on load: the store is a cache of what
 //! peers could send again, never a source of trust.
+//!
+//! Each share kind has its own table in the one database ([`ShareStore::table`]): the Bitcoin
+//! kind `shares` (the original table, so existing stores load), the PoSpace kind
+//! `pospace_shares`. Handles to different tables share the database and may be used from
+//! different threads.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bitcoin::hashes::Hash;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sharechain::ShareHash;
 use thiserror::Error;
 
-/// Share hash → share bytes (consensus encoding).
-const SHARES: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("shares");
-/// Small named values: `best` → the best share hash at the last write.
+/// The table a store handle opens with: the Bitcoin kind's.
+pub const DEFAULT_TABLE: &str = "shares";
+/// Small named values: `best` → the best share hash of the `shares` table at the last write,
+/// `<table>.best` for other tables.
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+
+/// Share hash → share bytes (wire encoding), for one kind's table.
+fn shares_table(name: &str) -> TableDefinition<'_, [u8; 32], &[u8]> {
+    TableDefinition::new(name)
+}
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]
@@ -54,11 +66,12 @@ impl StoreBatch {
     }
 }
 
-/// The share store.
-#[derive(Debug)]
+/// The share store: a handle to one kind's table. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct ShareStore {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
+    table: &'static str,
 }
 
 fn key(hash: &ShareHash) -> [u8; 32] {
@@ -66,13 +79,11 @@ fn key(hash: &ShareHash) -> [u8; 32] {
 }
 
 impl ShareStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, on the [`DEFAULT_TABLE`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open = || -> Result<Database, redb::Error> {
             let db = Database::create(path)?;
-            // Create the tables so that readers never see "table does not exist".
             let tx = db.begin_write()?;
-            tx.open_table(SHARES)?;
             tx.open_table(META)?;
             tx.commit()?;
             Ok(db)
@@ -81,10 +92,48 @@ impl ShareStore {
             path: path.to_owned(),
             source,
         })?;
-        Ok(ShareStore {
-            db,
+        let store = ShareStore {
+            db: Arc::new(db),
             path: path.to_owned(),
-        })
+            table: DEFAULT_TABLE,
+        };
+        store.create_table()?;
+        Ok(store)
+    }
+
+    /// A handle to the table `name` of the same database (created if missing).
+    pub fn table(&self, name: &'static str) -> Result<Self, StoreError> {
+        let store = ShareStore {
+            db: Arc::clone(&self.db),
+            path: self.path.clone(),
+            table: name,
+        };
+        store.create_table()?;
+        Ok(store)
+    }
+
+    /// The table this handle reads and writes.
+    pub fn table_name(&self) -> &'static str {
+        self.table
+    }
+
+    /// Creates the table so that readers never see "table does not exist".
+    fn create_table(&self) -> Result<(), StoreError> {
+        let run = || -> Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            tx.open_table(shares_table(self.table))?;
+            tx.commit()?;
+            Ok(())
+        };
+        Ok(run()?)
+    }
+
+    fn best_key(&self) -> String {
+        if self.table == DEFAULT_TABLE {
+            "best".to_owned()
+        } else {
+            format!("{}.best", self.table)
+        }
     }
 
     /// Where the database file lives.
@@ -100,7 +149,7 @@ impl ShareStore {
         let run = || -> Result<(), redb::Error> {
             let tx = self.db.begin_write()?;
             {
-                let mut shares = tx.open_table(SHARES)?;
+                let mut shares = tx.open_table(shares_table(self.table))?;
                 for (hash, bytes) in &batch.put {
                     shares.insert(key(hash), bytes.as_slice())?;
                 }
@@ -109,7 +158,7 @@ impl ShareStore {
                 }
                 if let Some(best) = &batch.best {
                     let mut meta = tx.open_table(META)?;
-                    meta.insert("best", best.to_byte_array().as_slice())?;
+                    meta.insert(self.best_key().as_str(), best.to_byte_array().as_slice())?;
                 }
             }
             tx.commit()?;
@@ -130,7 +179,7 @@ impl ShareStore {
     pub fn contains(&self, hash: &ShareHash) -> Result<bool, StoreError> {
         let run = || -> Result<bool, redb::Error> {
             let tx = self.db.begin_read()?;
-            let table = tx.open_table(SHARES)?;
+            let table = tx.open_table(shares_table(self.table))?;
             Ok(table.get(key(hash))?.is_some())
         };
         Ok(run()?)
@@ -140,7 +189,7 @@ impl ShareStore {
     pub fn len(&self) -> Result<u64, StoreError> {
         let run = || -> Result<u64, redb::Error> {
             let tx = self.db.begin_read()?;
-            Ok(tx.open_table(SHARES)?.len()?)
+            Ok(tx.open_table(shares_table(self.table))?.len()?)
         };
         Ok(run()?)
     }
@@ -155,7 +204,7 @@ impl ShareStore {
         let run = || -> Result<Option<ShareHash>, redb::Error> {
             let tx = self.db.begin_read()?;
             let table = tx.open_table(META)?;
-            let best = table.get("best")?.and_then(|v| {
+            let best = table.get(self.best_key().as_str())?.and_then(|v| {
                 let bytes: [u8; 32] = v.value().try_into().ok()?;
                 Some(ShareHash::from_byte_array(bytes))
             });
@@ -168,7 +217,7 @@ impl ShareStore {
     pub fn load(&self) -> Result<Vec<(ShareHash, Vec<u8>)>, StoreError> {
         let run = || -> Result<Vec<(ShareHash, Vec<u8>)>, redb::Error> {
             let tx = self.db.begin_read()?;
-            let table = tx.open_table(SHARES)?;
+            let table = tx.open_table(shares_table(self.table))?;
             let mut out = Vec::with_capacity(table.len()? as usize);
             for row in table.iter()? {
                 let (k, v) = row?;
@@ -220,5 +269,35 @@ mod tests {
         assert_eq!(loaded, vec![(h(2), vec![4]), (h(3), vec![5])]);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tables_of_one_database_are_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shares.redb");
+        {
+            let bitcoin = ShareStore::open(&path).unwrap();
+            let other = bitcoin.table("pospace_shares").unwrap();
+            bitcoin
+                .apply(&StoreBatch {
+                    put: vec![(h(1), vec![1])],
+                    remove: vec![],
+                    best: Some(h(1)),
+                })
+                .unwrap();
+            other
+                .apply(&StoreBatch {
+                    put: vec![(h(2), vec![2]), (h(3), vec![3])],
+                    remove: vec![],
+                    best: Some(h(3)),
+                })
+                .unwrap();
+        }
+        let bitcoin = ShareStore::open(&path).unwrap();
+        let other = bitcoin.table("pospace_shares").unwrap();
+        assert_eq!(bitcoin.load().unwrap(), vec![(h(1), vec![1])]);
+        assert_eq!(other.len().unwrap(), 2);
+        assert_eq!(bitcoin.best().unwrap(), Some(h(1)));
+        assert_eq!(other.best().unwrap(), Some(h(3)));
     }
 }

@@ -25,7 +25,7 @@ use sharechain::{generate, ShareHash, ShareRequest, ShareTemplate, Tracker};
 use tokio::sync::watch;
 
 use crate::bitcoind::BlockTemplate;
-use crate::shares::ShareService;
+use crate::shares::{ShareService, SubmitError};
 use crate::worker::{
     difficulty_to_target, Found, FoundOutcome, Job, Miner, NoWork, WorkProvider, WorkUpdate,
 };
@@ -41,7 +41,7 @@ pub trait ShareChain: Send + Sync + 'static {
     fn add_local_share(
         &self,
         share: CheckedShare,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), SubmitError>> + Send;
     /// The Bitcoin block shares should build on now (heads on older blocks count as their
     /// parents when choosing the best share).
     fn set_tip(&self, tip: Option<BlockHash>) -> impl Future<Output = ()> + Send;
@@ -79,15 +79,9 @@ impl ShareChain for ShareService {
     fn add_local_share(
         &self,
         share: CheckedShare,
-    ) -> impl Future<Output = Result<(), String>> + Send {
+    ) -> impl Future<Output = Result<(), SubmitError>> + Send {
         let service = self.clone();
-        async move {
-            service
-                .submit_local_share(share)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
+        async move { service.submit_local_share(share).await.map(|_| ()) }
     }
 
     fn set_tip(&self, tip: Option<BlockHash>) -> impl Future<Output = ()> + Send {
@@ -473,7 +467,19 @@ impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
                     tracing::info!(%hash, miner = %found.miner.username, "new share");
                     FoundOutcome::Accepted
                 }
-                Err(reason) => FoundOutcome::Stale { reason },
+                // Refused by the chain: too late for it (built on what is no longer there).
+                Err(e @ (SubmitError::Insert(_) | SubmitError::Invalid(_))) => {
+                    FoundOutcome::Stale {
+                        reason: e.to_string(),
+                    }
+                }
+                // The node's own failure, not the miner's.
+                Err(e) => {
+                    tracing::error!(%hash, miner = %found.miner.username, "local share not taken: {e}");
+                    FoundOutcome::Failed {
+                        reason: e.to_string(),
+                    }
+                }
             }
         }
     }

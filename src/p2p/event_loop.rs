@@ -149,7 +149,10 @@ pub(super) async fn spawn(
         (None, Some(dir)) => super::load_or_create_key(dir)?,
         (None, None) => libp2p::identity::Keypair::generate_ed25519(),
     };
-    let names = Names::new(config.params);
+    let names = config
+        .names
+        .clone()
+        .unwrap_or_else(|| Names::new(config.params));
     let mut swarm = build_swarm(&config, keypair, &names)?;
     let topics = [
         (Topic::Shares, IdentTopic::new(names.shares_topic.clone())),

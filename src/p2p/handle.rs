@@ -90,13 +90,66 @@ impl P2pHandle {
     /// Sends a command from a thread outside the runtime (the share service's worker) without
     /// ever blocking it: when the queue is full the send waits in a task on `rt`. Blocking here
     /// could close a cycle (loop → inbound → worker → commands → loop) into a deadlock.
-    pub(crate) fn send_nowait(&self, cmd: Command, rt: &tokio::runtime::Handle) {
+    fn send_nowait(&self, cmd: Command, rt: &tokio::runtime::Handle) {
         if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
             let tx = self.tx.clone();
             rt.spawn(async move {
                 let _ = tx.send(cmd).await;
             });
         }
+    }
+
+    /// Gossips an encoded share from a thread outside the runtime, never blocking it.
+    pub(crate) fn publish_share_nowait(&self, bytes: Vec<u8>, rt: &tokio::runtime::Handle) {
+        self.send_nowait(
+            Command::Publish {
+                topic: Topic::Shares,
+                data: bytes,
+            },
+            rt,
+        );
+    }
+
+    /// [`Self::validated`] from a thread outside the runtime, never blocking it.
+    pub(crate) fn validated_nowait(
+        &self,
+        id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+        rt: &tokio::runtime::Handle,
+    ) {
+        self.send_nowait(
+            Command::Validated {
+                id,
+                source,
+                acceptance,
+            },
+            rt,
+        );
+    }
+
+    /// [`Self::penalise`] from a thread outside the runtime, never blocking it.
+    pub(crate) fn penalise_nowait(
+        &self,
+        peer: PeerId,
+        offence: Offence,
+        rt: &tokio::runtime::Handle,
+    ) {
+        self.send_nowait(Command::Penalise { peer, offence }, rt);
+    }
+
+    /// A handle to no network: what it is asked goes to the returned receiver (for tests of
+    /// what uses the network).
+    #[cfg(test)]
+    pub(crate) fn detached(capacity: usize) -> (Self, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let handle = P2pHandle {
+            tx,
+            peer_id: PeerId::random(),
+            blocks: broadcast::channel(1).0,
+            tips: broadcast::channel(1).0,
+        };
+        (handle, rx)
     }
 
     async fn send(&self, cmd: Command) {

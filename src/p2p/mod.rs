@@ -47,6 +47,10 @@ pub struct P2pConfig {
     pub rate_burst: f64,
     /// Peers the node tries to keep (dialling kad discoveries and the address book below it).
     pub target_peers: usize,
+    /// The wire names (topics, sync protocol) of the share kind this swarm carries; `None` for
+    /// the Bitcoin kind's on `params`' network ([`Names::new`]). See
+    /// [`crate::shares::ShareKind::names`].
+    pub names: Option<Names>,
 }
 
 impl P2pConfig {
@@ -65,6 +69,7 @@ impl P2pConfig {
             rate_per_sec: 100.0,
             rate_burst: 1000.0,
             target_peers: 8,
+            names: None,
         }
     }
 }

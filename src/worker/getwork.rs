@@ -351,6 +351,7 @@ async fn submit<P: WorkProvider>(shared: &Shared<P>, data: &str) -> (bool, Optio
                 .reject(&miner.address, &miner.worker, Reject::Invalid);
             (false, Some(reason))
         }
+        FoundOutcome::Failed { reason } => (false, Some(reason)),
     }
 }
 

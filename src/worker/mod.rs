@@ -160,6 +160,12 @@ pub enum FoundOutcome {
         /// Why.
         reason: String,
     },
+    /// The node could not take it (e.g. its share store failed): the miner is told why, and it
+    /// is not counted against the miner as stale or invalid.
+    Failed {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The node side of the worker port: builds jobs and takes found shares and blocks.

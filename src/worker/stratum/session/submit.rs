@@ -183,6 +183,9 @@ impl<P: WorkProvider> Session<P> {
             FoundOutcome::Rejected { reason } => {
                 self.reject(&id, Reject::Invalid, code::OTHER, &reason);
             }
+            FoundOutcome::Failed { reason } => {
+                write_error(&mut self.out, &id, code::OTHER, &reason, "false");
+            }
         }
         self.after_share(difficulty);
     }

@@ -1,0 +1,273 @@
+//! The worker: one job at a time, shares go in (gossip, sync replies, this node's miners), the
+//! tracker verifies them, the store is written, gossip gets its verdict, senders of invalid
+//! shares are penalised and missing parents are requested.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use libp2p::gossipsub::MessageAcceptance;
+use libp2p::PeerId;
+use sharechain::tracker::{Changes, InsertError, TrackedShare};
+use sharechain::ShareHash;
+use tokio::sync::mpsc;
+
+use super::kind::{Refusal, ShareKind};
+use super::seen::unix_now;
+use super::{Inner, Job, SubmitError};
+use crate::p2p::{Offence, Via};
+use crate::store::{ShareStore, StoreBatch};
+
+/// What one insert batch did.
+pub(super) struct Outcome<E> {
+    pub(super) batch: StoreBatch,
+    pub(super) errors: Vec<SubmitError<E>>,
+    pub(super) missing: Vec<ShareHash>,
+    pub(super) best: Option<ShareHash>,
+    pub(super) best_changed: bool,
+    /// The highest share inserted (height, hash).
+    pub(super) top: Option<(u32, ShareHash)>,
+}
+
+impl<E> Default for Outcome<E> {
+    fn default() -> Self {
+        Outcome {
+            batch: StoreBatch::default(),
+            errors: Vec::new(),
+            missing: Vec::new(),
+            best: None,
+            best_changed: false,
+            top: None,
+        }
+    }
+}
+
+impl<K: ShareKind> Inner<K> {
+    /// The worker: the insert pipeline, one job at a time.
+    pub(super) fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job<K>>, store: ShareStore) {
+        while let Some(job) = jobs.blocking_recv() {
+            let tip = self.pending_tip.lock().take();
+            if let Some(tip) = tip {
+                self.apply_tip(&store, tip);
+            }
+            match job {
+                Job::Shares { from, shares, via } => self.ingest(&store, from, shares, via),
+                Job::Local { share, reply } => {
+                    let _ = reply.send(self.ingest_local(&store, share));
+                }
+                // Applied above from `pending_tip`, which holds the latest.
+                Job::SetTip => {}
+                Job::Rules(update) => self.apply_rules(&store, update),
+                Job::Stop(done) => {
+                    drop(store);
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The tip changed: the best share may change with it.
+    fn apply_tip(&self, store: &ShareStore, tip: Option<K::Tip>) {
+        let (changes, best) = {
+            let mut t = self.tracker.lock();
+            let ch = t.set_tip(tip);
+            (ch, t.best())
+        };
+        if changes.best.is_some() {
+            if let Err(e) = store.apply(&StoreBatch {
+                best,
+                ..StoreBatch::default()
+            }) {
+                tracing::error!(kind = K::NAME, "share store write failed: {e}");
+            }
+            self.best_tx.send_replace(best);
+        }
+    }
+
+    /// New outside facts for the verifier; pending shares are verified again.
+    fn apply_rules(&self, store: &ShareStore, update: super::RulesUpdate<K>) {
+        let (changes, best): (Changes<K::VerifyError>, _) = {
+            let mut t = self.tracker.lock();
+            update(t.verifier_mut());
+            let ch = t.retry_pending();
+            (ch, t.best())
+        };
+        let mut batch = StoreBatch::default();
+        batch.remove.extend(changes.invalid.iter().map(|r| r.hash));
+        batch.remove.extend(changes.pruned.iter().copied());
+        if changes.best.is_some() {
+            batch.best = best;
+        }
+        self.seen.lock().record([], &batch.remove, None);
+        if let Err(e) = store.apply(&batch) {
+            tracing::error!(kind = K::NAME, "share store write failed: {e}");
+        }
+        if changes.best.is_some() {
+            self.best_tx.send_replace(best);
+        }
+        if !changes.verified.is_empty() || !changes.invalid.is_empty() {
+            tracing::debug!(
+                kind = K::NAME,
+                verified = changes.verified.len(),
+                invalid = changes.invalid.len(),
+                "pending shares verified again"
+            );
+        }
+    }
+
+    fn ingest_local(
+        &self,
+        store: &ShareStore,
+        share: K::Share,
+    ) -> Result<ShareHash, SubmitError<K::VerifyError>> {
+        let hash = share.hash();
+        let bytes = K::encode(&share);
+        let mut outcome = self.insert_batch(vec![(share, bytes.clone())], None);
+        if let Some(e) = outcome.errors.pop() {
+            return Err(e);
+        }
+        store.apply(&outcome.batch)?;
+        if outcome.best_changed {
+            self.best_tx.send_replace(outcome.best);
+        }
+        self.net.publish_share(bytes);
+        Ok(hash)
+    }
+
+    pub(super) fn ingest(
+        self: &Arc<Self>,
+        store: &ShareStore,
+        from: PeerId,
+        shares: Vec<Vec<u8>>,
+        via: Via,
+    ) {
+        self.received
+            .fetch_add(shares.len() as u64, Ordering::Relaxed);
+        let now = unix_now();
+        let mut offence = None;
+        let mut checked = Vec::with_capacity(shares.len());
+        // Sync replies come newest first; insert parents first.
+        for bytes in shares.into_iter().rev() {
+            match K::decode(&bytes, self.params, now) {
+                Ok(s) => checked.push((s, bytes)),
+                Err(e) => match K::refusal(&e) {
+                    // Clock skew between honest nodes: drop the share, keep the peer.
+                    Refusal::Early => {}
+                    Refusal::Malformed => offence = Some(Offence::Undecodable(e.to_string())),
+                    Refusal::Invalid => offence = Some(Offence::InvalidShare(e.to_string())),
+                },
+            }
+        }
+        let outcome = self.insert_batch(checked, Some(from));
+        if let Some(e) = outcome.errors.first() {
+            offence = Some(Offence::InvalidShare(e.to_string()));
+        }
+        if let Err(e) = store.apply(&outcome.batch) {
+            tracing::error!(kind = K::NAME, "share store write failed: {e}");
+        }
+        if outcome.best_changed {
+            self.best_tx.send_replace(outcome.best);
+            if let Some(best) = outcome.best {
+                let height = K::height(self.tracker.lock().chain(), &best);
+                tracing::debug!(kind = K::NAME, %best, height, "new best share");
+            }
+        }
+        if matches!(via, Via::Sync) && !outcome.batch.put.is_empty() {
+            let (held, missing, height) = {
+                let t = self.tracker.lock();
+                let height = outcome.best.map(|b| K::height(t.chain(), &b)).unwrap_or(0);
+                (t.chain().len(), t.missing_parents().len(), height)
+            };
+            let peer_height = self.sync_status().peer_height;
+            tracing::info!(
+                kind = K::NAME,
+                peer = %from,
+                received = outcome.batch.put.len(),
+                held,
+                height,
+                peer_height,
+                complete = missing == 0,
+                "share chain sync progress"
+            );
+        }
+        if let Via::Gossip(id) = via {
+            let acceptance = if offence.is_some() {
+                MessageAcceptance::Reject
+            } else if outcome.batch.put.is_empty() {
+                MessageAcceptance::Ignore
+            } else {
+                MessageAcceptance::Accept
+            };
+            self.net.validated(id, from, acceptance);
+            if let Some((height, hash)) = outcome.top {
+                self.note_sent(from, height, hash);
+            }
+        }
+        if let Some(offence) = offence {
+            self.invalid.fetch_add(1, Ordering::Relaxed);
+            self.peers.lock().remove(&from);
+            self.net.penalise(from, offence);
+            return;
+        }
+        for hash in outcome.missing {
+            self.request_shares(from, hash);
+        }
+    }
+
+    /// Inserts shares (parents first; from `peer`, or this node's miners) and collects what to
+    /// store, what to ask for and what went wrong.
+    fn insert_batch(
+        &self,
+        shares: Vec<(K::Share, Vec<u8>)>,
+        peer: Option<PeerId>,
+    ) -> Outcome<K::VerifyError> {
+        let mut out = Outcome::default();
+        let mut t = self.tracker.lock();
+        let before = t.best();
+        let ours: HashSet<ShareHash> = shares.iter().map(|(s, _)| s.hash()).collect();
+        for (share, bytes) in shares {
+            let hash = share.hash();
+            match t.insert(share) {
+                Ok(ch) => {
+                    out.batch.put.push((hash, bytes));
+                    let height = K::height(t.chain(), &hash);
+                    if out.top.is_none_or(|(h, _)| height > h) {
+                        out.top = Some((height, hash));
+                    }
+                    for r in &ch.invalid {
+                        if r.direct && ours.contains(&r.hash) {
+                            out.errors.push(SubmitError::Invalid(r.error.clone()));
+                        }
+                        out.batch.remove.push(r.hash);
+                    }
+                    out.batch.remove.extend(ch.pruned);
+                    out.missing.extend(ch.missing_parents);
+                }
+                Err(InsertError::Duplicate(_)) => {}
+                Err(e @ InsertError::InvalidParent { .. }) => {
+                    if let InsertError::InvalidParent { dropped, .. } = &e {
+                        out.batch.remove.extend(dropped.iter().copied());
+                    }
+                    out.errors.push(SubmitError::Insert(e));
+                }
+                Err(e) => out.errors.push(SubmitError::Insert(e)),
+            }
+        }
+        out.best = t.best();
+        out.best_changed = out.best != before;
+        if out.best_changed {
+            out.batch.best = out.best;
+        }
+        let removed: HashSet<ShareHash> = out.batch.remove.iter().copied().collect();
+        out.missing
+            .retain(|m| !removed.contains(m) && !t.chain().contains(m));
+        drop(t);
+        self.seen.lock().record(
+            out.batch.put.iter().map(|(h, _)| *h),
+            &out.batch.remove,
+            peer,
+        );
+        out
+    }
+}

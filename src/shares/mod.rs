@@ -1,0 +1,416 @@
+//! The share service: owns a share kind's tracker, its table of the [`ShareStore`] and the share
+//! network's [`P2pHandle`], and runs the insert pipeline
+//!
+//! ```text
+//! bytes (gossip / sync) ─► decode + stand-alone checks ─► tracker insert (verify) ─► store (durable)
+//!      ─► forward gossip / publish ─► request missing parents ─► penalise senders of invalid shares
+//! ```
+//!
+//! on one worker thread, off the swarm's event loop and off the async runtime. It answers peers'
+//! sync requests, drives the initial sync (ask each new peer for its status, fetch its best share
+//! and up to 999 ancestors a round trip until the chain is complete), and tells the node whether it
+//! is too far behind its peers to hand out work.
+//!
+//! The service is generic over the share kind ([`ShareKind`]): [`ShareService`] is the Bitcoin
+//! kind's, [`PoSpaceService`] the Chia proof-of-space kind's. The module is split by job:
+//!
+//! - [`kind`]: the [`ShareKind`] trait; [`bitcoin`] and [`pospace`] implement it.
+//! - `ingest`: the worker: shares in, verdicts on gossip, bans, the store written.
+//! - [`net`]: the network as the worker sees it ([`ShareNet`]: publish, verdicts, penalties).
+//! - `sync`: the sync protocol (answering peers, the initial sync, re-requesting parents).
+//! - `load`: loading and re-verifying the stored chain at start.
+//! - `height`: the peer-height policy ([`SyncStatus`]).
+//! - `seen`: the first-seen log ([`FirstSeen`]).
+
+pub mod bitcoin;
+mod height;
+mod ingest;
+pub mod kind;
+mod load;
+pub mod net;
+pub mod pospace;
+mod seen;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use libp2p::PeerId;
+use parking_lot::Mutex;
+use sharechain::tracker::InsertError;
+use sharechain::{ShareHash, VerifyError};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use self::bitcoin::Bitcoin;
+use self::height::PeerChain;
+pub use self::height::{SyncStatus, BEHIND_THRESHOLD};
+pub use self::kind::{KindTracker, Refusal, ShareKind};
+pub use self::net::ShareNet;
+pub use self::pospace::PoSpace;
+pub use self::seen::FirstSeen;
+use self::seen::SeenLog;
+use crate::p2p::{ChainStatus, Inbound, P2pHandle, Via};
+use crate::store::{ShareStore, StoreError};
+
+const JOB_QUEUE: usize = 256;
+
+/// Why a local share was not taken.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SubmitError<E = VerifyError> {
+    #[error("{0}")]
+    Insert(#[from] InsertError),
+    #[error("share is invalid on the chain: {0}")]
+    Invalid(E),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("share service stopped")]
+    Stopped,
+}
+
+/// Why the service could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("share network: {0}")]
+    P2p(#[from] crate::p2p::P2pError),
+}
+
+/// A read-only summary for the HTTP API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShareSnapshot {
+    pub best: Option<String>,
+    pub height: u32,
+    pub shares: usize,
+    pub verified_heads: usize,
+    pub missing_parents: usize,
+    pub peers: usize,
+    pub received: u64,
+    pub invalid: u64,
+    pub sync: SyncStatus,
+}
+
+/// A change to the verifier's outside facts (e.g. new Chia signage points), run on the worker.
+type RulesUpdate<K> = Box<dyn FnOnce(&mut <K as ShareKind>::Verifier) + Send>;
+
+enum Job<K: ShareKind> {
+    Shares {
+        from: PeerId,
+        shares: Vec<Vec<u8>>,
+        via: Via,
+    },
+    Local {
+        share: K::Share,
+        reply: oneshot::Sender<Result<ShareHash, SubmitError<K::VerifyError>>>,
+    },
+    /// A new tip is in `pending_tip`.
+    SetTip,
+    /// New facts for the verifier; pending shares are verified again after it.
+    Rules(RulesUpdate<K>),
+    Stop(oneshot::Sender<()>),
+}
+
+struct Inner<K: ShareKind> {
+    params: &'static K::Params,
+    tracker: Mutex<KindTracker<K>>,
+    /// Sync requests and answers (async).
+    p2p: P2pHandle,
+    /// What the worker tells the network (never blocks it).
+    net: Box<dyn ShareNet>,
+    best_tx: watch::Sender<Option<ShareHash>>,
+    peers: Mutex<HashMap<PeerId, PeerChain>>,
+    inflight: Mutex<HashSet<ShareHash>>,
+    jobs: mpsc::Sender<Job<K>>,
+    rt: tokio::runtime::Handle,
+    received: AtomicU64,
+    invalid: AtomicU64,
+    seen: Mutex<SeenLog>,
+    /// The latest tip not yet applied: set without waiting on the job queue, applied by the
+    /// worker after whatever job it is on.
+    pending_tip: Mutex<Option<Option<K::Tip>>>,
+}
+
+/// The share service of kind `K`. Cheap to clone.
+pub struct Service<K: ShareKind> {
+    inner: Arc<Inner<K>>,
+}
+
+/// The Bitcoin share service.
+pub type ShareService = Service<Bitcoin>;
+/// The Chia proof-of-space share service.
+pub type PoSpaceService = Service<PoSpace>;
+
+impl<K: ShareKind> Clone for Service<K> {
+    fn clone(&self) -> Self {
+        Service {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K: ShareKind> std::fmt::Debug for Service<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareService")
+            .field("kind", &K::NAME)
+            .field("network", &K::network_name(self.inner.params))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<Bitcoin> {
+    /// Everything in one call, for the node: opens `datadir/shares.redb`, starts the share
+    /// network with `config` (its `datadir` defaults to `datadir`: node key, address book) and
+    /// the service on top.
+    pub async fn open(
+        datadir: &std::path::Path,
+        config: crate::p2p::P2pConfig,
+    ) -> Result<ShareService, StartError> {
+        std::fs::create_dir_all(datadir).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        let params = config.params;
+        let store = ShareStore::open(&datadir.join("shares.redb"))?;
+        Self::open_with(datadir, store, config, params).await
+    }
+}
+
+impl<K: ShareKind> Service<K> {
+    /// Starts the share network with `config` under the kind's names (its `datadir` defaults to
+    /// `datadir`) and the service on top, storing in the kind's table of `store`.
+    pub async fn open_with(
+        datadir: &std::path::Path,
+        store: ShareStore,
+        mut config: crate::p2p::P2pConfig,
+        params: &'static K::Params,
+    ) -> Result<Self, StartError> {
+        config.datadir.get_or_insert_with(|| datadir.to_owned());
+        config.names = Some(K::names(params));
+        let (p2p, inbound) = crate::p2p::spawn(config).await?;
+        Self::start(params, store, p2p, inbound).await
+    }
+
+    /// Loads the chain from the kind's table of `store` (re-checking and re-verifying every
+    /// share), then starts the worker and the network dispatcher on the current runtime. `p2p`
+    /// should run under the kind's names ([`ShareKind::names`]).
+    pub async fn start(
+        params: &'static K::Params,
+        store: ShareStore,
+        p2p: P2pHandle,
+        inbound: mpsc::Receiver<Inbound>,
+    ) -> Result<Self, StartError> {
+        let net = net::Live {
+            p2p: p2p.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        Self::start_with_net(params, store, p2p, inbound, Box::new(net)).await
+    }
+
+    /// [`Self::start`], with the worker's verdicts and publications going to `net`.
+    pub(crate) async fn start_with_net(
+        params: &'static K::Params,
+        store: ShareStore,
+        p2p: P2pHandle,
+        inbound: mpsc::Receiver<Inbound>,
+        net: Box<dyn ShareNet>,
+    ) -> Result<Self, StartError> {
+        let (store, tracker) = tokio::task::spawn_blocking(move || {
+            let store = store.table(K::TABLE)?;
+            let tracker = load::load::<K>(params, &store)?;
+            Ok::<_, StoreError>((store, tracker))
+        })
+        .await
+        .expect("loading does not panic")?;
+        let (best_tx, _) = watch::channel(tracker.best());
+        let (jobs, jobs_rx) = mpsc::channel(JOB_QUEUE);
+        let inner = Arc::new(Inner {
+            params,
+            tracker: Mutex::new(tracker),
+            p2p,
+            net,
+            best_tx,
+            peers: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashSet::new()),
+            jobs,
+            rt: tokio::runtime::Handle::current(),
+            received: AtomicU64::new(0),
+            seen: Mutex::new(SeenLog::default()),
+            pending_tip: Mutex::new(None),
+            invalid: AtomicU64::new(0),
+        });
+        let worker = Arc::clone(&inner);
+        std::thread::Builder::new()
+            .name(format!("share-worker-{}", K::NAME))
+            .spawn(move || worker.run(jobs_rx, store))
+            .expect("spawning a thread");
+        tokio::spawn(sync::dispatch(Arc::clone(&inner), inbound));
+        tokio::spawn(sync::sync_ticker(Arc::downgrade(&inner)));
+        Ok(Service { inner })
+    }
+
+    /// The network's parameters.
+    pub fn params(&self) -> &'static K::Params {
+        self.inner.params
+    }
+
+    /// The share network handle (to publish found blocks and tips, list peers).
+    pub fn p2p(&self) -> &P2pHandle {
+        &self.inner.p2p
+    }
+
+    /// The best share to build on.
+    pub fn best_share_hash(&self) -> Option<ShareHash> {
+        self.inner.tracker.lock().best()
+    }
+
+    /// The body of P2Pool's `GET /web/best_share_hash`: the best share hash as a JSON string
+    /// (`null` without a share).
+    pub fn best_share_hash_json(&self) -> String {
+        match self.best_share_hash() {
+            Some(h) => format!("\"{h}\""),
+            None => "null".to_owned(),
+        }
+    }
+
+    /// Changes of the best share (to rebuild work at once).
+    pub fn subscribe_best(&self) -> watch::Receiver<Option<ShareHash>> {
+        self.inner.best_tx.subscribe()
+    }
+
+    /// Runs `f` on the tracker (e.g. `sharechain::generate` on `tracker.parts()` to build work).
+    /// Do not insert through it: shares enter through [`Self::submit_local_share`] so they are
+    /// stored and gossiped.
+    pub fn with_tracker<R>(&self, f: impl FnOnce(&mut KindTracker<K>) -> R) -> R {
+        f(&mut self.inner.tracker.lock())
+    }
+
+    /// When `hash` arrived and from whom; `None` for shares loaded from the store (or unknown).
+    pub fn first_seen(&self, hash: &ShareHash) -> Option<FirstSeen> {
+        self.inner.seen.lock().get(hash)
+    }
+
+    /// A share found by this node's miners: inserted, stored durably, then gossiped. Returns its
+    /// hash once it is stored.
+    pub async fn submit_local_share(
+        &self,
+        share: K::Share,
+    ) -> Result<ShareHash, SubmitError<K::VerifyError>> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(Job::Local { share, reply })
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
+        rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// The tip shares should build on (may change the best share).
+    pub async fn set_tip(&self, tip: Option<K::Tip>) {
+        // Never waits behind a busy share worker: only the latest tip matters, and the worker
+        // takes it after its current job even when this wake-up finds the queue full.
+        *self.inner.pending_tip.lock() = Some(tip);
+        let _ = self.inner.jobs.try_send(Job::SetTip);
+    }
+
+    /// Gives the verifier new outside facts (e.g. Chia signage points) on the worker, then
+    /// verifies the shares that were waiting for them. Returns once applied.
+    pub async fn update_rules(
+        &self,
+        update: impl FnOnce(&mut K::Verifier) + Send + 'static,
+    ) -> Result<(), SubmitError<K::VerifyError>> {
+        self.inner
+            .jobs
+            .send(Job::Rules(Box::new(update)))
+            .await
+            .map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Whether the node is too far behind its peers to hand out work, and why.
+    pub fn sync_status(&self) -> SyncStatus {
+        self.inner.sync_status()
+    }
+
+    /// A summary for the HTTP API.
+    pub fn snapshot(&self) -> ShareSnapshot {
+        let (best, height, shares, heads, missing) = {
+            let t = self.inner.tracker.lock();
+            let best = t.best();
+            (
+                best,
+                best.map(|b| K::height(t.chain(), &b)).unwrap_or(0),
+                t.chain().len(),
+                t.verified_heads().len(),
+                t.missing_parents().len(),
+            )
+        };
+        let peers = self.inner.peers.lock().len();
+        let sync = self.sync_status();
+        ShareSnapshot {
+            best: best.map(|b| b.to_string()),
+            height,
+            shares,
+            verified_heads: heads,
+            missing_parents: missing,
+            peers,
+            received: self.inner.received.load(Ordering::Relaxed),
+            invalid: self.inner.invalid.load(Ordering::Relaxed),
+            sync,
+        }
+    }
+
+    /// Stops the worker (closing the store) and the share network.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.jobs.send(Job::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.inner.p2p.shutdown().await;
+    }
+}
+
+impl<K: ShareKind> Inner<K> {
+    fn sync_status(&self) -> SyncStatus {
+        let (height, peer_height) = {
+            let peers = self.peers.lock();
+            let t = self.tracker.lock();
+            let height = t.best().map(|b| K::height(t.chain(), &b)).unwrap_or(0);
+            let peer_height = peers
+                .values()
+                .map(|p| p.backed_height::<K>(&t))
+                .max()
+                .unwrap_or(0);
+            (height, peer_height)
+        };
+        SyncStatus::new(height, peer_height)
+    }
+
+    fn status(&self) -> ChainStatus {
+        let t = self.tracker.lock();
+        let best = t.best();
+        ChainStatus {
+            best,
+            height: best.map(|b| K::height(t.chain(), &b)).unwrap_or(0),
+        }
+    }
+
+    /// What `peer` says its best share is (a later claim of a lower height is ignored).
+    fn note_status(&self, peer: PeerId, status: ChainStatus) {
+        self.peers
+            .lock()
+            .entry(peer)
+            .or_default()
+            .note_status(status);
+    }
+
+    /// A share `peer` gossiped and this node took in: the peer has at least that chain.
+    fn note_sent(&self, peer: PeerId, height: u32, hash: ShareHash) {
+        self.peers
+            .lock()
+            .entry(peer)
+            .or_default()
+            .note_sent(height, hash);
+    }
+}

@@ -1,0 +1,131 @@
+//! The Chia proof-of-space share kind: [`PoSpaceShare`]s under [`PoSpaceVerifier`], in the
+//! store's `pospace_shares` table, on their own gossip topic and sync protocol
+//! (`/p2pool-rs/<network>/pospace-shares/1`, `/p2pool-rs/<network>/pospace-sync/1`).
+//!
+//! A share answers a Chia signage point; the verifier holds it as pending until the node knows
+//! that signage point ([`super::Service::update_rules`] gives the verifier new ones).
+
+use libp2p::StreamProtocol;
+use sharechain::chain::Chain;
+use sharechain::pospace_share::{
+    check_time, new_pospace_tracker, ChiaNetwork, DecodeError, PoSpaceShare, PoSpaceVerifier,
+    ShareError,
+};
+use sharechain::ShareHash;
+use thiserror::Error;
+
+use super::kind::{KindTracker, Refusal, ShareKind};
+use crate::p2p::Names;
+
+/// The Chia proof-of-space share kind.
+#[derive(Debug, Clone, Copy)]
+pub struct PoSpace;
+
+/// Why bytes are not a PoSpace share this node takes in now.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ArrivalError {
+    #[error("undecodable PoSpace share: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("PoSpace share: {0}")]
+    Check(#[from] ShareError),
+}
+
+impl ShareKind for PoSpace {
+    const NAME: &'static str = "pospace";
+    const TABLE: &'static str = "pospace_shares";
+
+    type Params = ChiaNetwork;
+    type Tip = ();
+    type Share = PoSpaceShare;
+    type Verifier = PoSpaceVerifier;
+    type VerifyError = ShareError;
+    type DecodeError = ArrivalError;
+
+    fn network_name(params: &ChiaNetwork) -> &'static str {
+        params.name
+    }
+
+    fn new_tracker(params: &'static ChiaNetwork) -> KindTracker<Self> {
+        new_pospace_tracker(params)
+    }
+
+    fn encode(share: &PoSpaceShare) -> Vec<u8> {
+        share.to_bytes()
+    }
+
+    fn decode(
+        bytes: &[u8],
+        params: &'static ChiaNetwork,
+        now: u64,
+    ) -> Result<PoSpaceShare, ArrivalError> {
+        let share = PoSpaceShare::decode(bytes, params)?;
+        check_time(&share, params, now)?;
+        Ok(share)
+    }
+
+    fn refusal(error: &ArrivalError) -> Refusal {
+        match error {
+            ArrivalError::Decode(_) => Refusal::Malformed,
+            ArrivalError::Check(ShareError::FutureTimestamp { .. }) => Refusal::Early,
+            ArrivalError::Check(_) => Refusal::Invalid,
+        }
+    }
+
+    /// PoSpace shares carry no height: the local height of the held chain below the share.
+    fn height(chain: &Chain<PoSpaceShare>, hash: &ShareHash) -> u32 {
+        chain.height(hash).unwrap_or(0)
+    }
+
+    fn names(params: &ChiaNetwork) -> Names {
+        let base = format!(
+            "p2pool-rs/{}-{}/pospace",
+            params.name,
+            hex::encode(params.identity)
+        );
+        let name = |what: &str| format!("/p2pool-rs/{}/pospace-{what}/1", params.name);
+        let proto = |what: &str| {
+            StreamProtocol::try_from_owned(name(what)).expect("protocol names start with '/'")
+        };
+        Names {
+            sync: proto("sync"),
+            kad: proto("kad"),
+            shares_topic: name("shares"),
+            blocks_topic: name("blocks"),
+            tips_topic: name("tips"),
+            base,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shares::Bitcoin;
+
+    #[test]
+    fn pospace_names_differ_from_bitcoin_and_between_networks() {
+        let chia = ChiaNetwork::ALL.map(PoSpace::names);
+        assert_eq!(chia[3].shares_topic, "/p2pool-rs/regtest/pospace-shares/1");
+        for (i, a) in chia.iter().enumerate() {
+            for b in &chia[i + 1..] {
+                assert_ne!(a.sync, b.sync);
+                assert_ne!(a.shares_topic, b.shares_topic);
+                assert_ne!(a.identify_version(), b.identify_version());
+            }
+            for b in sharechain::NetworkParams::all().map(Bitcoin::names) {
+                assert_ne!(a.sync, b.sync);
+                assert_ne!(a.shares_topic, b.shares_topic);
+                assert_ne!(a.identify_version(), b.identify_version());
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_bytes_are_refused_as_malformed() {
+        let e = PoSpace::decode(&[1, 2, 3], &ChiaNetwork::REGTEST, 0).unwrap_err();
+        assert_eq!(PoSpace::refusal(&e), Refusal::Malformed);
+        let e = PoSpace::decode(&[], &ChiaNetwork::REGTEST, 0).unwrap_err();
+        assert_eq!(PoSpace::refusal(&e), Refusal::Malformed);
+    }
+}
