@@ -114,21 +114,18 @@ fn summary(t: &Tracker, lookbehind_max: usize) -> ChainSummary {
     s
 }
 
-/// PPLNS weight fraction per payout script over the chain's window.
-fn weights(t: &Tracker, max_shares: usize) -> BTreeMap<ScriptBuf, f64> {
-    let Some(best) = t.best() else {
+/// Each script's fraction of what a block found now pays the share chain's miners (the
+/// finder's part left out): the same PPLNS window, dust rule and output cap as
+/// [`current_payouts`], so `/users` and `/current_payouts` always agree.
+fn weights(t: &mut Tracker, subsidy: Option<Amount>) -> BTreeMap<ScriptBuf, f64> {
+    let payouts = current_payouts(t, subsidy);
+    let total: u64 = payouts.iter().map(|(_, a)| a.to_sat()).sum();
+    if total == 0 {
         return BTreeMap::new();
-    };
-    let mut w: BTreeMap<ScriptBuf, f64> = BTreeMap::new();
-    let mut total = 0.0;
-    for share in t.chain().ancestors(&best).take(max_shares) {
-        let data = &share.share().share_info.share_data;
-        let weight = share.work() as f64 * f64::from(65535 - data.donation);
-        *w.entry(data.payout_script.clone()).or_default() += weight;
-        total += weight;
     }
-    if total > 0.0 {
-        w.values_mut().for_each(|v| *v /= total);
+    let mut w: BTreeMap<ScriptBuf, f64> = BTreeMap::new();
+    for (script, amount) in payouts {
+        *w.entry(script).or_default() += amount.to_sat() as f64 / total as f64;
     }
     w
 }
@@ -233,14 +230,14 @@ impl WebState {
         self.inner.work.chain().with_tracker(|t| summary(t, n))
     }
 
-    /// Address → fraction of the PPLNS weight.
+    /// Address → its fraction of what a block found now pays the miners (PPLNS).
     pub(crate) fn users(&self) -> BTreeMap<String, f64> {
-        let max = self.inner.work.params().chain_length as usize;
+        let subsidy = Some(self.inner.templates.borrow().coinbase_value);
         let network = self.network();
         self.inner
             .work
             .chain()
-            .with_tracker(|t| weights(t, max))
+            .with_tracker(|t| weights(t, subsidy))
             .into_iter()
             .map(|(s, w)| (script_to_human(&s, network), w))
             .collect()
@@ -383,5 +380,39 @@ impl WebState {
                 .into(),
             ),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sharechain::params::NetworkParams;
+    use sharechain::testkit::{build_chain, easy_params, p2wpkh};
+
+    /// More payees than the output cap: `/users` lists exactly the scripts `/current_payouts`
+    /// pays, in the same proportions.
+    #[test]
+    fn users_and_current_payouts_agree_beyond_the_output_cap() {
+        let capped: &'static NetworkParams = Box::leak(Box::new(NetworkParams {
+            max_payouts: 5,
+            ..NetworkParams::REGTEST.clone()
+        }));
+        let params = easy_params(capped, 60, 10);
+        let scripts: Vec<ScriptBuf> = (1..=12).map(p2wpkh).collect();
+        let (mut t, _) = build_chain(params, 40, &scripts);
+        let subsidy = Some(Amount::from_btc(50.0).expect("amount"));
+        let payouts = current_payouts(&mut t, subsidy);
+        let users = weights(&mut t, subsidy);
+        assert!(payouts.len() < scripts.len(), "the cap cuts payees");
+        assert_eq!(users.len(), payouts.len());
+        let total: u64 = payouts.iter().map(|(_, a)| a.to_sat()).sum();
+        for (script, amount) in &payouts {
+            let fraction = users[script];
+            assert!(
+                (fraction - amount.to_sat() as f64 / total as f64).abs() < 1e-12,
+                "{script:?}: {fraction} of {total} vs {amount}"
+            );
+        }
+        assert!((users.values().sum::<f64>() - 1.0).abs() < 1e-9);
     }
 }
