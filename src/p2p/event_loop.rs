@@ -201,6 +201,7 @@ pub(super) async fn spawn(
         peer_id,
         blocks: blocks.clone(),
         tips: tips.clone(),
+        overflow: std::sync::Arc::new(super::handle::Overflow::new()),
     };
     let book_path = config.datadir.as_ref().map(|d| d.join("peers.txt"));
     let mut lp = EventLoop {

@@ -79,6 +79,41 @@ pub struct P2pHandle {
     pub(crate) peer_id: PeerId,
     pub(crate) blocks: broadcast::Sender<(PeerId, Vec<u8>)>,
     pub(crate) tips: broadcast::Sender<(PeerId, Header)>,
+    pub(crate) overflow: std::sync::Arc<Overflow>,
+}
+
+/// Commands from threads outside the runtime that found the command queue full: kept in order,
+/// at most [`Overflow::CAP`], and fed to the queue by one task while any are waiting.
+#[derive(Debug)]
+pub(crate) struct Overflow {
+    queue: parking_lot::Mutex<OverflowQueue>,
+    full_log: crate::logging::RateLimited,
+}
+
+#[derive(Debug, Default)]
+struct OverflowQueue {
+    commands: std::collections::VecDeque<Command>,
+    /// A task is feeding `commands` to the command queue.
+    draining: bool,
+    dropped: u64,
+}
+
+impl Overflow {
+    /// About a second of a busy share network's commands.
+    pub(crate) const CAP: usize = 4096;
+
+    pub(crate) fn new() -> Self {
+        Overflow {
+            queue: parking_lot::Mutex::new(OverflowQueue::default()),
+            full_log: crate::logging::RateLimited::new(std::time::Duration::from_secs(10)),
+        }
+    }
+
+    /// Commands dropped because the overflow was full too (the log line carries it).
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
+        self.queue.lock().dropped
+    }
 }
 
 impl P2pHandle {
@@ -88,13 +123,59 @@ impl P2pHandle {
     }
 
     /// Sends a command from a thread outside the runtime (the share service's worker) without
-    /// ever blocking it: when the queue is full the send waits in a task on `rt`. Blocking here
-    /// could close a cycle (loop → inbound → worker → commands → loop) into a deadlock.
+    /// ever blocking it. Blocking here could close a cycle (loop → inbound → worker → commands →
+    /// loop) into a deadlock; so when the queue is full the command waits, in order, in the
+    /// bounded [`Overflow`], which one task on `rt` feeds to the queue. When that is full too the
+    /// command is dropped, counted and logged: a share then reaches peers by sync, a
+    /// validation verdict by gossipsub's timeout.
     fn send_nowait(&self, cmd: Command, rt: &tokio::runtime::Handle) {
-        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+        let overflow = &self.overflow;
+        let mut q = overflow.queue.lock();
+        // Behind commands already waiting: they go first.
+        let cmd = if q.commands.is_empty() && !q.draining {
+            match self.tx.try_send(cmd) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(cmd)) => cmd,
+            }
+        } else {
+            cmd
+        };
+        if q.commands.len() >= Overflow::CAP {
+            q.dropped += 1;
+            let dropped = q.dropped;
+            drop(q);
+            crate::log_limited!(
+                overflow.full_log,
+                warn,
+                dropped,
+                "share network command queue full; a command was dropped"
+            );
+            return;
+        }
+        q.commands.push_back(cmd);
+        if !q.draining {
+            q.draining = true;
             let tx = self.tx.clone();
+            let overflow = std::sync::Arc::clone(overflow);
             rt.spawn(async move {
-                let _ = tx.send(cmd).await;
+                loop {
+                    let next = {
+                        let mut q = overflow.queue.lock();
+                        let next = q.commands.pop_front();
+                        if next.is_none() {
+                            q.draining = false;
+                        }
+                        next
+                    };
+                    let Some(cmd) = next else { return };
+                    if tx.send(cmd).await.is_err() {
+                        // The loop is gone (shutdown): what waits is moot.
+                        let mut q = overflow.queue.lock();
+                        q.commands.clear();
+                        q.draining = false;
+                        return;
+                    }
+                }
             });
         }
     }
@@ -148,6 +229,7 @@ impl P2pHandle {
             peer_id: PeerId::random(),
             blocks: broadcast::channel(1).0,
             tips: broadcast::channel(1).0,
+            overflow: std::sync::Arc::new(Overflow::new()),
         };
         (handle, rx)
     }
@@ -254,5 +336,56 @@ impl P2pHandle {
     /// Stops the event loop (connections close).
     pub async fn shutdown(&self) {
         self.send(Command::Shutdown).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(n: u32) -> Command {
+        Command::Publish {
+            topic: Topic::Shares,
+            data: n.to_le_bytes().to_vec(),
+        }
+    }
+
+    fn number(cmd: Command) -> u32 {
+        match cmd {
+            Command::Publish { data, .. } => u32::from_le_bytes(data.try_into().expect("4 bytes")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A full queue: later commands wait in order behind it, no task per command, and beyond
+    /// the cap they are dropped and counted.
+    #[test]
+    fn a_full_queue_keeps_order_and_bounds_what_waits() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (handle, mut rx) = P2pHandle::detached(2);
+        let total = 2 + Overflow::CAP as u32 + 3;
+        for n in 0..total {
+            handle.send_nowait(publish(n), rt.handle());
+        }
+        assert_eq!(handle.overflow.dropped(), 3);
+        let got: Vec<u32> = rt.block_on(async {
+            let mut got = Vec::new();
+            while got.len() < total as usize - 3 {
+                got.push(number(rx.recv().await.expect("command")));
+            }
+            got
+        });
+        assert_eq!(got, (0..total - 3).collect::<Vec<_>>());
+        rt.block_on(async {
+            while handle.overflow.queue.lock().draining {
+                tokio::task::yield_now().await;
+            }
+        });
+        // Drained: the next command goes straight to the queue.
+        handle.send_nowait(publish(7), rt.handle());
+        assert_eq!(rx.try_recv().map(number).ok(), Some(7));
     }
 }
