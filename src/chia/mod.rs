@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod address;
 pub mod farmer;
+pub mod node;
 pub mod protocol;
 pub mod ssl;
 mod verify;
