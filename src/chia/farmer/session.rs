@@ -66,6 +66,9 @@ impl SessionError {
         match self {
             SessionError::Tls { reason, .. } => reason.counter(),
             SessionError::Timeout => "refused_handshake_timeout",
+            SessionError::Websocket(tokio_tungstenite::tungstenite::Error::Capacity(_)) => {
+                "dropped_oversize_message"
+            }
             SessionError::Websocket(_) => "dropped_websocket",
             SessionError::Protocol(ProtocolError::Oversize(_)) => "dropped_oversize_message",
             SessionError::Protocol(_) => "dropped_malformed_message",
