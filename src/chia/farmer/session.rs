@@ -29,6 +29,9 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const MAX_PENDING_SIGNATURES: usize = 256;
 /// A signature request unanswered this long is forgotten.
 const SIGNATURE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Plots one harvester may report (far above any real farm's per-harvester count); more are
+/// ignored, so a harvester cannot grow the node's memory without bound.
+const MAX_PLOTS: usize = 1_000_000;
 /// Shares handed to the share service and not yet answered, per connection.
 const MAX_SUBMITTING: usize = 64;
 
@@ -356,6 +359,10 @@ impl Session {
             msg::PLOT_SYNC_LOADED2 => {
                 let m: p::PlotSyncPlotList2 = frame.payload("plot_sync_loaded2")?;
                 for plot in &m.data {
+                    if self.sync.len() >= MAX_PLOTS && !self.sync.contains_key(&plot.filename) {
+                        self.farmer.count("plot_sync_over_limit");
+                        break;
+                    }
                     self.sync.insert(plot.filename.clone(), summary(plot));
                 }
                 self.ack(ws, &m.identifier, frame.msg_type).await
