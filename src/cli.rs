@@ -285,6 +285,43 @@ mod tests {
     }
 
     #[test]
+    fn chain_defaults_to_bitcoin_and_chia_options_parse() {
+        let run = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Some(Command::Run(run)) = cli.command else {
+                panic!("run")
+            };
+            run
+        };
+        assert_eq!(run(&["p2pool", "run"]).chain, Chain::Bitcoin);
+        let chia = run(&[
+            "p2pool",
+            "run",
+            "--chain",
+            "chia",
+            "--network",
+            "regtest",
+            "--chia-mnemonic-file",
+            "/m",
+            "--chia-root",
+            "/r",
+            "--chia-network-id",
+            "regtest",
+        ]);
+        assert_eq!(chia.chain, Chain::Chia);
+        assert_eq!(
+            chia.chia.chia_mnemonic_file.as_deref(),
+            Some(std::path::Path::new("/m"))
+        );
+        assert_eq!(
+            chia.chia.chia_root.as_deref(),
+            Some(std::path::Path::new("/r"))
+        );
+        assert_eq!(chia.chia.chia_network_id.as_deref(), Some("regtest"));
+        assert!(Cli::try_parse_from(["p2pool", "run", "--chain", "dogecoin"]).is_err());
+    }
+
+    #[test]
     fn config_file_values_come_before_typed_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p2pool.toml");
