@@ -255,10 +255,18 @@ fn real_chia_harvester_makes_pospace_shares() {
     assert_eq!(harvesters[0].plots.len(), 2, "{harvesters:?}");
     assert!(harvesters[0].shares >= 3);
     assert!(!harvesters[0].lookup_times_us.is_empty());
+    let mut ms: Vec<u64> = farmer
+        .shares()
+        .iter()
+        .map(|r| r.proof_to_share_ms)
+        .collect();
+    ms.sort_unstable();
     println!(
-        "{} shares in {:?}; counters {:?}",
+        "{} shares in {:?}; proof_to_share_ms median {} max {}; counters {:?}",
         shares.len(),
         started.elapsed(),
+        ms[ms.len() / 2],
+        ms[ms.len() - 1],
         farmer.counters()
     );
 
