@@ -42,7 +42,12 @@ pub struct RunArgs {
     /// A TOML file with any of these options.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
-    /// Bitcoin network: mainnet, testnet4, signet or regtest.
+    /// What the node pools: `bitcoin` (stratum and getwork miners) or `chia` (chia harvesters
+    /// on the worker port, PoSpace shares).
+    #[arg(long, value_enum, default_value = "bitcoin")]
+    pub chain: Chain,
+    /// Network: for Bitcoin mainnet, testnet4, signet or regtest; for Chia regtest (the
+    /// embedded signage clock).
     #[arg(long, alias = "net", default_value = "regtest")]
     pub network: String,
     /// Data directory (default: ~/.p2pool-rs/NETWORK).
@@ -82,6 +87,17 @@ pub struct RunArgs {
     pub fee: f64,
     #[command(flatten)]
     pub bitcoind: crate::bitcoind::BitcoindArgs,
+    #[command(flatten)]
+    pub chia: crate::chia::node::ChiaRunArgs,
+}
+
+/// The kind of chain a node pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Chain {
+    /// Bitcoin: stratum and getwork miners, shares with proof of work.
+    Bitcoin,
+    /// Chia: chia harvesters, shares with proof of space.
+    Chia,
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
@@ -154,6 +170,20 @@ pub fn args_with_config(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 }
 
 fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.chain == Chain::Chia {
+        return crate::chia::node::main(crate::chia::node::ChiaNodeOptions {
+            network: args.network,
+            datadir: args.datadir,
+            address: args.address,
+            worker_addr: (args.worker_bind, args.worker_port),
+            worker: crate::worker::WorkerConfig {
+                max_connections: args.max_connections,
+                max_connections_per_ip: args.max_connections_per_ip,
+                ..crate::worker::WorkerConfig::default()
+            },
+            chia: args.chia,
+        });
+    }
     let params = sharechain::NetworkParams::by_name(&args.network).ok_or_else(|| {
         anyhow::anyhow!(
             "unknown network `{}`: use mainnet, testnet4, signet or regtest",
@@ -252,6 +282,43 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn chain_defaults_to_bitcoin_and_chia_options_parse() {
+        let run = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Some(Command::Run(run)) = cli.command else {
+                panic!("run")
+            };
+            run
+        };
+        assert_eq!(run(&["p2pool", "run"]).chain, Chain::Bitcoin);
+        let chia = run(&[
+            "p2pool",
+            "run",
+            "--chain",
+            "chia",
+            "--network",
+            "regtest",
+            "--chia-mnemonic-file",
+            "/m",
+            "--chia-root",
+            "/r",
+            "--chia-network-id",
+            "regtest",
+        ]);
+        assert_eq!(chia.chain, Chain::Chia);
+        assert_eq!(
+            chia.chia.chia_mnemonic_file.as_deref(),
+            Some(std::path::Path::new("/m"))
+        );
+        assert_eq!(
+            chia.chia.chia_root.as_deref(),
+            Some(std::path::Path::new("/r"))
+        );
+        assert_eq!(chia.chia.chia_network_id.as_deref(), Some("regtest"));
+        assert!(Cli::try_parse_from(["p2pool", "run", "--chain", "dogecoin"]).is_err());
     }
 
     #[test]

@@ -1,8 +1,15 @@
-//! Chia tools: proof verification from the command line (`p2pool chia verify FILE`).
+//! Chia: proof verification from the command line (`p2pool chia verify FILE`), the harvester
+//! protocol's messages ([`protocol`]) and private-CA certificates ([`ssl`]) shared with
+//! `crate::harvester`, and the farmer endpoint harvesters connect to ([`farmer`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod address;
+pub mod farmer;
+pub mod node;
+pub mod protocol;
+pub mod ssl;
 mod verify;
 
 /// Options of `p2pool chia`.

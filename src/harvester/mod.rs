@@ -6,7 +6,7 @@
 pub mod answer;
 pub mod client;
 pub mod plots;
-pub mod protocol;
+pub use crate::chia::protocol;
 pub mod sync;
 pub mod tls;
 

@@ -9,37 +9,12 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-/// Why the TLS identity or configuration could not be made.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TlsError {
-    /// A certificate or key file is missing or unreadable.
-    #[error("cannot read {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The CA certificate is not an X.509 certificate.
-    #[error("bad CA certificate {path}: {reason}")]
-    BadCa {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The harvester certificate could not be issued from the CA key.
-    #[error("cannot issue a harvester certificate: {0}")]
-    Issue(#[from] rcgen::Error),
-    /// rustls refused the certificates or key.
-    #[error("bad TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
-}
+pub use crate::chia::ssl::provider;
+pub use crate::chia::ssl::TlsError;
+use crate::chia::ssl::{issue_node_cert, read_cert, read_key, read_text};
 
 /// Where the harvester's certificates come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,27 +34,6 @@ pub struct Identity {
     pub cert: CertificateDer<'static>,
     /// Its key.
     pub key: PrivateKeyDer<'static>,
-}
-
-fn read_cert(path: &Path) -> Result<CertificateDer<'static>, TlsError> {
-    CertificateDer::from_pem_file(path).map_err(|e| TlsError::Read {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Read {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn read_text(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|e| TlsError::Read {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
 }
 
 impl Identity {
@@ -112,65 +66,13 @@ impl Identity {
     }
 }
 
-/// Issues a harvester certificate signed by the CA (subject and SAN as chia's
-/// `generate_ca_signed_cert`: CN "Chia", O "Chia", OU "Organic Farming Division", DNS "chia.net").
+/// Issues a harvester certificate signed by the CA (see [`issue_node_cert`]).
 pub fn issue_harvester_cert(
     ca_path: &Path,
     ca_key_pem: &str,
     ca: &CertificateDer<'_>,
 ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
-    let bad_ca = |reason: String| TlsError::BadCa {
-        path: ca_path.to_owned(),
-        reason,
-    };
-    let (_, parsed) = x509_parser::parse_x509_certificate(ca).map_err(|e| bad_ca(e.to_string()))?;
-    // The issuer name must be the CA's subject, attribute for attribute.
-    let mut ca_name = rcgen::DistinguishedName::new();
-    for attr in parsed.subject().iter_attributes() {
-        let oid: Vec<u64> = attr
-            .attr_type()
-            .iter()
-            .ok_or_else(|| bad_ca("subject attribute with an oversize OID".into()))?
-            .collect();
-        let value = attr
-            .as_str()
-            .map_err(|e| bad_ca(format!("subject attribute: {e}")))?;
-        ca_name.push(
-            rcgen::DnType::from_oid(&oid),
-            rcgen::DnValue::Utf8String(value.to_owned()),
-        );
-    }
-    let ca_key = rcgen::KeyPair::from_pem(ca_key_pem)?;
-    let mut ca_params = rcgen::CertificateParams::default();
-    ca_params.distinguished_name = ca_name;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let issuer = ca_params.self_signed(&ca_key)?;
-
-    let key = rcgen::KeyPair::generate()?;
-    let mut params = rcgen::CertificateParams::new(vec!["chia.net".to_owned()])?;
-    let mut name = rcgen::DistinguishedName::new();
-    name.push(rcgen::DnType::CommonName, "Chia");
-    name.push(rcgen::DnType::OrganizationName, "Chia");
-    name.push(
-        rcgen::DnType::OrganizationalUnitName,
-        "Organic Farming Division",
-    );
-    params.distinguished_name = name;
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2100, 8, 2);
-    // The CA's key identifier (if any) is computed another way than rcgen's; a mismatched
-    // authority key identifier would break the chain in OpenSSL, and chia sets none.
-    params.use_authority_key_identifier_extension = false;
-    let cert = params.signed_by(&key, &issuer, &ca_key)?;
-    Ok((
-        cert.der().clone(),
-        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    ))
-}
-
-/// The crypto provider used throughout (ring).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    issue_node_cert(ca_path, ca_key_pem, ca)
 }
 
 /// A TLS 1.3 client configuration presenting `identity` and trusting only its CA.

@@ -269,6 +269,8 @@ pub(crate) struct Shared<P> {
     pub(crate) notify_last_ns: AtomicU64,
     /// Stratum sessions that receive new work.
     pub(crate) fanout: stratum::fanout::Registry<P>,
+    /// Where connections opening with a TLS record (chia harvesters) go; none: closed.
+    pub(crate) chia_farmer: std::sync::OnceLock<Arc<crate::chia::farmer::Farmer>>,
 }
 
 impl<P> Shared<P> {
@@ -328,8 +330,15 @@ impl<P: WorkProvider> WorkerPort<P> {
                 notify_count: AtomicU64::new(0),
                 notify_last_ns: AtomicU64::new(0),
                 fanout: stratum::fanout::Registry::default(),
+                chia_farmer: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Serve chia harvesters (connections whose first byte is a TLS record, 0x16) with
+    /// `farmer`. Without one such connections are closed. Set once; later calls are ignored.
+    pub fn set_chia_farmer(&self, farmer: Arc<crate::chia::farmer::Farmer>) {
+        let _ = self.shared.chia_farmer.set(farmer);
     }
 
     /// Snapshot of the hashrate statistics.

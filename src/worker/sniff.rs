@@ -1,5 +1,6 @@
 //! The accept loop: connection caps (in all and per IP address), first-byte deadline, and the
-//! stratum/HTTP split (`{` first = stratum, anything else = HTTP; whitespace before it is
+//! stratum/HTTP/Chia split (`{` first = stratum, 0x16 (a TLS record: a chia harvester's
+//! ClientHello) = the Chia farmer endpoint, anything else = HTTP; whitespace before it is
 //! skipped).
 
 use std::collections::HashMap;
@@ -73,7 +74,13 @@ pub(crate) async fn accept_loop<P: WorkProvider>(
         };
         let _ = stream.set_nodelay(true);
         let slots = (permit, ip_slot);
-        connections.spawn(handle(Arc::clone(&shared), stream, router.clone(), slots));
+        connections.spawn(handle(
+            Arc::clone(&shared),
+            stream,
+            peer,
+            router.clone(),
+            slots,
+        ));
     }
 }
 
@@ -132,6 +139,7 @@ impl Drop for IpSlot {
 async fn handle<P: WorkProvider>(
     shared: Arc<Shared<P>>,
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: axum::Router,
     _slots: (OwnedSemaphorePermit, IpSlot),
 ) {
@@ -141,10 +149,18 @@ async fn handle<P: WorkProvider>(
     };
     if first == b'{' {
         stratum::session::run(shared, stream).await;
+    } else if first == TLS_HANDSHAKE_RECORD {
+        match shared.chia_farmer.get() {
+            Some(farmer) => Arc::clone(farmer).serve_connection(stream, peer).await,
+            None => debug!(%peer, "TLS connection closed: no chia farmer endpoint on this port"),
+        }
     } else {
         serve_http(stream, router, shared.config.http_header_timeout).await;
     }
 }
+
+/// First byte of a TLS handshake record (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Whitespace a client may send before its first request (some send a blank line first).
 const MAX_LEADING_WHITESPACE: usize = 64;

@@ -1,4 +1,5 @@
-//! Chia's harvester ↔ farmer messages as chia-blockchain 2.7.5 puts them on the wire
+//! Chia's harvester ↔ farmer messages as chia-blockchain 2.7.5 puts them on the wire, shared by
+//! the harvester (`crate::harvester`) and the farmer endpoint (`crate::chia::farmer`)
 //! (`protocols/harvester_protocol.py`, `farmer_protocol.py`, `outbound_message.py`): the
 //! `Message` frame and the Streamable payloads `chia-protocol` does not define. Shared types
 //! (`Handshake`, `ProofOfSpace`, `RewardChainBlockUnfinished`, BLS keys) come from chia_rs.

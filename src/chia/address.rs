@@ -1,0 +1,69 @@
+//! Chia addresses: a puzzle hash in bech32m, `xch…` on mainnet and `txch…` on the test networks
+//! (testnet11, the simulator, the regtest clock), as chia's `encode_puzzle_hash`.
+
+use bech32::primitives::decode::CheckedHrpstring;
+use bech32::Bech32m;
+use sharechain::pospace_share::ChiaNetwork;
+
+/// Why a string is not a payout address of the network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    #[error("not a bech32m address: {0}")]
+    Encoding(String),
+    #[error("address prefix {got:?}: this network's addresses start with {want:?}")]
+    Prefix { got: String, want: &'static str },
+    #[error("address holds {0} bytes, a puzzle hash is 32")]
+    Length(usize),
+}
+
+/// The address prefix of `network`.
+pub fn prefix(network: &ChiaNetwork) -> &'static str {
+    if network.name == ChiaNetwork::MAINNET.name {
+        "xch"
+    } else {
+        "txch"
+    }
+}
+
+/// The puzzle hash an address of `network` pays.
+pub fn parse_address(address: &str, network: &ChiaNetwork) -> Result<[u8; 32], AddressError> {
+    let checked = CheckedHrpstring::new::<Bech32m>(address.trim())
+        .map_err(|e| AddressError::Encoding(e.to_string()))?;
+    let want = prefix(network);
+    let got = checked.hrp().to_lowercase();
+    if got != want {
+        return Err(AddressError::Prefix { got, want });
+    }
+    let bytes: Vec<u8> = checked.byte_iter().collect();
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| AddressError::Length(bytes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_as_chia_encodes_them() {
+        // chia.util.bech32m.encode_puzzle_hash (chia-blockchain 2.7.5).
+        let main = "xch1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnzs23v9ccrydpk8qarc0srg6dkm";
+        let expected: Vec<u8> = (0..32).collect();
+        assert_eq!(
+            parse_address(main, &ChiaNetwork::MAINNET).unwrap().to_vec(),
+            expected
+        );
+        let test = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
+        assert_eq!(parse_address(test, &ChiaNetwork::REGTEST).unwrap(), [7; 32]);
+        assert!(matches!(
+            parse_address(main, &ChiaNetwork::REGTEST),
+            Err(AddressError::Prefix { .. })
+        ));
+        let mut bad = test.to_owned();
+        bad.pop();
+        bad.push('q');
+        assert!(matches!(
+            parse_address(&bad, &ChiaNetwork::REGTEST),
+            Err(AddressError::Encoding(_))
+        ));
+    }
+}

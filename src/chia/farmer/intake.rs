@@ -1,0 +1,202 @@
+//! A proof from a harvester, checked at once: the signage point must be one this node announced
+//! and not late, the proof valid for it, good enough at the share difficulty, and not already
+//! answered. A proof that passes becomes unsigned share content; the harvester's signature
+//! (`respond_signatures`) and the farmer key's complete it.
+
+use chia_bls::{PublicKey, Signature};
+use sharechain::pospace::{
+    calculate_iterations_quality, plot_id_og, plot_id_pool, proof_len,
+    verify_and_get_quality_string, PosError, ProofRef,
+};
+use sharechain::pospace_share::{
+    check_share, PoSpaceShare, ShareContent, ShareError, SignagePoint,
+};
+
+use super::keys::{sign_aug, taproot_sk};
+use super::{Farmer, LATE_AFTER_SIGNAGE_POINTS};
+use crate::chia::protocol::{NewProofOfSpace, RespondSignatures};
+
+/// Why a proof or its signatures did not become a share.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    #[error("signage point not announced by this node")]
+    UnknownSignagePoint,
+    #[error("late: {behind} signage points behind (at most {LATE_AFTER_SIGNAGE_POINTS})")]
+    Late { behind: u64 },
+    #[error("this plot already answered this signage point")]
+    Duplicate,
+    #[error("malformed proof of space: {0}")]
+    Malformed(&'static str),
+    #[error("invalid proof of space: {0}")]
+    InvalidProof(PosError),
+    #[error("below the share difficulty: {iters} iterations, limit {limit}")]
+    BelowDifficulty { iters: u64, limit: u64 },
+    #[error("signatures for a plot not made with this farmer's key")]
+    ForeignFarmerKey,
+    #[error("harvester keys do not add up to the plot key")]
+    PlotKeyMismatch,
+    #[error("no signature for the share message")]
+    MissingSignature,
+    #[error("share does not check: {0}")]
+    Share(ShareError),
+}
+
+impl Refused {
+    /// Counter name.
+    pub fn counter(&self) -> &'static str {
+        match self {
+            Refused::UnknownSignagePoint => "proof_unknown_signage_point",
+            Refused::Late { .. } => "proof_late",
+            Refused::Duplicate => "proof_duplicate",
+            Refused::Malformed(_) => "proof_malformed",
+            Refused::InvalidProof(_) => "proof_invalid",
+            Refused::BelowDifficulty { .. } => "proof_below_difficulty",
+            Refused::ForeignFarmerKey => "signature_foreign_farmer_key",
+            Refused::PlotKeyMismatch => "signature_plot_key_mismatch",
+            Refused::MissingSignature => "signature_missing",
+            Refused::Share(_) => "share_invalid",
+        }
+    }
+}
+
+/// A proof that passed; waiting for the harvester's signature.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub content: ShareContent,
+    pub message: [u8; 32],
+    pub received: std::time::Instant,
+}
+
+/// Checks a `new_proof_of_space` and builds the share content it would be.
+pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, Refused> {
+    let network = farmer.config.network;
+    let challenge_hash = np.challenge_hash.to_bytes();
+    let sp_hash = np.sp_hash.to_bytes();
+    let (number, sp): (u64, SignagePoint) = {
+        let recent = farmer.recent.lock();
+        recent
+            .order
+            .iter()
+            .rev()
+            .find(|(_, sp)| sp.challenge_hash == challenge_hash && sp.sp_hash == sp_hash)
+            .copied()
+            .ok_or(Refused::UnknownSignagePoint)?
+    };
+    if sp.index != np.signage_point_index {
+        return Err(Refused::UnknownSignagePoint);
+    }
+    let latest = farmer.latest().map_or(number, |a| a.number);
+    let behind = latest.saturating_sub(number);
+    if behind > LATE_AFTER_SIGNAGE_POINTS {
+        return Err(Refused::Late { behind });
+    }
+    let pos = &np.proof;
+    if pos.version != 0 {
+        return Err(Refused::Malformed("v2 proofs are not supported yet"));
+    }
+    let plot_pk = pos.plot_public_key.to_bytes();
+    let plot_id = match (&pos.pool_public_key, &pos.pool_contract_puzzle_hash) {
+        (Some(pool_pk), None) => plot_id_og(&pool_pk.to_bytes(), &plot_pk),
+        (None, Some(hash)) => plot_id_pool(&hash.to_bytes(), &plot_pk),
+        _ => return Err(Refused::Malformed("needs exactly one pool target")),
+    };
+    if pos.size < network.min_k || pos.size > network.max_k {
+        return Err(Refused::Malformed("plot size outside the network's range"));
+    }
+    if pos.proof.len() != proof_len(pos.size) {
+        return Err(Refused::Malformed("proof length does not match k"));
+    }
+    let challenge = pos.challenge.to_bytes();
+    let proof = ProofRef {
+        plot_id: &plot_id,
+        k: pos.size,
+        challenge: &challenge,
+        proof: pos.proof.as_slice(),
+    };
+    let quality = verify_and_get_quality_string(
+        &proof,
+        &challenge_hash,
+        &sp_hash,
+        network.plot_filter_prefix_bits(sp.peak_height),
+        network.min_k,
+    )
+    .map_err(Refused::InvalidProof)?;
+    let work = farmer.sink.work();
+    let iters = calculate_iterations_quality(
+        network.difficulty_constant_factor,
+        &quality,
+        pos.size,
+        work.difficulty,
+        &sp_hash,
+    )
+    .map_err(|_| Refused::Malformed("iterations out of range"))?;
+    if iters >= network.iters_limit() {
+        return Err(Refused::BelowDifficulty {
+            iters,
+            limit: network.iters_limit(),
+        });
+    }
+    if !farmer.recent.lock().answered.insert((plot_id, sp_hash)) {
+        return Err(Refused::Duplicate);
+    }
+    let content = ShareContent {
+        version: sharechain::pospace_share::SHARE_FORMAT_VERSION,
+        prev_share: work.prev,
+        challenge_hash,
+        sp_hash,
+        signage_point_index: sp.index,
+        peak_height: sp.peak_height,
+        proof_of_space: pos.clone(),
+        payout_puzzle_hash: farmer.config.payout_puzzle_hash,
+        difficulty: work.difficulty,
+        timestamp: super::now_secs(),
+    };
+    let message = content.message(network);
+    Ok(Candidate {
+        content,
+        message,
+        received: std::time::Instant::now(),
+    })
+}
+
+/// Completes the share: the harvester's signature plus the farmer key's (and the taproot key's
+/// for plot-NFT plots), then every stand-alone check.
+pub fn complete(
+    farmer: &Farmer,
+    candidate: &Candidate,
+    reply: &RespondSignatures,
+) -> Result<PoSpaceShare, Refused> {
+    let keys = &farmer.config.keys;
+    if reply.farmer_pk != keys.farmer_pk() {
+        return Err(Refused::ForeignFarmerKey);
+    }
+    let pos = &candidate.content.proof_of_space;
+    let contract = pos.pool_contract_puzzle_hash.is_some();
+    let mut plot_pk: PublicKey = reply.local_pk + &reply.farmer_pk;
+    let taproot = contract.then(|| taproot_sk(&reply.local_pk, &reply.farmer_pk));
+    if let Some(t) = &taproot {
+        plot_pk += &t.public_key();
+    }
+    if plot_pk != pos.plot_public_key {
+        return Err(Refused::PlotKeyMismatch);
+    }
+    let harvester_sig: &Signature = reply
+        .message_signatures
+        .iter()
+        .find(|(m, _)| m.to_bytes() == candidate.message)
+        .map(|(_, s)| s)
+        .ok_or(Refused::MissingSignature)?;
+    let mut signature = harvester_sig.clone() + &keys.sign(&candidate.message, &plot_pk);
+    if let Some(t) = &taproot {
+        signature += &sign_aug(t, &candidate.message, &plot_pk);
+    }
+    let network = farmer.config.network;
+    let share = candidate
+        .content
+        .sign(&signature, network)
+        .map_err(|_| Refused::Malformed("share does not encode"))?;
+    let known = farmer.recent.lock().known.clone();
+    check_share(&share, network, &known).map_err(Refused::Share)?;
+    Ok(share)
+}

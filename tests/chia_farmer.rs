@@ -1,0 +1,355 @@
+//! The farmer endpoint on the worker port with chia-blockchain 2.7.5's REAL harvester
+//! (`chia_harvester`, unmodified) on loopback: two k18 plots made for the node's farmer keys, a
+//! chia root made by `chia init` and `chia init -c` with the CA the node created, the harvester's
+//! `farmer_peers` set to the worker port and its network to the node's regtest network (with
+//! the regtest constants as `network_overrides`). Within 60 s PoSpace shares from both plots
+//! are in the node's tracker and each passes `check_share`. A harvester with a certificate from
+//! another CA, or on another network, is refused with the reason; junk after a 0x16 first byte
+//! does not disturb a stratum client on the same port. Needs chia-blockchain in
+//! `~/.cache/p2pool-rs/venv-chia` (`P2POOL_TEST_DEPS=1 scripts/setup.sh`), else "skipped: …".
+
+#![allow(clippy::print_stdout)] // reason: a test without its tools says it skipped
+
+mod worker_common;
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use p2pool::chia::farmer::{Farmer, FarmerConfig, FarmerKeys, TrackerSink};
+use p2pool::harvester::client::{CertSource, FarmConfig, Harvester, SessionError};
+use p2pool::harvester::plots::Consensus;
+use sharechain::pospace_share::{check_share, ChiaNetwork, KnownSignagePoints};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use worker_common::{start, test_config, Client, TestProvider, ADDR};
+
+const NETWORK: &ChiaNetwork = &ChiaNetwork::REGTEST;
+/// A fixed mnemonic: the same farmer keys every run, so the plots made for them are kept.
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn venv() -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let venv = std::env::var_os("P2POOL_CHIA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
+    let ok = Command::new(venv.join("bin/python"))
+        .args(["-c", "import chia.harvester, chiapos, chia_rs"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Some(venv)
+    } else {
+        println!(
+            "skipped: no chia-blockchain in {} (P2POOL_TEST_DEPS=1 scripts/setup.sh)",
+            venv.display()
+        );
+        None
+    }
+}
+
+/// Makes (or reuses) a k18 OG plot for the farmer's keys; returns its plot id.
+fn make_plot(venv: &Path, dir: &Path, name: &str, keys: &FarmerKeys) -> [u8; 32] {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harvester/make_keyed_plot.py");
+    let farmer_pk = hex::encode(keys.farmer_pk().to_bytes());
+    let pool_pk = hex::encode(keys.pool_pk().to_bytes());
+    let out = run(Command::new(venv.join("bin/python")).args([
+        script.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        name,
+        "og",
+        &farmer_pk,
+        &pool_pk,
+    ]));
+    let made: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let plot_pk: [u8; 48] = hex::decode(made["plot_pk"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    sharechain::pospace::plot_id_og(&keys.pool_pk().to_bytes(), &plot_pk)
+}
+
+#[test]
+fn real_chia_harvester_makes_pospace_shares() {
+    let Some(venv) = venv() else { return };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("p2pool=info")
+        .with_test_writer()
+        .try_init();
+    let bin = venv.join("bin");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = FarmerKeys::from_mnemonic(MNEMONIC).unwrap();
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let plots = home.join(format!(
+        ".cache/p2pool-rs/plots/farmer-{}",
+        &hex::encode(keys.farmer_pk().to_bytes())[..16]
+    ));
+    let plot_ids: HashSet<[u8; 32]> = ["fa", "fb"]
+        .iter()
+        .map(|name| make_plot(&venv, &plots, name, &keys))
+        .collect();
+
+    // The node's own CA, as a node without a chia root creates it.
+    let ca_dir = dir.path().join("node/chia-ca");
+    let (origin, created) =
+        p2pool::chia::farmer::tls::resolve_ca(None, &ca_dir).unwrap_or_else(|e| panic!("{e}"));
+    let ca_dir = origin.dir();
+    assert!(created || ca_dir != dir.path().join("node/chia-ca"));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let sink = TrackerSink::spawn(NETWORK);
+    let farmer = Farmer::new(
+        FarmerConfig {
+            network: NETWORK,
+            network_id: "regtest".into(),
+            ca_dir: ca_dir.clone(),
+            keys: keys.clone(),
+            payout_puzzle_hash: [7; 32],
+            clock_interval: p2pool::chia::farmer::clock::REGTEST_INTERVAL,
+            server_port: 0,
+        },
+        Arc::new(sink.clone()),
+    )
+    .unwrap();
+    let server = runtime.block_on(start(TestProvider::new(1e-6, 4e-6), test_config()));
+    server.port.set_chia_farmer(farmer.clone());
+    runtime.spawn(farmer.clone().run_clock());
+    let port = server.addr.port();
+
+    // A chia root whose CA is the node's (`chia init -c`), farming the plots for the node.
+    let root = dir.path().join("root");
+    let chia = |args: &[&str]| {
+        run(Command::new(bin.join("chia"))
+            .args(args)
+            .env("CHIA_ROOT", &root)
+            .env("CHIA_KEYS_ROOT", dir.path().join("keys")))
+    };
+    chia(&["init"]);
+    chia(&["init", "-c", ca_dir.to_str().unwrap()]);
+    let edit = format!(
+        "import os, yaml\n\
+         p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
+         c = yaml.safe_load(open(p))\n\
+         c['selected_network'] = 'regtest'\n\
+         c['network_overrides']['constants']['regtest'] = {{\n\
+           'DIFFICULTY_CONSTANT_FACTOR': {dcf}, 'NUMBER_ZERO_BITS_PLOT_FILTER_V1': 0,\n\
+           'MIN_PLOT_SIZE_V1': 18 }}\n\
+         c['network_overrides']['config']['regtest'] = {{\n\
+           'address_prefix': 'txch', 'default_full_node_port': 58444 }}\n\
+         h = c['harvester']\n\
+         h['selected_network'] = 'regtest'\n\
+         h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
+         h['plot_directories'] = [{plots:?}]\n\
+         h['rpc_port'] = {rpc}\n\
+         h['logging']['log_stdout'] = True\n\
+         h['logging']['log_level'] = 'INFO'\n\
+         c['daemon_port'] = {daemon}\n\
+         yaml.safe_dump(c, open(p, 'w'))\n",
+        dcf = NETWORK.difficulty_constant_factor,
+        plots = plots.to_str().unwrap(),
+        rpc = free_port(),
+        daemon = free_port(),
+    );
+    run(Command::new(bin.join("python"))
+        .args(["-c", &edit])
+        .env("CHIA_ROOT", &root));
+    let log = std::fs::File::create(dir.path().join("harvester.log")).unwrap();
+    let _harvester = Killed(
+        Command::new(bin.join("chia_harvester"))
+            .env("CHIA_ROOT", &root)
+            .env("CHIA_KEYS_ROOT", dir.path().join("keys"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let harvester_log =
+        || std::fs::read_to_string(dir.path().join("harvester.log")).unwrap_or_default();
+
+    // Junk after a TLS first byte, and a stratum miner on the same port, while farming.
+    runtime.block_on(async {
+        let mut junk = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        junk.write_all(&[0x16, 0xff, 0xff, 0x00, 0x05, 1, 2, 3, 4, 5])
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(10), junk.read(&mut buf)).await;
+        assert!(closed.is_ok(), "junk connection not closed");
+        let mut miner = Client::connect(server.addr).await;
+        miner.handshake(&format!("{ADDR}+0.000000001")).await;
+    });
+    assert!(
+        farmer.counter("refused_not_tls") >= 1,
+        "{:?}",
+        farmer.counters()
+    );
+
+    // Shares from both plots within 60 s of the harvester's start.
+    let started = Instant::now();
+    let shares = loop {
+        let shares = runtime.block_on(sink.best_chain());
+        let from: HashSet<[u8; 32]> = shares.iter().map(|s| *s.plot_id()).collect();
+        if from == plot_ids && shares.len() >= 3 {
+            break shares;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no shares from both plots: {} shares, counters {:?}, harvesters {:?}\nharvester log:\n{}",
+            shares.len(),
+            farmer.counters(),
+            farmer.harvesters(),
+            harvester_log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut known = KnownSignagePoints::new();
+    for (_, sp) in farmer.signage_points() {
+        known.insert(sp);
+    }
+    for share in &shares {
+        assert!(plot_ids.contains(share.plot_id()));
+        if known
+            .get(&share.content().challenge_hash, &share.content().sp_hash)
+            .is_some()
+        {
+            check_share(share, NETWORK, &known).unwrap();
+        }
+        assert_eq!(share.content().payout_puzzle_hash, [7; 32]);
+    }
+    let harvesters = farmer.harvesters();
+    assert_eq!(harvesters.len(), 1, "{harvesters:?}");
+    assert_eq!(harvesters[0].plots.len(), 2, "{harvesters:?}");
+    assert!(harvesters[0].shares >= 3);
+    assert!(!harvesters[0].lookup_times_us.is_empty());
+    let mut ms: Vec<u64> = farmer
+        .shares()
+        .iter()
+        .map(|r| r.proof_to_share_ms)
+        .collect();
+    ms.sort_unstable();
+    println!(
+        "{} shares in {:?}; proof_to_share_ms median {} max {}; counters {:?}",
+        shares.len(),
+        started.elapsed(),
+        ms[ms.len() / 2],
+        ms[ms.len() - 1],
+        farmer.counters()
+    );
+
+    // Refused: a certificate from another CA, and a harvester on another network.
+    let other_ca = dir.path().join("other-ca");
+    p2pool::chia::ssl::create_ca(&other_ca).unwrap();
+    let ours = |certs: CertSource, network_id: &str| {
+        Harvester::new(FarmConfig {
+            farmer: server.addr.to_string(),
+            plots: vec![plots.clone()],
+            certs,
+            network_id: network_id.into(),
+            consensus: Consensus::default(),
+        })
+        .unwrap()
+    };
+    // Both sides refuse a foreign CA: the node is tested here with a client that trusts the
+    // node's CA but presents a certificate from another.
+    let other_crt = other_ca.join("private_ca.crt");
+    let (cert, key) = p2pool::chia::ssl::issue_node_cert(
+        &other_crt,
+        &std::fs::read_to_string(other_ca.join("private_ca.key")).unwrap(),
+        &p2pool::chia::ssl::read_cert(&other_crt).unwrap(),
+    )
+    .unwrap();
+    let identity = p2pool::harvester::tls::Identity {
+        ca: p2pool::chia::ssl::read_cert(&ca_dir.join("private_ca.crt")).unwrap(),
+        cert,
+        key,
+    };
+    let client = p2pool::harvester::tls::client_config(&identity).unwrap();
+    let refused = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("chia.net").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, tcp)
+            .await?;
+        // TLS 1.3: the server judges the client's certificate after the client's Finished.
+        tls.write_all(b"GET /ws HTTP/1.1\r\n\r\n").await?;
+        let mut buf = [0u8; 16];
+        tls.read(&mut buf).await
+    });
+    assert!(refused.is_err(), "a foreign CA was accepted: {refused:?}");
+    let wait_counter = |name: &str| {
+        let start = Instant::now();
+        while farmer.counter(name) == 0 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        farmer.counter(name)
+    };
+    assert_eq!(
+        wait_counter("refused_foreign_ca"),
+        1,
+        "{:?}",
+        farmer.counters()
+    );
+    let foreign = ours(CertSource::CaDir(other_ca), "regtest");
+    assert!(runtime.block_on(foreign.session()).is_err());
+    assert_eq!(
+        wait_counter("refused_peer_distrusts_ca"),
+        1,
+        "{:?}",
+        farmer.counters()
+    );
+    let mainnet = ours(CertSource::CaDir(ca_dir.clone()), "mainnet");
+    match runtime.block_on(mainnet.session()) {
+        Err(SessionError::NetworkMismatch { ours, theirs }) => {
+            assert_eq!((ours.as_str(), theirs.as_str()), ("mainnet", "regtest"));
+        }
+        other => panic!("another network was not refused: {other:?}"),
+    }
+    assert_eq!(
+        wait_counter("refused_network_id"),
+        1,
+        "{:?}",
+        farmer.counters()
+    );
+
+    // The real harvester carried on.
+    let before = farmer.counter("shares");
+    let start = Instant::now();
+    while farmer.counter("shares") == before {
+        assert!(start.elapsed() < Duration::from_secs(30), "farming stopped");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

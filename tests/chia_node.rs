@@ -1,0 +1,85 @@
+//! `p2pool run --chain chia --network regtest` as a library call: the node starts with a chia
+//! root's CA, announces regtest signage points every 2 s, serves them as JSON on the worker port
+//! (`/chia/signage_points`, `/chia/harvesters`, `/chia/shares`), tells a stratum miner it has no
+//! Bitcoin work, and refuses what it cannot run (another network, a mainnet address, no address).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
+const XCH: &str = "xch1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnzs23v9ccrydpk8qarc0srg6dkm";
+
+fn options(dir: &std::path::Path, network: &str, address: Option<&str>) -> ChiaNodeOptions {
+    let root: PathBuf = dir.join("root");
+    if !root.join("config/ssl/ca/private_ca.crt").exists() {
+        p2pool::chia::ssl::create_ca(&root.join("config/ssl/ca")).unwrap();
+    }
+    ChiaNodeOptions {
+        network: network.into(),
+        datadir: Some(dir.join("node")),
+        address: address.map(str::to_owned),
+        worker_addr: ("127.0.0.1".parse().unwrap(), Some(0)),
+        worker: p2pool::worker::WorkerConfig::default(),
+        chia: ChiaRunArgs {
+            chia_root: Some(root),
+            ..ChiaRunArgs::default()
+        },
+    }
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).await.unwrap();
+    let body = reply.split_once("\r\n\r\n").expect("an HTTP reply").1;
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+#[tokio::test]
+async fn chia_node_serves_signage_points_and_refuses_what_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for (network, address) in [
+        ("mainnet", Some(XCH)),
+        ("regtest", Some(XCH)),
+        ("regtest", None),
+    ] {
+        let refused = ChiaNode::start(options(dir.path(), network, address)).await;
+        assert!(refused.is_err(), "{network} {address:?} started");
+    }
+    let node = ChiaNode::start(options(dir.path(), "regtest", Some(TXCH)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let sps = get(node.worker_addr, "/chia/signage_points").await;
+    assert_eq!(sps["network_id"], "regtest");
+    let points = sps["signage_points"].as_array().unwrap();
+    assert!(points.len() >= 2, "{sps}");
+    let numbers: Vec<u64> = points
+        .iter()
+        .map(|p| p["number"].as_u64().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    let harvesters = get(node.worker_addr, "/chia/harvesters").await;
+    assert_eq!(harvesters["harvesters"], serde_json::json!([]));
+    let shares = get(node.worker_addr, "/chia/shares").await;
+    assert_eq!(shares["shares"], serde_json::json!([]));
+    // The keys were generated once and are kept.
+    let key = std::fs::read(dir.path().join("node/farmer_master.key")).unwrap();
+    node.shutdown().await;
+    let again = ChiaNode::start(options(dir.path(), "regtest", Some(TXCH)))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("node/farmer_master.key")).unwrap(),
+        key
+    );
+    again.shutdown().await;
+}
