@@ -270,7 +270,18 @@ pub(crate) struct Shared<P> {
     /// Stratum sessions that receive new work.
     pub(crate) fanout: stratum::fanout::Registry<P>,
     /// Where connections opening with a TLS record (chia harvesters) go; none: closed.
-    pub(crate) chia_farmer: std::sync::OnceLock<Arc<crate::chia::farmer::Farmer>>,
+    pub(crate) chia_farmer: std::sync::OnceLock<Arc<dyn TlsService>>,
+}
+
+/// What serves the worker port's connections that open with a TLS record (a Chia harvester's
+/// ClientHello): the Chia farmer endpoint.
+pub trait TlsService: Send + Sync + 'static {
+    /// Serves one connection (its first byte still unread) until it ends.
+    fn serve_connection(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 }
 
 impl<P> Shared<P> {
@@ -337,7 +348,7 @@ impl<P: WorkProvider> WorkerPort<P> {
 
     /// Serve chia harvesters (connections whose first byte is a TLS record, 0x16) with
     /// `farmer`. Without one such connections are closed. Set once; later calls are ignored.
-    pub fn set_chia_farmer(&self, farmer: Arc<crate::chia::farmer::Farmer>) {
+    pub fn set_chia_farmer(&self, farmer: Arc<dyn TlsService>) {
         let _ = self.shared.chia_farmer.set(farmer);
     }
 

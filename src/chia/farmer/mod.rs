@@ -362,3 +362,13 @@ pub(crate) fn now_secs() -> u64 {
 pub(crate) const fn lookup_times() -> usize {
     LOOKUP_TIMES
 }
+
+impl crate::worker::TlsService for Farmer {
+    fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(Farmer::serve_connection(self, stream, peer))
+    }
+}
