@@ -171,6 +171,7 @@ pub fn args_with_config(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 
 fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.chain == Chain::Chia {
+        let p2p = chia_p2p_config(&args);
         return crate::chia::node::main(crate::chia::node::ChiaNodeOptions {
             network: args.network,
             datadir: args.datadir,
@@ -181,6 +182,7 @@ fn run_node(args: RunArgs) -> anyhow::Result<ExitCode> {
                 max_connections_per_ip: args.max_connections_per_ip,
                 ..crate::worker::WorkerConfig::default()
             },
+            p2p,
             chia: args.chia,
         });
     }
@@ -256,13 +258,30 @@ const BOOTSTRAP_ADDRS: &str = include_str!("../bootstrap_addrs.txt");
 
 fn p2p_config(params: &'static sharechain::NetworkParams, args: &RunArgs) -> crate::p2p::P2pConfig {
     let mut config = crate::p2p::P2pConfig::new(params);
-    let port = args.p2p_port.unwrap_or(params.p2p_port);
-    config.listen = vec![format!("/ip4/0.0.0.0/tcp/{port}")
-        .parse()
-        .expect("a valid multiaddr")];
+    config.listen = vec![listen_addr(
+        args.p2p_bind,
+        args.p2p_port.unwrap_or(params.p2p_port),
+    )];
     for bad in config.add_bootstrap(BOOTSTRAP_ADDRS, &args.bootstrap) {
         tracing::warn!(line = %bad, "unusable line in bootstrap_addrs.txt");
     }
+    config
+}
+
+/// `--p2p-bind` and a port as a libp2p listen address.
+fn listen_addr(bind: std::net::IpAddr, port: u16) -> libp2p::Multiaddr {
+    let mut addr = libp2p::Multiaddr::from(bind);
+    addr.push(libp2p::multiaddr::Protocol::Tcp(port));
+    addr
+}
+
+/// The Chia kind's share network: `--p2p-port` (default 9448) and `--bootstrap` peers; no
+/// shipped bootstrap list yet.
+fn chia_p2p_config(args: &RunArgs) -> crate::p2p::P2pConfig {
+    let mut config = crate::p2p::P2pConfig::new(&sharechain::NetworkParams::REGTEST);
+    let port = args.p2p_port.unwrap_or(crate::chia::node::DEFAULT_P2P_PORT);
+    config.listen = vec![listen_addr(args.p2p_bind, port)];
+    let _ = config.add_bootstrap("", &args.bootstrap);
     config
 }
 

@@ -3,7 +3,9 @@
 //! chia root made by `chia init` and `chia init -c` with the CA the node created, the harvester's
 //! `farmer_peers` set to the worker port and its network to the node's regtest network (with
 //! the regtest constants as `network_overrides`). Within 60 s PoSpace shares from both plots
-//! are in the node's tracker and each passes `check_share`. A harvester with a certificate from
+//! are in the node's share service (stored, on the share network) and each passes
+//! `check_share`; a second node, joined to the first over the share network on loopback and
+//! running the same signage clock, holds them too, each verified by its own verifier. A harvester with a certificate from
 //! another CA, or on another network, is refused with the reason; junk after a 0x16 first byte
 //! does not disturb a stratum client on the same port. Needs chia-blockchain in
 //! `~/.cache/p2pool-rs/venv-chia` (`P2POOL_TEST_DEPS=1 scripts/setup.sh`), else "skipped: …".
@@ -19,10 +21,15 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use p2pool::chia::farmer::{Farmer, FarmerConfig, FarmerKeys, TrackerSink};
+use p2pool::chia::farmer::{Farmer, FarmerConfig, FarmerKeys, ServiceSink};
 use p2pool::harvester::client::{CertSource, FarmConfig, Harvester, SessionError};
 use p2pool::harvester::plots::Consensus;
+use p2pool::p2p::P2pConfig;
+use p2pool::shares::PoSpaceService;
+use p2pool::store::ShareStore;
+use sharechain::pospace_share::PoSpaceShare;
 use sharechain::pospace_share::{check_share, ChiaNetwork, KnownSignagePoints};
+use sharechain::NetworkParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker_common::{start, test_config, Client, TestProvider, ADDR};
 
@@ -30,6 +37,46 @@ const NETWORK: &ChiaNetwork = &ChiaNetwork::REGTEST;
 /// A fixed mnemonic: the same farmer keys every run, so the plots made for them are kept.
 const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+/// A PoSpace share service on loopback (store in `dir`), bootstrapped to `peers`; its address.
+async fn share_node(
+    dir: &Path,
+    peers: Vec<libp2p::Multiaddr>,
+) -> (PoSpaceService, libp2p::Multiaddr) {
+    let mut config = P2pConfig::new(&NetworkParams::REGTEST);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config.bootstrap = peers;
+    config.target_peers = 1;
+    std::fs::create_dir_all(dir).unwrap();
+    let store = ShareStore::open(&dir.join("shares.redb")).unwrap();
+    let service = PoSpaceService::open_with(dir, store, config, NETWORK)
+        .await
+        .expect("share service starts");
+    let addr = service.p2p().listen_addrs().await[0]
+        .clone()
+        .with_p2p(service.p2p().local_peer_id())
+        .unwrap();
+    (service, addr)
+}
+
+/// The best chain `service` holds, newest first, and how many of its shares are verified.
+fn best_chain(service: &PoSpaceService) -> (Vec<PoSpaceShare>, usize) {
+    service.with_tracker(|t| {
+        let Some(best) = t.best() else {
+            return (Vec::new(), 0);
+        };
+        let shares: Vec<PoSpaceShare> = t
+            .chain()
+            .ancestors(&best)
+            .map(|s| PoSpaceShare::clone(s))
+            .collect();
+        let verified = shares
+            .iter()
+            .filter(|s| t.chain().is_verified(&s.hash()))
+            .count();
+        (shares, verified)
+    })
+}
 
 struct Killed(Child);
 
@@ -130,7 +177,24 @@ fn real_chia_harvester_makes_pospace_shares() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
-    let sink = TrackerSink::spawn(NETWORK);
+    // Node A serves the harvester; node B only follows the share network and its own clock.
+    let (service_a, addr_a) = runtime.block_on(share_node(&dir.path().join("a"), vec![]));
+    let (service_b, _) = runtime.block_on(share_node(&dir.path().join("b"), vec![addr_a]));
+    let sink = ServiceSink::new(service_a.clone());
+    let follower = Farmer::new(
+        FarmerConfig {
+            network: NETWORK,
+            network_id: "regtest".into(),
+            ca_dir: ca_dir.clone(),
+            keys: keys.clone(),
+            payout_puzzle_hash: [8; 32],
+            clock_interval: p2pool::chia::farmer::clock::REGTEST_INTERVAL,
+            server_port: 0,
+        },
+        Arc::new(ServiceSink::new(service_b.clone())),
+    )
+    .unwrap();
+    runtime.spawn(follower.run_clock());
     let farmer = Farmer::new(
         FarmerConfig {
             network: NETWORK,
@@ -221,7 +285,7 @@ fn real_chia_harvester_makes_pospace_shares() {
     // Shares from both plots within 60 s of the harvester's start.
     let started = Instant::now();
     let shares = loop {
-        let shares = runtime.block_on(sink.best_chain());
+        let (shares, _) = best_chain(&service_a);
         let from: HashSet<[u8; 32]> = shares.iter().map(|s| *s.plot_id()).collect();
         if from == plot_ids && shares.len() >= 3 {
             break shares;
@@ -250,6 +314,28 @@ fn real_chia_harvester_makes_pospace_shares() {
         }
         assert_eq!(share.content().payout_puzzle_hash, [7; 32]);
     }
+    // Node B got them over the share network (gossip or sync) and verified each itself.
+    let wanted: HashSet<_> = shares.iter().map(PoSpaceShare::hash).collect();
+    let started_b = Instant::now();
+    loop {
+        let held =
+            service_b.with_tracker(|t| wanted.iter().filter(|h| t.chain().is_verified(h)).count());
+        if held == wanted.len() {
+            break;
+        }
+        assert!(
+            started_b.elapsed() < Duration::from_secs(30),
+            "node B verified {held} of node A's {} shares; B's best chain {:?}",
+            wanted.len(),
+            best_chain(&service_b).1
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "node B verified node A's {} shares after {:?}",
+        wanted.len(),
+        started_b.elapsed()
+    );
     let harvesters = farmer.harvesters();
     assert_eq!(harvesters.len(), 1, "{harvesters:?}");
     assert_eq!(harvesters[0].plots.len(), 2, "{harvesters:?}");

@@ -27,7 +27,15 @@ fn options(dir: &std::path::Path, network: &str, address: Option<&str>) -> ChiaN
             chia_root: Some(root),
             ..ChiaRunArgs::default()
         },
+        p2p: local_p2p(),
     }
+}
+
+/// The share network on a free loopback port, no bootstrap.
+fn local_p2p() -> p2pool::p2p::P2pConfig {
+    let mut config = p2pool::p2p::P2pConfig::new(&sharechain::NetworkParams::REGTEST);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {

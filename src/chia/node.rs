@@ -13,7 +13,7 @@ use anyhow::Context;
 use sharechain::pospace_share::ChiaNetwork;
 use tokio::sync::watch;
 
-use super::farmer::{self, Farmer, FarmerConfig, FarmerKeys, TrackerSink};
+use super::farmer::{self, Farmer, FarmerConfig, FarmerKeys, ServiceSink};
 use crate::worker::{
     Found, FoundOutcome, Job, Miner, NoWork, WorkProvider, WorkUpdate, WorkerConfig, WorkerPort,
 };
@@ -48,7 +48,13 @@ pub struct ChiaNodeOptions {
     pub worker_addr: (std::net::IpAddr, Option<u16>),
     pub worker: WorkerConfig,
     pub chia: ChiaRunArgs,
+    /// The share network: listen addresses and bootstrap peers (its names are the PoSpace
+    /// kind's; its key and address book live in the data directory).
+    pub p2p: crate::p2p::P2pConfig,
 }
+
+/// Share-network port of the Chia kind when `--p2p-port` is not given.
+pub const DEFAULT_P2P_PORT: u16 = 9448;
 
 /// No Bitcoin work on a Chia node's worker port: stratum and getwork clients are told so.
 struct NoBitcoinWork {
@@ -83,8 +89,8 @@ impl WorkProvider for NoBitcoinWork {
 pub struct ChiaNode {
     /// The farmer endpoint.
     pub farmer: Arc<Farmer>,
-    /// The share service.
-    pub sink: TrackerSink,
+    /// The share service (store, share network) behind the farmer endpoint.
+    pub sink: ServiceSink,
     /// Where the worker port listens.
     pub worker_addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -149,7 +155,13 @@ impl ChiaNode {
             origin.dir().display(),
             worker_addr.port(),
         );
-        let sink = TrackerSink::spawn(network);
+        let store = crate::store::ShareStore::open(&datadir.join("shares.redb"))
+            .with_context(|| format!("opening the share store in {}", datadir.display()))?;
+        let service =
+            crate::shares::PoSpaceService::open_with(&datadir, store, options.p2p, network)
+                .await
+                .context("starting the PoSpace share service")?;
+        let sink = ServiceSink::new(service);
         let farmer = Farmer::new(
             FarmerConfig {
                 network,
@@ -202,6 +214,7 @@ impl ChiaNode {
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
+        self.sink.service().shutdown().await;
     }
 }
 

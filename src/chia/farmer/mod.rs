@@ -8,7 +8,8 @@
 //! - `session`: one harvester connection (websocket `/ws`, chia handshake, plot sync, signage
 //!   points out, proofs in, signature requests).
 //! - `intake`: the checks a proof passes before it is signed, and the share it becomes.
-//! - [`sink`]: where shares go ([`PoSpaceShareSink`]; [`TrackerSink`] for now).
+//! - [`sink`]: where shares go ([`PoSpaceShareSink`]; [`TrackerSink`], a tracker alone, for
+//!   tests); [`service_sink`]: the node's share service as the sink ([`ServiceSink`]).
 //!
 //! [`Farmer`] holds what every connection shares: the TLS acceptor, the keys, the signage points
 //! announced, the proofs already answered, per-harvester state and the counters.
@@ -16,6 +17,7 @@
 pub mod clock;
 mod intake;
 pub mod keys;
+pub mod service_sink;
 mod session;
 pub mod sink;
 pub mod tls;
@@ -35,6 +37,7 @@ use tokio::sync::watch;
 
 pub use clock::SignageClock;
 pub use keys::FarmerKeys;
+pub use service_sink::ServiceSink;
 pub use sink::{PoSpaceShareSink, ShareWork, SinkError, TrackerSink};
 
 use crate::chia::ssl::TlsError;

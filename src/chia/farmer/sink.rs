@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Requests waiting for the tracker service.
 const QUEUE: usize = 256;
 /// Signage points the tracker's verifier keeps (older ones are forgotten).
-const KNOWN_SIGNAGE_POINTS: usize = 512;
+pub(crate) const KNOWN_SIGNAGE_POINTS: usize = 512;
 
 /// What a new share builds on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub enum SinkError {
     /// The chain rules refused the share.
     #[error("share invalid: {0}")]
     Invalid(ShareError),
+    /// The share could not be stored (nothing was acknowledged).
+    #[error("share store: {0}")]
+    Store(String),
 }
 
 /// The node's PoSpace share service as the farmer endpoint uses it.
@@ -79,7 +82,7 @@ impl std::fmt::Debug for Request {
     }
 }
 
-fn work_of(tracker: &PoSpaceTracker) -> ShareWork {
+pub(crate) fn work_of(tracker: &PoSpaceTracker) -> ShareWork {
     let prev = tracker.best();
     ShareWork {
         prev,
