@@ -77,8 +77,13 @@ fn chain(n: usize) -> Vec<PoSpaceShare> {
 
 /// The node's signage points: those of the book's first proofs (the ones the chain answers).
 async fn learn_signage_points(svc: &PoSpaceService) {
-    svc.update_rules(|v| {
-        for i in 0..SHARES {
+    learn_signage_points_of(svc, SHARES).await;
+}
+
+/// The signage points of the first `n` shares of [`chain`].
+async fn learn_signage_points_of(svc: &PoSpaceService, n: usize) {
+    svc.update_rules(move |v| {
+        for i in 0..n {
             v.signage_points_mut().insert(book().signage_point(i));
         }
     })
@@ -208,4 +213,112 @@ fn malformed_pospace_bytes_are_refused() {
     assert!(PoSpace::decode(&bytes, network(), 1_700_000_000).is_err());
     bytes.truncate(10);
     assert!(PoSpace::decode(&bytes, network(), 1_700_000_000).is_err());
+}
+
+/// Shares of the crash test's stream (nothing is pruned: every acked share must stay).
+const CRASH_SHARES: usize = 60;
+
+/// The crash test's child role (`POSPACE_CRASH_CHILD` names its data directory): the PoSpace
+/// share service takes the shares of [`chain`] it does not hold yet, printing `ack <hash>` once
+/// each is durably stored, as a harvester's proof is acknowledged.
+#[test]
+fn pospace_crash_child() {
+    let Ok(dir) = std::env::var("POSPACE_CRASH_CHILD") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        use std::io::Write;
+        let (svc, _) = node(Path::new(&dir), vec![]).await;
+        learn_signage_points_of(&svc, CRASH_SHARES).await;
+        let mut out = std::io::stdout();
+        let loaded = svc.with_tracker(|t| t.chain().len());
+        writeln!(out, "loaded {loaded}").unwrap();
+        for share in chain(CRASH_SHARES) {
+            let hash = share.hash();
+            if svc.with_tracker(|t| t.chain().contains(&hash)) {
+                continue;
+            }
+            svc.submit_local_share(share).await.expect("stored");
+            writeln!(out, "ack {hash}").unwrap();
+            out.flush().unwrap();
+        }
+        writeln!(out, "best {}", svc.best_share_hash().expect("a best share")).unwrap();
+        writeln!(out, "done").unwrap();
+        out.flush().unwrap();
+    });
+}
+
+/// `kill -9` of a node in the middle of taking PoSpace shares, several times: every share it
+/// acknowledged is in its store after each restart, and the last run ends on the chain's tip.
+#[test]
+fn kill_9_while_taking_pospace_shares_loses_no_acknowledged_share() {
+    use std::collections::HashSet;
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if std::env::var("POSPACE_CRASH_CHILD").is_ok() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut acked: HashSet<String> = HashSet::new();
+    // Kill after these many acks in each run (varied, including right at start-up).
+    let kills = [9usize, 1, 20, 0, 13];
+    let mut last_best = None;
+    for round in 0..=kills.len() {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "pospace_crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("POSPACE_CRASH_CHILD", &dir)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let kill_after = kills.get(round).copied();
+        let mut acks = 0;
+        let mut killed = false;
+        for line in lines {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("loaded ") {
+                let n: usize = n.parse().unwrap();
+                assert!(
+                    n >= acked.len(),
+                    "round {round}: the restart loaded {n} shares, {} were acked",
+                    acked.len()
+                );
+            } else if let Some(h) = line.strip_prefix("ack ") {
+                acked.insert(h.to_owned());
+                acks += 1;
+            } else if let Some(h) = line.strip_prefix("best ") {
+                last_best = Some(h.to_owned());
+            }
+            if kill_after.is_some_and(|k| acks >= k) && !killed {
+                child.kill().unwrap(); // SIGKILL
+                killed = true;
+            }
+        }
+        child.wait().unwrap();
+    }
+    let tip = chain(CRASH_SHARES).last().map(|s| s.hash().to_string());
+    assert_eq!(last_best, tip);
+    let store = ShareStore::open(&dir.join("shares.redb"))
+        .unwrap()
+        .table(PoSpace::TABLE)
+        .unwrap();
+    let held: HashSet<String> = store
+        .load()
+        .unwrap()
+        .into_iter()
+        .map(|(h, _)| h.to_string())
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|h| !held.contains(*h)).collect();
+    assert!(lost.is_empty(), "acked shares lost: {lost:?}");
+    assert_eq!(held.len(), CRASH_SHARES);
 }
