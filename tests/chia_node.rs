@@ -38,6 +38,20 @@ fn local_p2p() -> p2pool::p2p::P2pConfig {
     config
 }
 
+async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).await.unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
 async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
@@ -79,6 +93,26 @@ async fn chia_node_serves_signage_points_and_refuses_what_it_cannot_run() {
     assert_eq!(harvesters["harvesters"], serde_json::json!([]));
     let shares = get(node.worker_addr, "/chia/shares").await;
     assert_eq!(shares["shares"], serde_json::json!([]));
+    // /metrics: valid Prometheus text with the Chia figures.
+    let text = get_text(node.worker_addr, "/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    let value = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(value("p2pool_chia_harvesters"), Some(0.0), "{text}");
+    assert_eq!(value("p2pool_chia_plots"), Some(0.0), "{text}");
+    assert!(
+        value("p2pool_chia_signage_point").is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
     // The keys were generated once and are kept.
     let key = std::fs::read(dir.path().join("node/farmer_master.key")).unwrap();
     node.shutdown().await;

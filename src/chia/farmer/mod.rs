@@ -317,8 +317,20 @@ impl Farmer {
 pub fn router(farmer: Arc<Farmer>) -> axum::Router {
     use axum::routing::get;
     use axum::Json;
-    let (a, b, c) = (farmer.clone(), farmer.clone(), farmer);
+    let (a, b, c, d) = (farmer.clone(), farmer.clone(), farmer.clone(), farmer);
     axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics_text(&d),
+                )
+            }),
+        )
         .route(
             "/chia/harvesters",
             get(move || async move {
@@ -354,6 +366,41 @@ pub fn router(farmer: Arc<Farmer>) -> axum::Router {
                 }))
             }),
         )
+}
+
+/// The farmer endpoint's figures in Prometheus text format: events by kind (proofs, shares,
+/// refusals by reason), harvesters and their plots, the latest signage point's number.
+fn metrics_text(farmer: &Farmer) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    out.push_str(
+        "# HELP p2pool_chia_events_total Farmer endpoint events: proofs, shares, and refusals by reason.\n\
+         # TYPE p2pool_chia_events_total counter\n",
+    );
+    for (event, n) in farmer.counters() {
+        let _ = writeln!(out, "p2pool_chia_events_total{{event=\"{event}\"}} {n}");
+    }
+    let harvesters = farmer.harvesters();
+    let plots: usize = harvesters.iter().map(|h| h.plots.len()).sum();
+    let _ = writeln!(
+        out,
+        "# HELP p2pool_chia_harvesters Chia harvesters connected.\n\
+         # TYPE p2pool_chia_harvesters gauge\n\
+         p2pool_chia_harvesters {}\n\
+         # HELP p2pool_chia_plots Plots the connected harvesters reported by plot sync.\n\
+         # TYPE p2pool_chia_plots gauge\n\
+         p2pool_chia_plots {plots}",
+        harvesters.len()
+    );
+    if let Some((number, _)) = farmer.signage_points().last() {
+        let _ = writeln!(
+            out,
+            "# HELP p2pool_chia_signage_point The number of the latest signage point sent.\n\
+             # TYPE p2pool_chia_signage_point gauge\n\
+             p2pool_chia_signage_point {number}"
+        );
+    }
+    out
 }
 
 /// Seconds since the Unix epoch.
