@@ -38,7 +38,8 @@ fn local_p2p() -> p2pool::p2p::P2pConfig {
     config
 }
 
-async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
+/// The status line and body of `GET path`.
+async fn get_text(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -48,21 +49,13 @@ async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
     let mut reply = String::new();
     tcp.read_to_string(&mut reply).await.unwrap();
     let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).await.unwrap();
-    let body = reply.split_once("\r\n\r\n").expect("an HTTP reply").1;
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply}"))
+    let (_, body) = get_text(addr, path).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 #[tokio::test]
@@ -94,7 +87,8 @@ async fn chia_node_serves_signage_points_and_refuses_what_it_cannot_run() {
     let shares = get(node.worker_addr, "/chia/shares").await;
     assert_eq!(shares["shares"], serde_json::json!([]));
     // /metrics: valid Prometheus text with the Chia figures.
-    let text = get_text(node.worker_addr, "/metrics").await;
+    let (status, text) = get_text(node.worker_addr, "/metrics").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .unwrap_or_else(|e| panic!("{e}: {text}"));
     let value = |name: &str| {

@@ -8,9 +8,8 @@
 #![allow(clippy::print_stdout)] // reason: the child talks to the parent on stdout
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use p2pool::p2p::{self, P2pConfig};
 use p2pool::shares::ShareService;
@@ -18,6 +17,8 @@ use p2pool::store::ShareStore;
 use sharechain::encode::Encode;
 use sharechain::testkit::{build_chain, easy_params, p2wpkh};
 use sharechain::{CheckedShare, NetworkParams};
+
+mod crash;
 
 const SHARES: usize = 300;
 
@@ -32,7 +33,9 @@ fn crash_child() {
     let Ok(dir) = std::env::var("P2P_CRASH_CHILD") else {
         return;
     };
-    let stream = std::fs::read_to_string(std::env::var("P2P_CRASH_STREAM").unwrap()).unwrap();
+    // The parent writes the stream beside the node's directory.
+    let stream_path = Path::new(&dir).parent().unwrap().join("stream.hex");
+    let stream = std::fs::read_to_string(stream_path).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let dir = Path::new(&dir);
@@ -80,49 +83,13 @@ fn kill_9_during_ingestion_loses_no_acknowledged_share() {
     let dir = root.path().join("node");
     std::fs::create_dir_all(&dir).unwrap();
 
-    let mut acked: HashSet<String> = HashSet::new();
     // Kill after these many acks in each run (varied, including right at start-up).
-    let kills = [37usize, 1, 64, 13, 50, 0];
-    let mut last_best = None;
-    for round in 0..=kills.len() {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env("P2P_CRASH_CHILD", &dir)
-            .env("P2P_CRASH_STREAM", &stream)
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let kill_after = kills.get(round).copied();
-        let mut acks_this_run = 0;
-        let mut killed = false;
-        for line in lines {
-            let line = line.unwrap();
-            if let Some(n) = line.strip_prefix("loaded ") {
-                let n: usize = n.parse().unwrap();
-                assert!(
-                    n >= acked.len(),
-                    "round {round}: restart loaded {n} shares, {} were acked",
-                    acked.len()
-                );
-            } else if let Some(h) = line.strip_prefix("ack ") {
-                acked.insert(h.to_owned());
-                acks_this_run += 1;
-            } else if let Some(h) = line.strip_prefix("best ") {
-                last_best = Some(h.to_owned());
-            }
-            if kill_after.is_some_and(|k| acks_this_run >= k) && !killed {
-                child.kill().unwrap(); // SIGKILL
-                killed = true;
-            }
-        }
-        child.wait().unwrap();
-        if kill_after.is_none() {
-            assert!(!killed);
-        }
-    }
+    let crash::Rounds { acked, last_best } = crash::kill_and_restart(
+        "crash_child",
+        "P2P_CRASH_CHILD",
+        &dir,
+        &[37, 1, 64, 13, 50, 0],
+    );
     assert_eq!(last_best, Some(chain.last().unwrap().hash().to_string()));
     let store = ShareStore::open(&dir.join("shares.redb")).unwrap();
     let held: HashSet<String> = store

@@ -23,6 +23,7 @@ use sharechain::pospace_share::{
 use sharechain::{NetworkParams, ShareHash};
 use wait::{check, wait_until};
 
+mod crash;
 mod wait;
 
 const PROOFS: &str = include_str!("../sharechain/tests/vectors/chia/pospace_share_proofs_k18.csv");
@@ -254,58 +255,19 @@ fn pospace_crash_child() {
 #[test]
 fn kill_9_while_taking_pospace_shares_loses_no_acknowledged_share() {
     use std::collections::HashSet;
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     if std::env::var("POSPACE_CRASH_CHILD").is_ok() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut acked: HashSet<String> = HashSet::new();
     // Kill after these many acks in each run (varied, including right at start-up).
-    let kills = [9usize, 1, 20, 0, 13];
-    let mut last_best = None;
-    for round in 0..=kills.len() {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "pospace_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("POSPACE_CRASH_CHILD", &dir)
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let kill_after = kills.get(round).copied();
-        let mut acks = 0;
-        let mut killed = false;
-        for line in lines {
-            let line = line.unwrap();
-            if let Some(n) = line.strip_prefix("loaded ") {
-                let n: usize = n.parse().unwrap();
-                assert!(
-                    n >= acked.len(),
-                    "round {round}: the restart loaded {n} shares, {} were acked",
-                    acked.len()
-                );
-            } else if let Some(h) = line.strip_prefix("ack ") {
-                acked.insert(h.to_owned());
-                acks += 1;
-            } else if let Some(h) = line.strip_prefix("best ") {
-                last_best = Some(h.to_owned());
-            }
-            if kill_after.is_some_and(|k| acks >= k) && !killed {
-                child.kill().unwrap(); // SIGKILL
-                killed = true;
-            }
-        }
-        child.wait().unwrap();
-    }
+    let crash::Rounds { acked, last_best } = crash::kill_and_restart(
+        "pospace_crash_child",
+        "POSPACE_CRASH_CHILD",
+        &dir,
+        &[9, 1, 20, 0, 13],
+    );
     let tip = chain(CRASH_SHARES).last().map(|s| s.hash().to_string());
     assert_eq!(last_best, tip);
     let store = ShareStore::open(&dir.join("shares.redb"))
