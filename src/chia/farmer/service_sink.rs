@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use sharechain::pospace_share::{PoSpaceShare, SignagePoint};
 use sharechain::share::ShareHash;
 
-use super::sink::{work_of, PoSpaceShareSink, ShareWork, SinkError, KNOWN_SIGNAGE_POINTS};
+use super::sink::{remember, work_of, PoSpaceShareSink, ShareWork, SinkError};
 use crate::shares::{PoSpaceService, SubmitError};
 
 /// The share service behind the farmer endpoint.
@@ -43,15 +43,7 @@ impl PoSpaceShareSink for ServiceSink {
     }
 
     fn signage_point(&self, sp: SignagePoint) {
-        let forget = {
-            let mut known = self.known.lock();
-            known.push_back(sp);
-            if known.len() > KNOWN_SIGNAGE_POINTS {
-                known.pop_front()
-            } else {
-                None
-            }
-        };
+        let forget = remember(&mut self.known.lock(), sp);
         let service = self.service.clone();
         // One a signage point (every few seconds); applied on the share worker in order.
         tokio::spawn(async move {

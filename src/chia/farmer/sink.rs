@@ -16,7 +16,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Requests waiting for the tracker service.
 const QUEUE: usize = 256;
 /// Signage points the tracker's verifier keeps (older ones are forgotten).
-pub(crate) const KNOWN_SIGNAGE_POINTS: usize = 512;
+const KNOWN_SIGNAGE_POINTS: usize = 512;
+
+/// Adds `sp` to `known`, the signage points a verifier holds (oldest first); the one that falls
+/// out of the window, for the verifier to forget.
+pub(crate) fn remember(
+    known: &mut VecDeque<SignagePoint>,
+    sp: SignagePoint,
+) -> Option<SignagePoint> {
+    known.push_back(sp);
+    if known.len() > KNOWN_SIGNAGE_POINTS {
+        known.pop_front()
+    } else {
+        None
+    }
+}
 
 /// What a new share builds on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,15 +146,10 @@ async fn serve(
                 let _ = reply.send(result);
             }
             Request::SignagePoint(sp) => {
-                tracker.verifier_mut().signage_points_mut().insert(sp);
-                known.push_back(sp);
-                while known.len() > KNOWN_SIGNAGE_POINTS {
-                    if let Some(old) = known.pop_front() {
-                        tracker
-                            .verifier_mut()
-                            .signage_points_mut()
-                            .remove(&old.challenge_hash, &old.sp_hash);
-                    }
+                let points = tracker.verifier_mut().signage_points_mut();
+                points.insert(sp);
+                if let Some(old) = remember(&mut known, sp) {
+                    points.remove(&old.challenge_hash, &old.sp_hash);
                 }
                 if !tracker.pending().is_empty() {
                     tracker.retry_pending();
