@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fails when modules of src/ depend on each other in a cycle.
+"""Fails when modules of src/ (and of the workspace's other crates) depend on each other in a cycle.
 
 A module depends on a sibling when any of its files names a path into that sibling
 (`use crate::x::..`, `use super::x::..`, or an inline `crate::x::Y`). Siblings are the top-level
@@ -8,7 +8,10 @@ modules of src/, and the children of every directory module (e.g. `devchain::cha
 scripts/module_cycles.allow makes the script print it with the lines behind its edges and exit 1.
 Listed cycles that are gone are reported so the list can shrink.
 
-Usage: scripts/module_cycles.py [SRC_DIR]   (default: src/ next to this script's directory)
+The other crates' modules are named with the crate's directory in front (`devchain: chain rpc`
+are the top-level modules `chain` and `rpc` of `devchain/src`).
+
+Usage: scripts/module_cycles.py [SRC_DIR]   (default: src/ and every other crate's src/)
 """
 
 import re
@@ -160,9 +163,22 @@ def load_allow():
     return allowed
 
 
+def crate_roots():
+    """(namespace prefix, source directory) of the node and of each other workspace crate."""
+    yield "", ROOT / "src"
+    for lib in sorted(ROOT.glob("*/src/lib.rs")):
+        crate = lib.parent.parent
+        if crate.name not in ("fuzz", "target"):
+            yield crate.name, lib.parent
+
+
 def main():
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "src"
-    found = edges(src)
+    roots = [("", Path(sys.argv[1]))] if len(sys.argv) > 1 else list(crate_roots())
+    found = {}
+    for prefix, src in roots:
+        for (ns, a, b), where in edges(src).items():
+            name = "::".join(filter(None, [prefix, ns]))
+            found[(name, a, b)] = where
     allowed = load_allow()
     new = []
     for ns, members in cycles(found):

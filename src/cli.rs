@@ -118,7 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => run_node(cli.run),
         Some(Command::Run(args)) => run_node(args),
         #[cfg(feature = "devchain")]
-        Some(Command::Devchain(args)) => crate::devchain::main(args),
+        Some(Command::Devchain(args)) => Ok(crate::devchain::main(args)?),
         Some(Command::Chia(args)) => crate::chia::main(args),
         Some(Command::Harvester(args)) => crate::harvester::main(args),
     }

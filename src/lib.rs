@@ -6,11 +6,13 @@ pub mod bitcoind;
 pub mod chia;
 pub mod cli;
 pub mod delivery;
+/// The embedded regtest chain (its own crate, `devchain/`).
 #[cfg(feature = "devchain")]
-pub mod devchain;
+pub use devchain;
 pub mod harvester;
 pub mod http;
-pub mod logging;
+/// Rate-limited log lines (shared with the devchain, in `common/`).
+pub use p2pool_common::{log_limited, logging};
 pub mod node;
 pub mod p2p;
 pub mod shares;

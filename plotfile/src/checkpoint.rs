@@ -5,8 +5,7 @@
 //! [`crate::Prover`]).
 
 use crate::format::{PlotHeader, Sizes, CHECKPOINT_INTERVAL, ENTRIES_PER_PARK};
-use crate::park;
-use crate::prover::top_bits;
+use crate::park::{self, top_bits};
 use crate::reader::Reader;
 use crate::storage::Storage;
 use crate::PlotError;

@@ -158,6 +158,11 @@ pub fn c3_positions(
     Ok(if surpassed { positions } else { Vec::new() })
 }
 
+/// The first k bits of `bytes`, MSB-first.
+pub(crate) fn top_bits(bytes: &[u8], k: u8) -> u64 {
+    read_bits_u128(bytes, 0, u32::from(k)) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use sharechain::pospace::{proof_order, validate_proof, PROOF_X_VALUES};
 
 use crate::checkpoint;
 use crate::format::{PlotHeader, Sizes, ENTRIES_PER_PARK, HEADER_PROBE};
-use crate::park::{self, read_bits_u128};
+use crate::park::{self, top_bits};
 use crate::reader::Reader;
 use crate::storage::{ReadRequest, Storage};
 use crate::PlotError;
@@ -409,11 +409,6 @@ impl<S: Storage> Prover<S> {
             proof,
         })
     }
-}
-
-/// The first k bits of `bytes`, MSB-first.
-pub(crate) fn top_bits(bytes: &[u8], k: u8) -> u64 {
-    read_bits_u128(bytes, 0, u32::from(k)) as u64
 }
 
 /// sha256(challenge ‖ a ‖ b), a and b packed in k bits each and zero-padded to whole bytes.

@@ -20,8 +20,7 @@ use crate::share::{
 };
 use crate::target::{compact_work, share_bits, RetargetInput};
 
-/// Distance from a share to its `far_share_hash`.
-pub const FAR_SHARE_DISTANCE: u32 = 100;
+pub use crate::params::FAR_SHARE_DISTANCE;
 
 /// What the building node chooses for a new share.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,17 @@
 use bitcoin::hashes::{sha256, sha256d, Hash, HashEngine};
 use thiserror::Error;
 
-use crate::share::HashLink;
+/// SHA-256 midstate of a coinbase prefix: proves the coinbase ends with known bytes without
+/// sending the whole coinbase.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct HashLink {
+    /// SHA-256 state after the whole 64-byte blocks of the prefix.
+    pub state: [u8; 32],
+    /// Prefix bytes after those blocks, before the constant ending.
+    pub extra_data: Vec<u8>,
+    /// Length of the prefix in bytes.
+    pub length: u64,
+}
 
 /// Why a hash link cannot be finished.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

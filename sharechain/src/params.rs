@@ -10,6 +10,9 @@ use bitcoin::Network;
 /// The share-format versions this build understands; the last one is what it mines.
 pub const SHARE_VERSIONS: &[u64] = &[1];
 
+/// Distance from a share to its `far_share_hash` (P2Pool's 100).
+pub const FAR_SHARE_DISTANCE: u32 = 100;
+
 /// Constants of one share-chain network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkParams {
@@ -22,7 +25,7 @@ pub struct NetworkParams {
     /// Target seconds between shares.
     pub share_period: u32,
     /// Shares in the PPLNS window; also the history a share needs before it can be verified.
-    /// At least [`crate::build::FAR_SHARE_DISTANCE`].
+    /// At least [`FAR_SHARE_DISTANCE`].
     pub chain_length: u32,
     /// Shares over which the pool's hash rate is measured for the retarget.
     pub target_lookbehind: u32,
@@ -194,7 +197,7 @@ mod tests {
             }
             assert!(a.target_lookbehind <= a.chain_length);
             assert!(
-                a.chain_length >= crate::build::FAR_SHARE_DISTANCE,
+                a.chain_length >= FAR_SHARE_DISTANCE,
                 "far share must stay in history"
             );
             assert!(a.min_target() < a.max_target());

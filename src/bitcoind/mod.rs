@@ -19,7 +19,8 @@ mod rpc;
 mod submit;
 mod template;
 mod types;
-pub mod wire;
+/// Bitcoin P2P message framing (shared with the devchain, in `common/`).
+pub use p2pool_common::wire;
 
 use std::time::Duration;
 

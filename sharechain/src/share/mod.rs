@@ -8,6 +8,7 @@
 
 mod check;
 
+pub use crate::hash_link::HashLink;
 pub use check::{CheckedShare, ShareError, MAX_HEADER_TIME_DRIFT};
 
 use bitcoin::hashes::{hash_newtype, sha256d, Hash};
@@ -134,18 +135,6 @@ pub struct ShareInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct MerkleLink {
     pub branch: Vec<[u8; 32]>,
-}
-
-/// SHA-256 midstate of a coinbase prefix: proves the coinbase ends with known bytes without
-/// sending the whole coinbase.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct HashLink {
-    /// SHA-256 state after the whole 64-byte blocks of the prefix.
-    pub state: [u8; 32],
-    /// Prefix bytes after those blocks, before the constant ending.
-    pub extra_data: Vec<u8>,
-    /// Length of the prefix in bytes.
-    pub length: u64,
 }
 
 /// A share as it travels between nodes and is stored.

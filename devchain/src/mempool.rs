@@ -13,8 +13,8 @@ use bitcoin::consensus::encode::serialize;
 use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid, Wtxid};
 use bitcoinkernel::{PrecomputedTransactionData, ScriptPubkey, TxOut as KernelTxOut, VERIFY_ALL};
 
+use super::api::code;
 use super::check::{check_transaction, is_final, COINBASE_MATURITY};
-use super::rpc::code;
 use super::utxo::UtxoSet;
 
 /// Bound on the pool; a devchain's pool is small, this only stops a runaway client.

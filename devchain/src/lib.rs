@@ -8,8 +8,8 @@
 //! Library use (the node starts it in-process for `--network regtest` without a bitcoind):
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), p2pool::devchain::DevchainError> {
-//! use p2pool::devchain::{Devchain, DevchainConfig};
+//! # async fn demo() -> Result<(), devchain::DevchainError> {
+//! use devchain::{Devchain, DevchainConfig};
 //! let devchain = Devchain::start(DevchainConfig::ephemeral()).await?; // ports 0: any free port
 //! let url = devchain.rpc_url(); // "http://127.0.0.1:PORT/"
 //! let (user, password) = devchain.rpc_auth();
@@ -23,6 +23,7 @@
 //! `utxo.rs`, `mempool.rs`, `template.rs`, `rpc.rs` (HTTP/JSON-RPC), `methods.rs` (the RPC
 //! methods), `views.rs` (their JSON), `p2p.rs` (the P2P protocol).
 
+mod api;
 mod chain;
 mod check;
 mod kernel_log;
@@ -46,8 +47,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use api::RpcError;
 pub use chain::{ChainError, ChainHandle, TipState};
-pub use rpc::RpcError;
 pub use submit::SubmitOutcome;
 
 /// Default regtest JSON-RPC port.
@@ -117,6 +118,9 @@ pub enum DevchainError {
     Chain(#[from] ChainError),
     #[error("the chainstate thread panicked")]
     ThreadPanicked,
+    /// The async runtime of `p2pool devchain` could not start, or Ctrl-C could not be watched.
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// A running devchain. Dropping it without [`Devchain::shutdown`] stops the servers and lets the
@@ -346,7 +350,7 @@ pub struct DevchainArgs {
 }
 
 /// Entry point of `p2pool devchain`: run until Ctrl-C.
-pub fn main(args: DevchainArgs) -> anyhow::Result<ExitCode> {
+pub fn main(args: DevchainArgs) -> Result<ExitCode, DevchainError> {
     let rpc_auth = match (args.rpc_user, args.rpc_password) {
         (Some(user), Some(password)) => RpcAuth::UserPassword { user, password },
         _ => RpcAuth::Cookie,
@@ -359,7 +363,7 @@ pub fn main(args: DevchainArgs) -> anyhow::Result<ExitCode> {
         rpc_threads: args.rpc_threads,
         rpc_work_queue: args.rpc_work_queue,
     };
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = tokio::runtime::Runtime::new().map_err(DevchainError::Runtime)?;
     runtime.block_on(async move {
         let devchain = Devchain::start(config).await?;
         match devchain.cookie_path() {
@@ -372,11 +376,11 @@ pub fn main(args: DevchainArgs) -> anyhow::Result<ExitCode> {
             None => tracing::info!(rpc = %devchain.rpc_url(), p2p = %devchain.p2p_addr(), "devchain ready"),
         }
         tokio::select! {
-            signal = tokio::signal::ctrl_c() => signal?,
+            signal = tokio::signal::ctrl_c() => signal.map_err(DevchainError::Runtime)?,
             () = devchain.stopped() => {}
         }
         tracing::info!("shutting down");
         devchain.shutdown().await?;
-        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+        Ok(ExitCode::SUCCESS)
     })
 }

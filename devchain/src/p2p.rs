@@ -42,7 +42,7 @@ pub enum PeerError {
     Io(#[from] std::io::Error),
     /// Reading a message failed (i/o, wrong magic, oversized).
     #[error(transparent)]
-    Frame(#[from] crate::bitcoind::wire::FrameError),
+    Frame(#[from] p2pool_common::wire::FrameError),
     #[error("no version message in time")]
     HandshakeTimeout,
     #[error("chainstate stopped")]
@@ -142,7 +142,7 @@ impl Peer {
                 frame = frames.recv() => match frame {
                     Some(Ok(Some(message))) => self.handle(message).await?,
                     Some(Ok(None)) => {}
-                    Some(Err(PeerError::Frame(crate::bitcoind::wire::FrameError::Io(e))))
+                    Some(Err(PeerError::Frame(p2pool_common::wire::FrameError::Io(e))))
                         if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         return Ok(())
                     }
@@ -344,7 +344,7 @@ async fn read_frames(
 }
 
 async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf, addr: SocketAddr) -> Frame {
-    crate::bitcoind::wire::read_message(reader, Magic::REGTEST)
+    p2pool_common::wire::read_message(reader, Magic::REGTEST)
         .await
         .map_err(|e| {
             tracing::debug!(%addr, error = %e, "p2p peer read failed");

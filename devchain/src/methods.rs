@@ -11,9 +11,9 @@ use bitcoin::{Address, Amount, Block, BlockHash, Network, Transaction};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use super::api::{code, Params, RpcError};
 use super::chain::{ChainHandle, HeaderInfo};
 use super::mempool::MempoolReject;
-use super::rpc::{code, Params, RpcError};
 use super::views::{block_json, btc, difficulty, header_json, target_hex};
 
 /// What the methods need: the chain, the peer count and the credentials.
