@@ -10,8 +10,8 @@ sending it. It serves one chain per session and connects again after each, as th
 launcher respawns `vdf_client` (stops after K sessions when given).
 
 The protocol (timelord is the server, `timelord.vdf_server.port`):
-  timelord -> client: b"T" (or b"S" for bluebox, refused here), then the discriminant in decimal
-    prefixed by its length in 3 digits, then one byte with the initial form's length and the form
+  timelord -> client: b"T" (or b"S" for bluebox, refused here), then the discriminant as text
+    (chia 2.7.5 sends "-0x" and hex digits) prefixed by its length in 3 digits, then one byte with the initial form's length and the form
     (100 bytes, chiavdf's compressed serialization);
   client -> timelord: b"OK";
   timelord -> client: iterations to prove, each in decimal prefixed by its length in 2 digits;
@@ -264,7 +264,8 @@ def serve_session(host, port, ips, grid):
         if mode != b"T":
             log.warning("mode %r not supported (only T)", mode)
             return True
-        disc = int(_read(sock, int(_read(sock, 3))))
+        # chia 2.7.5 sends chiavdf's create_discriminant() text as is: "-0x…" (hex).
+        disc = int(_read(sock, int(_read(sock, 3))).decode(), 0)
         x0 = _read(sock, _read(sock, 1)[0])
         chain = Chain(disc, x0, grid)
         sock.sendall(b"OK")
