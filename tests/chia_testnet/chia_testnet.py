@@ -452,7 +452,6 @@ async def _blocks(root, port, start, end):
 
 
 def cmd_check(args):
-    from chia.types.blockchain_format.proof_of_space import get_plot_id
     from chia.util.bech32m import encode_puzzle_hash
 
     root = Path(args.root).resolve()
@@ -469,7 +468,8 @@ def cmd_check(args):
     shown = chia(root, "keys", "show")
     farmer_pk = _key_line(shown, "Farmer public key (m/12381/8444/0/0)")
     pool_pk = _key_line(shown, "Pool public key (m/12381/8444/1/0)")
-    plot_dir = Path(args.plot_dir or Path.home() / f".cache/p2pool-rs/plots/farmer-{farmer_pk[:16]}")
+    # A directory of their own: every plot the harvester farms is one of these.
+    plot_dir = Path(args.plot_dir or Path.home() / f".cache/p2pool-rs/plots/testnet-{farmer_pk[:16]}")
     plot_ids = set()
     t0 = time.monotonic()
     for name in [f"t{i}" for i in range(args.plots)]:
@@ -494,17 +494,19 @@ def cmd_check(args):
         c["harvester"]["plot_directories"] = [str(plot_dir)]
 
     edit_config(root, change)
-    network_pids = [state["supervisor"], *state.get("pids", {}).values()]
     cpu0, wall0 = _cpu_seconds(_group_members(state["supervisor"])), time.monotonic()
+    # The farmer reads its keys from the keychain through chia's daemon (the network needs none).
+    daemon = spawn(root, "check_daemon", [str(BIN / "chia_daemon")])
     farmer = spawn(root, "check_farmer", [str(BIN / "chia_farmer")])
     harvester = spawn(root, "check_harvester", [str(BIN / "chia_harvester")])
+    procs = (daemon, farmer, harvester)
     result = None
     try:
-        result = _watch(root, ports, plot_ids, args.timeout, (farmer, harvester))
+        result = _watch(root, ports, plot_ids, args.timeout, procs, args.blocks)
     finally:
-        for p in (farmer, harvester):
+        for p in procs:
             p.terminate()
-        for p in (farmer, harvester):
+        for p in procs:
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -512,7 +514,6 @@ def cmd_check(args):
                 p.wait()
     wall = time.monotonic() - wall0
     cpu = _cpu_seconds(_group_members(state["supervisor"])) - cpu0
-    del network_pids
     if result is None:
         print(f"no block from the plots within {args.timeout} s\n{log_tails(root)}", file=sys.stderr)
         return 1
@@ -528,13 +529,12 @@ def cmd_check(args):
 
 
 def get_plot_id_og(pool_pk, plot_pk):
-    from chia.types.blockchain_format.proof_of_space import get_plot_id  # noqa: F401
-
+    """The id of an OG plot (pool public key), as chia computes it."""
     return hashlib.sha256(bytes(pool_pk) + bytes(plot_pk)).digest()
 
 
-def _watch(root, ports, plot_ids, timeout, procs):
-    """Signage points seen by the farmer and blocks by our plots, until one block is in."""
+def _watch(root, ports, plot_ids, timeout, procs, blocks):
+    """Signage points seen by the farmer and blocks by our plots, until `blocks` of them are in."""
     start = time.monotonic()
     sps = {}
     first_sp = first_block = None
@@ -543,7 +543,7 @@ def _watch(root, ports, plot_ids, timeout, procs):
     checked = -1
     while time.monotonic() - start < timeout:
         if any(p.poll() is not None for p in procs):
-            print("farmer or harvester exited", file=sys.stderr)
+            print("the daemon, farmer or harvester exited", file=sys.stderr)
             return None
         try:
             for sp in asyncio.run(_farmer_sps(root, ports["farmer_rpc"])):
@@ -566,7 +566,7 @@ def _watch(root, ports, plot_ids, timeout, procs):
                         ours += 1
                         first_block = first_block or time.monotonic()
             checked = peak
-        if first_block is not None and peak is not None and peak > start_height:
+        if ours >= blocks and peak is not None and peak > start_height:
             span = max(sps.values()) - min(sps.values()) if len(sps) > 1 else 0
             return {
                 "peak_height": peak,
@@ -576,6 +576,7 @@ def _watch(root, ports, plot_ids, timeout, procs):
                 "sps_per_second": round((len(sps) - 1) / span, 2) if span else None,
                 "first_sp_s": round(first_sp - start, 1) if first_sp else None,
                 "first_block_s": round(first_block - start, 1),
+                "last_block_s": round(time.monotonic() - start, 1),
             }
         time.sleep(1)
     return None
@@ -599,6 +600,7 @@ def main():
     p.add_argument("root")
     p.add_argument("--plots", type=int, default=3)
     p.add_argument("--plot-dir", default=None)
+    p.add_argument("--blocks", type=int, default=3, help="blocks from the plots to wait for")
     p.add_argument("--timeout", type=float, default=300)
     p.set_defaults(fn=cmd_check)
     p = sub.add_parser("stop")
