@@ -95,15 +95,27 @@ def edit_config(root, change):
 
 
 def load_state(root):
-    path = Path(root) / STATE
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The network's settings (`testnet.json`), its supervisor's pid (`supervisor.pid`, written by
+    `start`) and its processes (`run.json`, written by the supervisor)."""
+    root = Path(root)
+    path = root / STATE
+    state = json.loads(path.read_text()) if path.exists() else {}
+    pid_file = root / "supervisor.pid"
+    state["supervisor"] = int(pid_file.read_text()) if pid_file.exists() else None
+    run = root / "run.json"
+    state["pids"] = json.loads(run.read_text()) if run.exists() else {}
+    return state
+
+
+def _write(path, text):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def save_state(root, state):
-    path = Path(root) / STATE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(path)
+    settings = {k: v for k, v in state.items() if k not in ("supervisor", "pids")}
+    _write(Path(root) / STATE, json.dumps(settings, indent=1))
 
 
 # --- init ------------------------------------------------------------------------------------
@@ -212,8 +224,7 @@ def cmd_supervise(args):
                 str(args.ips),
             ],
         )
-    state["pids"] = {name: p.pid for name, p in children.items()}
-    save_state(root, state)
+    _write(root / "run.json", json.dumps({name: p.pid for name, p in children.items()}))
     while not stopping:
         if args.watch_pid and not _alive(args.watch_pid):
             break
@@ -267,7 +278,7 @@ def log_tails(root, lines=25):
 def cmd_start(args):
     root = Path(args.root).resolve()
     state = load_state(root)
-    if not state:
+    if "network" not in state:
         raise SystemExit(f"{root} has no test network; run init first")
     if state.get("supervisor") and _alive(state["supervisor"]):
         raise SystemExit(f"the network in {root} is running (pid {state['supervisor']}); stop it first")
@@ -301,8 +312,9 @@ def cmd_start(args):
         c["harvester"]["port"] = ports["harvester"]
 
     edit_config(root, change)
-    state.update(ports=ports, pids={}, supervisor=None)
+    state["ports"] = ports
     save_state(root, state)
+    (root / "run.json").unlink(missing_ok=True)
     watch = args.watch_pid if args.watch_pid is not None else os.getppid()
     log = open(root / "log" / "supervisor.out", "ab")
     sup = subprocess.Popen(
@@ -324,8 +336,7 @@ def cmd_start(args):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    state["supervisor"] = sup.pid
-    save_state(root, state)
+    _write(root / "supervisor.pid", str(sup.pid))
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         if sup.poll() is not None:
@@ -381,8 +392,7 @@ def stop(root):
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    state["supervisor"] = None
-    save_state(root, state)
+    (Path(root) / "supervisor.pid").unlink(missing_ok=True)
 
 
 def cmd_stop(args):
