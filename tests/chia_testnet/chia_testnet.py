@@ -484,17 +484,21 @@ def cmd_check(args):
     t0 = time.monotonic()
     for name in [f"t{i}" for i in range(args.plots)]:
         out = subprocess.run(
-            [sys.executable, str(HERE.parent / "harvester" / "make_keyed_plot.py"), str(plot_dir), name, "og", farmer_pk, pool_pk],
+            [
+                sys.executable,
+                str(HERE.parent / "harvester" / "make_keyed_plot.py"),
+                str(plot_dir),
+                name,
+                "og",
+                farmer_pk,
+                pool_pk,
+            ],
             capture_output=True,
             text=True,
             check=True,
         )
         made = json.loads(out.stdout.strip().splitlines()[-1])
-        from chia_rs import G1Element
-
-        plot_ids.add(
-            get_plot_id_og(G1Element.from_bytes(bytes.fromhex(pool_pk)), G1Element.from_bytes(bytes.fromhex(made["plot_pk"])))
-        )
+        plot_ids.add(plot_id_og(bytes.fromhex(pool_pk), bytes.fromhex(made["plot_pk"])))
     plotting = time.monotonic() - t0
     target = encode_puzzle_hash(bytes.fromhex(_hash(b"farmer target")), "txch")
 
@@ -538,7 +542,7 @@ def cmd_check(args):
     return 0
 
 
-def get_plot_id_og(pool_pk, plot_pk):
+def plot_id_og(pool_pk, plot_pk):
     """The id of an OG plot (pool public key), as chia computes it."""
     return hashlib.sha256(bytes(pool_pk) + bytes(plot_pk)).digest()
 
@@ -571,8 +575,7 @@ def _watch(root, ports, plot_ids, timeout, procs, blocks):
             for block in asyncio.run(_blocks(root, ports["full_node_rpc"], checked + 1, peak + 1)):
                 pos = block.reward_chain_block.proof_of_space
                 if pos.pool_public_key is not None:
-                    pid = hashlib.sha256(bytes(pos.pool_public_key) + bytes(pos.plot_public_key)).digest()
-                    if pid in plot_ids:
+                    if plot_id_og(pos.pool_public_key, pos.plot_public_key) in plot_ids:
                         ours += 1
                         first_block = first_block or time.monotonic()
             checked = peak
