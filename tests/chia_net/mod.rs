@@ -40,7 +40,10 @@ pub fn venv() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
     let ok = Command::new(venv.join("bin/python"))
-        .args(["-c", "import chia.timelord, chia.full_node, chiavdf, chiapos, chia_rs"])
+        .args([
+            "-c",
+            "import chia.timelord, chia.full_node, chiavdf, chiapos, chia_rs",
+        ])
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|o| o.status.success());
@@ -160,6 +163,11 @@ impl ChiaTestnet {
 
     /// The full node's `get_blockchain_state` through chia's own RPC client.
     pub fn blockchain_state(&self) -> serde_json::Value {
+        self.blockchain_state_on(self.full_node_rpc_port)
+    }
+
+    /// The same from a full node of this root on `port` (after a restart, say).
+    pub fn blockchain_state_on(&self, port: u16) -> serde_json::Value {
         let code = format!(
             "import asyncio, json, pathlib\n\
              from chia.full_node.full_node_rpc_client import FullNodeRpcClient\n\
@@ -174,7 +182,7 @@ impl ChiaTestnet {
              \x20   print(json.dumps(r['blockchain_state']))\n\
              asyncio.run(main())\n",
             root = self.root.to_str().unwrap_or_default(),
-            port = self.full_node_rpc_port,
+            port = port,
         );
         let out = Command::new(self.venv.join("bin/python"))
             .args(["-c", &code])
