@@ -59,6 +59,28 @@ fn wait_gone(pids: &[u64], timeout: Duration) -> Vec<u64> {
     }
 }
 
+/// The VDF client's arithmetic against chiavdf: outputs equal to `chiavdf.prove`'s, forms that
+/// round-trip through chiavdf's strict deserializer, proofs that chiavdf's verifier accepts.
+#[test]
+fn vdf_client_agrees_with_chiavdf() {
+    let Some(venv) = chia_net::venv() else { return };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chia_testnet/vdf_client.py");
+    let dir = tempfile::tempdir().unwrap();
+    let ran = chia_net::run_command(
+        Command::new(venv.join("bin/python")).args(["-B", script.to_str().unwrap(), "--selftest"]),
+        dir.path(),
+        "selftest",
+        Duration::from_secs(120),
+    );
+    assert!(ran.success, "{}{}", ran.stdout, ran.stderr);
+    let got = ran.json();
+    assert_eq!(got["selftest"], "ok", "{got}");
+    println!(
+        "RESULT vdf_client_squarings_per_second={}",
+        got["squarings_per_second"]
+    );
+}
+
 #[test]
 fn chia_testnet_farms_blocks_with_chia_farmer() {
     let Some(venv) = chia_net::venv() else { return };

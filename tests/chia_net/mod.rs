@@ -62,13 +62,24 @@ pub fn venv() -> Option<PathBuf> {
 /// `logs`, so a chatty child never blocks on a full pipe.
 pub fn run_script(venv: &Path, logs: &Path, args: &[&str], timeout: Duration) -> Ran {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chia_testnet/chia_testnet.py");
-    std::fs::create_dir_all(logs).expect("log directory");
     let name = args.first().copied().unwrap_or("run");
+    run_command(
+        Command::new(venv.join("bin/python"))
+            .arg("-B") // no __pycache__ in the tree
+            .arg(&script)
+            .args(args),
+        logs,
+        name,
+        timeout,
+    )
+}
+
+/// Runs `cmd`, killed after `timeout`, with stdout and stderr in `logs/NAME.stdout|stderr`.
+pub fn run_command(cmd: &mut Command, logs: &Path, name: &str, timeout: Duration) -> Ran {
+    std::fs::create_dir_all(logs).expect("log directory");
     let out_path = logs.join(format!("{name}.stdout"));
     let err_path = logs.join(format!("{name}.stderr"));
-    let mut child = Command::new(venv.join("bin/python"))
-        .arg(&script)
-        .args(args)
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))

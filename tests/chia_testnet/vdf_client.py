@@ -2,6 +2,7 @@
 """A stand-in for chiavdf's `vdf_client`, speaking its TCP protocol to chia's Timelord.
 
 Usage: vdf_client.py HOST PORT COUNTER [--ips N] [--grid G] [--sessions K]
+       vdf_client.py --selftest   (the arithmetic against chiavdf's prover and verifier)
 
 The chiavdf wheel has no `vdf_client` binary, and `chiavdf.prove()` needs the challenge while the
 timelord only sends the discriminant, so this process computes the class group VDF itself (small
@@ -327,7 +328,37 @@ def serve_session(host, port, ips, grid):
             chain.advance(step)
 
 
+def selftest(iterations=5000):
+    """This arithmetic against chiavdf's own prover: the same outputs byte for byte, canonical
+    serializations, proofs (segmented and not) that chiavdf verifies. Prints one JSON line."""
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(prefix="vdf_selftest") as shutdown:
+        rate = []
+        for seed in range(3):
+            challenge = bytes([seed + 1]) * 32
+            disc = int(chiavdf.create_discriminant(challenge, 256), 16)
+            x0 = bytes([GENERATOR_FLAG]) + bytes(FORM_SIZE - 1)
+            theirs = chiavdf.prove(challenge, x0, 256, iterations, shutdown.name)
+            chain = Chain(disc, x0, 2048)
+            start = time.monotonic()
+            chain.advance(iterations)
+            rate.append(iterations / (time.monotonic() - start))
+            if serialize(chain.powers[iterations], disc) != theirs[:FORM_SIZE]:
+                raise SystemExit(f"output differs from chiavdf's for challenge {challenge.hex()}")
+            for i in range(0, iterations, 97):
+                if deserialize(serialize(chain.powers[i], disc), disc) != chain.powers[i]:
+                    raise SystemExit(f"form {i} does not round-trip through chiavdf")
+            for n in (1, 300, 2048, 2049, iterations):
+                chain.prove(n)  # raises unless chiavdf verifies it
+    print(json.dumps({"selftest": "ok", "squarings_per_second": round(min(rate))}))
+
+
 def main():
+    if sys.argv[1:] == ["--selftest"]:
+        selftest()
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("host")
     parser.add_argument("port", type=int)
