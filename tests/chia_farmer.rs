@@ -205,8 +205,9 @@ fn real_chia_harvester_makes_pospace_shares() {
     let dir = tempfile::tempdir().unwrap();
     let keys = FarmerKeys::from_mnemonic(MNEMONIC).unwrap();
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    // A directory of this test's own: the harvester farms every plot in it.
     let plots = home.join(format!(
-        ".cache/p2pool-rs/plots/farmer-{}",
+        ".cache/p2pool-rs/plots/pool-farmer-{}",
         &hex::encode(keys.farmer_pk().to_bytes())[..16]
     ));
     // Two OG plots and two plot-NFT plots of two pool contracts.

@@ -224,7 +224,7 @@ fn plot_nft_proofs_and_several_proofs_of_one_plot() {
     let keys = FarmerKeys::from_mnemonic(MNEMONIC).unwrap();
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let plot_dir = home.join(format!(
-        ".cache/p2pool-rs/plots/farmer-{}",
+        ".cache/p2pool-rs/plots/pool-farmer-{}",
         &hex::encode(keys.farmer_pk().to_bytes())[..16]
     ));
     let Some(og_path) = keyed_plot(&plot_dir, "fa", "og", &keys) else {

@@ -195,7 +195,14 @@ fn node_keys_from_chia_keyring() {
         &venv,
         &root,
         &locked,
-        &["keys", "add", "-f", mnemonic_file.to_str().unwrap()],
+        &[
+            "keys",
+            "add",
+            "-f",
+            mnemonic_file.to_str().unwrap(),
+            "--label",
+            "locked",
+        ],
     );
     let passphrase = dir.path().join("passphrase.txt");
     std::fs::write(&passphrase, "correct horse battery staple\n").unwrap();
