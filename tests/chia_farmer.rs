@@ -157,8 +157,9 @@ fn make_plot(venv: &Path, dir: &Path, name: &str, kind: &str, keys: &FarmerKeys)
     }
 }
 
-/// Frames of each message type kept when recording.
-const FRAMES_PER_TYPE: usize = 3;
+/// Frames of each message type kept when recording, and written.
+const FRAMES_PER_TYPE: usize = 32;
+const FRAMES_WRITTEN: usize = 2;
 
 /// Writes the frames the real harvester sent (`P2POOL_RECORD_CHIA_FRAMES=FILE`): the test
 /// vectors `tests/vectors/chia/harvester_frames.txt` are made this way.
@@ -184,9 +185,21 @@ fn write_recorded_frames(path: &Path, farmer: &Farmer) {
          # --test chia_farmer`. A line: message type, name, the frame in hex.\n",
     );
     for (msg_type, name) in names {
-        let kept = frames.get(&msg_type).cloned().unwrap_or_default();
+        let mut kept = frames.get(&msg_type).cloned().unwrap_or_default();
         assert!(!kept.is_empty(), "no {name} frame recorded");
-        for frame in kept {
+        if msg_type == msg::NEW_PROOF_OF_SPACE {
+            // The first proof of an OG plot and the first of a plot-NFT plot.
+            let contract = |bytes: &Vec<u8>| {
+                let frame = p2pool::chia::protocol::Frame::decode(bytes).unwrap();
+                let proof: p2pool::chia::protocol::NewProofOfSpace =
+                    frame.payload("new_proof_of_space").unwrap();
+                proof.proof.pool_contract_puzzle_hash.is_some()
+            };
+            let og = kept.iter().find(|f| !contract(f)).cloned();
+            let nft = kept.iter().find(|f| contract(f)).cloned();
+            kept = og.into_iter().chain(nft).collect();
+        }
+        for frame in kept.into_iter().take(FRAMES_WRITTEN) {
             out.push_str(&format!("{msg_type} {name} {}\n", hex::encode(frame)));
         }
     }

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,14 +42,28 @@ fn venv() -> Option<PathBuf> {
 }
 
 /// Runs `chia ARGS` with the chia root and keys root given; its stdout.
+/// A chia command taking longer than this fails the test.
+const COMMAND_LIMIT: Duration = Duration::from_secs(180);
+
 fn chia(venv: &Path, root: &Path, keys_root: &Path, args: &[&str]) -> String {
-    let out = Command::new(venv.join("bin/chia"))
+    let mut child = Command::new(venv.join("bin/chia"))
         .args(args)
         .env("CHIA_ROOT", root)
         .env("CHIA_KEYS_ROOT", keys_root)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > COMMAND_LIMIT {
+            let _ = child.kill();
+            panic!("chia {args:?} still running after {COMMAND_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "chia {args:?}: {}{}",

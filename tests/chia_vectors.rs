@@ -40,7 +40,7 @@ fn round_trip<T: Streamable + std::fmt::Debug>(frame: &Frame, name: &'static str
 fn real_harvester_frames_decode_and_encode_back() {
     let text = vector("harvester_frames.txt");
     let mut seen = std::collections::BTreeSet::new();
-    let mut proofs = 0;
+    let (mut proofs, mut nft_proofs) = (0, 0);
     for line in text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -81,6 +81,7 @@ fn real_harvester_frames_decode_and_encode_back() {
                 let (proof, again) = round_trip::<p::NewProofOfSpace>(&frame, "new_proof_of_space");
                 assert_eq!(proof.proof.proof.len(), usize::from(proof.proof.size) * 8);
                 proofs += 1;
+                nft_proofs += usize::from(proof.proof.pool_contract_puzzle_hash.is_some());
                 again
             }
             msg::RESPOND_SIGNATURES => {
@@ -108,7 +109,10 @@ fn real_harvester_frames_decode_and_encode_back() {
     ] {
         assert!(seen.contains(&wanted), "no vector of message type {wanted}");
     }
-    assert!(proofs >= 1);
+    assert!(
+        proofs >= 2 && nft_proofs >= 1,
+        "{proofs} proofs, {nft_proofs} of plot-NFT plots"
+    );
 }
 
 fn bytes32(v: &serde_json::Value) -> Bytes32 {
