@@ -326,8 +326,20 @@ mod tests {
             "/r",
             "--chia-network-id",
             "regtest",
+            "--chia-keys-root",
+            "/k",
+            "--chia-keyring-passphrase-file",
+            "/p",
         ]);
         assert_eq!(chia.chain, Chain::Chia);
+        assert_eq!(
+            chia.chia.chia_keys_root.as_deref(),
+            Some(std::path::Path::new("/k"))
+        );
+        assert_eq!(
+            chia.chia.chia_keyring_passphrase_file.as_deref(),
+            Some(std::path::Path::new("/p"))
+        );
         assert_eq!(
             chia.chia.chia_mnemonic_file.as_deref(),
             Some(std::path::Path::new("/m"))

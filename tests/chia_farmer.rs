@@ -1,8 +1,10 @@
 //! The farmer endpoint on the worker port with chia-blockchain 2.7.5's REAL harvester
-//! (`chia_harvester`, unmodified) on loopback: two k18 plots made for the node's farmer keys, a
+//! (`chia_harvester`, unmodified) on loopback: four k18 plots made for the node's farmer keys
+//! (two OG plots, two plot-NFT plots of two pool contracts, whose proofs the harvester judges at
+//! the `pool_difficulties` the node sends for each contract its plot sync reported), a
 //! chia root made by `chia init` and `chia init -c` with the CA the node created, the harvester's
 //! `farmer_peers` set to the worker port and its network to the node's regtest network (with
-//! the regtest constants as `network_overrides`). Within 60 s PoSpace shares from both plots
+//! the regtest constants as `network_overrides`). Within 60 s PoSpace shares from all four plots
 //! are in the node's share service (stored, on the share network) and each passes
 //! `check_share`; a second node, joined to the first over the share network on loopback and
 //! running the same signage clock, holds them too, each verified by its own verifier. A harvester with a certificate from
@@ -126,8 +128,9 @@ fn venv() -> Option<PathBuf> {
     }
 }
 
-/// Makes (or reuses) a k18 OG plot for the farmer's keys; returns its plot id.
-fn make_plot(venv: &Path, dir: &Path, name: &str, keys: &FarmerKeys) -> [u8; 32] {
+/// Makes (or reuses) a k18 plot for the farmer's keys: `og`, or a plot-NFT plot of the pool
+/// contract `contract:LABEL`; returns its plot id.
+fn make_plot(venv: &Path, dir: &Path, name: &str, kind: &str, keys: &FarmerKeys) -> [u8; 32] {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harvester/make_keyed_plot.py");
     let farmer_pk = hex::encode(keys.farmer_pk().to_bytes());
     let pool_pk = hex::encode(keys.pool_pk().to_bytes());
@@ -135,7 +138,7 @@ fn make_plot(venv: &Path, dir: &Path, name: &str, keys: &FarmerKeys) -> [u8; 32]
         script.to_str().unwrap(),
         dir.to_str().unwrap(),
         name,
-        "og",
+        kind,
         &farmer_pk,
         &pool_pk,
     ]));
@@ -145,7 +148,63 @@ fn make_plot(venv: &Path, dir: &Path, name: &str, keys: &FarmerKeys) -> [u8; 32]
         .unwrap()
         .try_into()
         .unwrap();
-    sharechain::pospace::plot_id_og(&keys.pool_pk().to_bytes(), &plot_pk)
+    match made["pool_contract_puzzle_hash"].as_str() {
+        None => sharechain::pospace::plot_id_og(&keys.pool_pk().to_bytes(), &plot_pk),
+        Some(contract) => sharechain::pospace::plot_id_pool(
+            &hex::decode(contract).unwrap().try_into().unwrap(),
+            &plot_pk,
+        ),
+    }
+}
+
+/// Frames of each message type kept when recording, and written.
+const FRAMES_PER_TYPE: usize = 32;
+const FRAMES_WRITTEN: usize = 2;
+
+/// Writes the frames the real harvester sent (`P2POOL_RECORD_CHIA_FRAMES=FILE`): the test
+/// vectors `tests/vectors/chia/harvester_frames.txt` are made this way.
+fn write_recorded_frames(path: &Path, farmer: &Farmer) {
+    use p2pool::chia::protocol::msg;
+    let names = [
+        (msg::HANDSHAKE, "handshake"),
+        (msg::PLOT_SYNC_START, "plot_sync_start"),
+        (msg::PLOT_SYNC_LOADED2, "plot_sync_loaded2"),
+        (msg::PLOT_SYNC_REMOVED, "plot_sync_removed"),
+        (msg::PLOT_SYNC_INVALID, "plot_sync_invalid"),
+        (msg::PLOT_SYNC_KEYS_MISSING, "plot_sync_keys_missing"),
+        (msg::PLOT_SYNC_DUPLICATES, "plot_sync_duplicates"),
+        (msg::PLOT_SYNC_DONE, "plot_sync_done"),
+        (msg::NEW_PROOF_OF_SPACE, "new_proof_of_space"),
+        (msg::RESPOND_SIGNATURES, "respond_signatures"),
+        (msg::FARMING_INFO, "farming_info"),
+    ];
+    let frames = farmer.recorded_frames();
+    let mut out = String::from(
+        "# Frames chia-blockchain 2.7.5's chia_harvester sent to the node's farmer endpoint,\n\
+         # byte for byte: `P2POOL_RECORD_CHIA_FRAMES=THIS_FILE cargo test --no-default-features\n\
+         # --test chia_farmer`. A line: message type, name, the frame in hex.\n",
+    );
+    for (msg_type, name) in names {
+        let mut kept = frames.get(&msg_type).cloned().unwrap_or_default();
+        assert!(!kept.is_empty(), "no {name} frame recorded");
+        if msg_type == msg::NEW_PROOF_OF_SPACE {
+            // The first proof of an OG plot and the first of a plot-NFT plot.
+            let contract = |bytes: &Vec<u8>| {
+                let frame = p2pool::chia::protocol::Frame::decode(bytes).unwrap();
+                let proof: p2pool::chia::protocol::NewProofOfSpace =
+                    frame.payload("new_proof_of_space").unwrap();
+                proof.proof.pool_contract_puzzle_hash.is_some()
+            };
+            let og = kept.iter().find(|f| !contract(f)).cloned();
+            let nft = kept.iter().find(|f| contract(f)).cloned();
+            kept = og.into_iter().chain(nft).collect();
+        }
+        for frame in kept.into_iter().take(FRAMES_WRITTEN) {
+            out.push_str(&format!("{msg_type} {name} {}\n", hex::encode(frame)));
+        }
+    }
+    std::fs::write(path, out).unwrap();
+    println!("recorded harvester frames to {}", path.display());
 }
 
 #[test]
@@ -159,14 +218,21 @@ fn real_chia_harvester_makes_pospace_shares() {
     let dir = tempfile::tempdir().unwrap();
     let keys = FarmerKeys::from_mnemonic(MNEMONIC).unwrap();
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    // A directory of this test's own: the harvester farms every plot in it.
     let plots = home.join(format!(
-        ".cache/p2pool-rs/plots/farmer-{}",
+        ".cache/p2pool-rs/plots/pool-farmer-{}",
         &hex::encode(keys.farmer_pk().to_bytes())[..16]
     ));
-    let plot_ids: HashSet<[u8; 32]> = ["fa", "fb"]
-        .iter()
-        .map(|name| make_plot(&venv, &plots, name, &keys))
-        .collect();
+    // Two OG plots and two plot-NFT plots of two pool contracts.
+    let plot_ids: HashSet<[u8; 32]> = [
+        ("fa", "og"),
+        ("fb", "og"),
+        ("na", "contract:a"),
+        ("nb", "contract:b"),
+    ]
+    .iter()
+    .map(|(name, kind)| make_plot(&venv, &plots, name, kind, &keys))
+    .collect();
 
     // The node's own CA, as a node without a chia root creates it.
     let ca_dir = dir.path().join("node/chia-ca");
@@ -208,6 +274,10 @@ fn real_chia_harvester_makes_pospace_shares() {
         Arc::new(sink.clone()),
     )
     .unwrap();
+    let record = std::env::var_os("P2POOL_RECORD_CHIA_FRAMES").map(PathBuf::from);
+    if record.is_some() {
+        farmer.record_frames(FRAMES_PER_TYPE);
+    }
     let server = runtime.block_on(start(TestProvider::new(1e-6, 4e-6), test_config()));
     server.port.set_chia_farmer(farmer.clone());
     runtime.spawn(farmer.clone().run_clock());
@@ -282,17 +352,18 @@ fn real_chia_harvester_makes_pospace_shares() {
         farmer.counters()
     );
 
-    // Shares from both plots within 60 s of the harvester's start.
+    // Shares from all four plots within 60 s of the harvester's start: the plot-NFT plots'
+    // proofs were judged by the harvester at the `pool_difficulties` entry of their contract.
     let started = Instant::now();
     let shares = loop {
         let (shares, _) = best_chain(&service_a);
         let from: HashSet<[u8; 32]> = shares.iter().map(|s| *s.plot_id()).collect();
-        if from == plot_ids && shares.len() >= 3 {
+        if from == plot_ids && shares.len() >= 4 {
             break shares;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "no shares from both plots: {} shares, counters {:?}, harvesters {:?}\nharvester log:\n{}",
+            "no shares from all plots: {} shares, counters {:?}, harvesters {:?}\nharvester log:\n{}",
             shares.len(),
             farmer.counters(),
             farmer.harvesters(),
@@ -314,6 +385,16 @@ fn real_chia_harvester_makes_pospace_shares() {
         }
         assert_eq!(share.content().payout_puzzle_hash, [7; 32]);
     }
+    let contract_shares = shares
+        .iter()
+        .filter(|s| {
+            s.content()
+                .proof_of_space
+                .pool_contract_puzzle_hash
+                .is_some()
+        })
+        .count();
+    assert!(contract_shares >= 2, "{contract_shares} plot-NFT shares");
     // Node B got them over the share network (gossip or sync) and verified each itself.
     let wanted: HashSet<_> = shares.iter().map(PoSpaceShare::hash).collect();
     let started_b = Instant::now();
@@ -338,8 +419,14 @@ fn real_chia_harvester_makes_pospace_shares() {
     );
     let harvesters = farmer.harvesters();
     assert_eq!(harvesters.len(), 1, "{harvesters:?}");
-    assert_eq!(harvesters[0].plots.len(), 2, "{harvesters:?}");
-    assert!(harvesters[0].shares >= 3);
+    assert_eq!(harvesters[0].plots.len(), 4, "{harvesters:?}");
+    let contracts: HashSet<_> = harvesters[0]
+        .plots
+        .iter()
+        .filter_map(|p| p.pool_contract_puzzle_hash.clone())
+        .collect();
+    assert_eq!(contracts.len(), 2, "{harvesters:?}");
+    assert!(harvesters[0].shares >= 4);
     assert!(!harvesters[0].lookup_times_us.is_empty());
     let mut ms: Vec<u64> = farmer
         .shares()
@@ -355,6 +442,10 @@ fn real_chia_harvester_makes_pospace_shares() {
         ms[ms.len() - 1],
         farmer.counters()
     );
+
+    if let Some(path) = &record {
+        write_recorded_frames(path, &farmer);
+    }
 
     // Refused: a certificate from another CA, and a harvester on another network.
     let other_ca = dir.path().join("other-ca");

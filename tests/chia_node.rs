@@ -61,6 +61,8 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
 #[tokio::test]
 async fn chia_node_serves_signage_points_and_refuses_what_it_cannot_run() {
     let dir = tempfile::tempdir().unwrap();
+    // No chia keyring of the machine's: the node generates its key.
+    std::env::set_var("CHIA_KEYS_ROOT", dir.path().join("no-keyring"));
     for (network, address) in [
         ("mainnet", Some(XCH)),
         ("regtest", Some(XCH)),

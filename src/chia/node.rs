@@ -13,7 +13,7 @@ use anyhow::Context;
 use sharechain::pospace_share::ChiaNetwork;
 use tokio::sync::watch;
 
-use super::farmer::{self, Farmer, FarmerConfig, FarmerKeys, ServiceSink};
+use super::farmer::{self, Farmer, FarmerConfig, ServiceSink};
 use crate::worker::{
     Found, FoundOutcome, Job, Miner, NoWork, WorkProvider, WorkUpdate, WorkerConfig, WorkerPort,
 };
@@ -30,9 +30,18 @@ pub struct ChiaRunArgs {
     #[arg(long, value_name = "DIR")]
     pub chia_root: Option<PathBuf>,
     /// File with the farmer's 24-word mnemonic (farmer and pool keys as chia derives them).
-    /// Default: a key generated once in the data directory.
+    /// Default: the first private key of chia's keyring when there is one
+    /// (`--chia-keys-root`), else a key generated once in the data directory.
     #[arg(long, value_name = "FILE")]
     pub chia_mnemonic_file: Option<PathBuf>,
+    /// chia's keys root, whose `keyring.yaml` gives the farmer and pool keys (its first private
+    /// key). Default: `$CHIA_KEYS_ROOT`, else `~/.chia_keys`, when it has a keyring.
+    #[arg(long, value_name = "DIR")]
+    pub chia_keys_root: Option<PathBuf>,
+    /// File holding the passphrase of chia's keyring, when one was set (`chia passphrase set`);
+    /// without it, chia's default passphrase.
+    #[arg(long, value_name = "FILE")]
+    pub chia_keyring_passphrase_file: Option<PathBuf>,
     /// Network id announced to harvesters and required of them (default: the network's name;
     /// a harvester's `selected_network` must equal it).
     #[arg(long, value_name = "ID")]
@@ -129,10 +138,14 @@ impl ChiaNode {
         };
         std::fs::create_dir_all(&datadir)
             .with_context(|| format!("creating {}", datadir.display()))?;
-        let keys = match &options.chia.chia_mnemonic_file {
-            Some(file) => FarmerKeys::from_mnemonic_file(file)?,
-            None => FarmerKeys::load_or_generate(&datadir)?,
-        };
+        let keys = farmer::keys::resolve(
+            &farmer::keys::KeySources {
+                mnemonic_file: options.chia.chia_mnemonic_file.clone(),
+                keys_root: options.chia.chia_keys_root.clone(),
+                passphrase_file: options.chia.chia_keyring_passphrase_file.clone(),
+            },
+            &datadir,
+        )?;
         let (origin, created) =
             farmer::tls::resolve_ca(options.chia.chia_root.as_deref(), &datadir.join("chia-ca"))?;
         let network_id = options

@@ -3,7 +3,8 @@
 
 Usage: make_keyed_plot.py OUT_DIR NAME KIND [FARMER_PK POOL_PK] where KIND is `og` (memo = pool
 public key, farmer public key, local master secret key) or `contract` (memo = pool contract puzzle
-hash, farmer public key, local master secret key). Keys come from fixed seeds, so a cached plot
+hash, farmer public key, local master secret key); `contract:LABEL` takes another contract puzzle
+hash for each label. Keys come from fixed seeds, so a cached plot
 stays valid, unless a farmer's public keys are given (hex; the secret key is then unknown). Prints
 one JSON object: the plot path, the farmer secret key, the pool public key and the plot key (hex).
 """
@@ -42,7 +43,8 @@ def main():
     if kind == "og":
         head = bytes(pool_pk)
     else:
-        head = hashlib.sha256(b"p2pool harvester test contract").digest()
+        label = kind.split(":", 1)[1].encode() if ":" in kind else b""
+        head = hashlib.sha256(b"p2pool harvester test contract" + label).digest()
         taproot_seed = hashlib.sha256(bytes(plot_pk) + bytes(local_pk) + bytes(farmer_pk)).digest()
         plot_pk = plot_pk + AugSchemeMPL.key_gen(taproot_seed).get_g1()
     plot_id = hashlib.sha256(head + bytes(plot_pk)).digest()
@@ -60,6 +62,8 @@ def main():
         "farmer_sk": bytes(farmer_sk).hex() if farmer_sk else None,
         "pool_pk": bytes(pool_pk).hex(),
         "plot_pk": bytes(plot_pk).hex(),
+        "plot_id": plot_id.hex(),
+        "pool_contract_puzzle_hash": None if kind == "og" else head.hex(),
     }))
 
 

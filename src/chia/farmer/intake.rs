@@ -1,6 +1,6 @@
 //! A proof from a harvester, checked at once: the signage point must be one this node announced
-//! and not late, the proof valid for it, good enough at the share difficulty, and not already
-//! answered. A proof that passes becomes unsigned share content; the harvester's signature
+//! and not late, the proof valid for it, good enough at the share difficulty, and the first of
+//! its plot for that signage point (the others are counted, never signed). A proof that passes becomes unsigned share content; the harvester's signature
 //! (`respond_signatures`) and the farmer key's complete it.
 
 use chia_bls::{PublicKey, Signature};
@@ -24,8 +24,11 @@ pub enum Refused {
     UnknownSignagePoint,
     #[error("late: {behind} signage points behind (at most {LATE_AFTER_SIGNAGE_POINTS})")]
     Late { behind: u64 },
-    #[error("this plot already answered this signage point")]
-    Duplicate,
+    /// Another proof of a plot for a signage point it already has a proof for (a plot can
+    /// have several for one challenge): only the first becomes a share, as the share chain
+    /// takes one share per plot and signage point.
+    #[error("this plot already has a proof for this signage point")]
+    DuplicatePlotSignagePoint,
     #[error("malformed proof of space: {0}")]
     Malformed(&'static str),
     #[error("invalid proof of space: {0}")]
@@ -48,7 +51,7 @@ impl Refused {
         match self {
             Refused::UnknownSignagePoint => "proof_unknown_signage_point",
             Refused::Late { .. } => "proof_late",
-            Refused::Duplicate => "proof_duplicate",
+            Refused::DuplicatePlotSignagePoint => "proof_duplicate_plot_sp",
             Refused::Malformed(_) => "proof_malformed",
             Refused::InvalidProof(_) => "proof_invalid",
             Refused::BelowDifficulty { .. } => "proof_below_difficulty",
@@ -138,7 +141,7 @@ pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, R
         });
     }
     if !farmer.recent.lock().answered.insert((plot_id, sp_hash)) {
-        return Err(Refused::Duplicate);
+        return Err(Refused::DuplicatePlotSignagePoint);
     }
     let content = ShareContent {
         version: sharechain::pospace_share::SHARE_FORMAT_VERSION,

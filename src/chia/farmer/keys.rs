@@ -1,15 +1,18 @@
 //! The farmer's keys: the farmer secret key signs its half of every share, and the farmer and
 //! pool public keys go to harvesters in `harvester_handshake` (a harvester farms only plots made
 //! for them). From a mnemonic file as chia derives them (BIP-39 seed, then EIP-2333 paths
-//! `m/12381/8444/0/0` and `m/12381/8444/1/0`), or a master key generated once and kept in the
-//! data directory (for regtest). Secret keys are never logged or shown: `Debug` shows public
-//! keys only.
+//! `m/12381/8444/0/0` and `m/12381/8444/1/0`), from the first private key of chia's keyring
+//! ([`super::keyring`]), or a master key generated once and kept in the data directory (for
+//! regtest); [`resolve`] picks one. Secret keys are never logged or shown: `Debug` shows public
+//! keys only, and a keyring key is named by its fingerprint.
 
 use std::path::{Path, PathBuf};
 
 use chia_bls::{PublicKey, SecretKey, Signature};
 use hmac::{Hmac, Mac};
 use sha2::Sha512;
+
+use super::keyring::{self, KeyringError};
 
 /// EIP-2333 path of the farmer key (chia's `master_sk_to_farmer_sk`).
 const FARMER_PATH: [u32; 4] = [12381, 8444, 0, 0];
@@ -41,6 +44,67 @@ pub enum KeyError {
     /// The generated key file does not hold a key.
     #[error("{0}: not a 32-byte secret key in hex")]
     BadKeyFile(PathBuf),
+    /// chia's keyring could not be read.
+    #[error("chia keyring: {0}")]
+    Keyring(#[from] KeyringError),
+    /// A keyring was asked for and holds no private key.
+    #[error("{0}: no private key in chia's keyring (add one with `chia keys add`)")]
+    NoKeyringKey(PathBuf),
+}
+
+/// Where the farmer's keys come from ([`resolve`]).
+#[derive(Debug, Clone, Default)]
+pub struct KeySources {
+    /// A mnemonic file: used when given.
+    pub mnemonic_file: Option<PathBuf>,
+    /// chia's keys root (its `keyring.yaml` must then hold a private key); `None` looks at
+    /// `CHIA_KEYS_ROOT`, else `~/.chia_keys`, and goes on without a keyring there.
+    pub keys_root: Option<PathBuf>,
+    /// The keyring's passphrase, when the user set one (else chia's default passphrase).
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// The farmer's keys: the mnemonic file when given; else the first private key of chia's
+/// keyring when there is one (as chia's farmer, which farms with all of them; logged by
+/// fingerprint); else the key generated once in `datadir`.
+pub fn resolve(sources: &KeySources, datadir: &Path) -> Result<FarmerKeys, KeyError> {
+    if let Some(file) = &sources.mnemonic_file {
+        let keys = FarmerKeys::from_mnemonic_file(file)?;
+        tracing::info!(file = %file.display(), "farmer keys from a mnemonic file");
+        return Ok(keys);
+    }
+    let explicit = sources.keys_root.is_some() || sources.passphrase_file.is_some();
+    let root = sources
+        .keys_root
+        .clone()
+        .or_else(keyring::default_keys_root);
+    if let Some(root) = root {
+        let path = keyring::keyring_path(&root);
+        if explicit || path.exists() {
+            let passphrase = match &sources.passphrase_file {
+                Some(file) => keyring::read_passphrase_file(file)?,
+                None => keyring::DEFAULT_PASSPHRASE.to_owned(),
+            };
+            let keys = keyring::private_keys(&path, &passphrase)?;
+            match keys.first() {
+                Some(first) => {
+                    tracing::info!(
+                        keyring = %path.display(),
+                        fingerprint = first.fingerprint,
+                        private_keys = keys.len(),
+                        "farmer keys from chia's keyring (its first private key)"
+                    );
+                    return Ok(FarmerKeys::from_master(&first.master));
+                }
+                None if explicit => return Err(KeyError::NoKeyringKey(path)),
+                None => tracing::info!(
+                    keyring = %path.display(),
+                    "chia's keyring holds no private key: using the node's own key"
+                ),
+            }
+        }
+    }
+    FarmerKeys::load_or_generate(datadir)
 }
 
 /// The farmer secret key and the pool public key.

@@ -3,10 +3,12 @@
 //! become PoSpace shares.
 //!
 //! - [`tls`]: the private CA (a chia root's, or one the node creates) and the mTLS server.
-//! - [`keys`]: farmer and pool keys (mnemonic file or a generated key).
+//! - [`keys`]: farmer and pool keys (mnemonic file, chia's keyring ([`keyring`]) or a generated
+//!   key).
 //! - [`clock`]: the embedded regtest signage clock.
 //! - `session`: one harvester connection (websocket `/ws`, chia handshake, plot sync, signage
 //!   points out, proofs in, signature requests).
+//! - [`messages`]: the messages sent to harvesters, built from the node's values.
 //! - `intake`: the checks a proof passes before it is signed, and the share it becomes.
 //! - [`sink`]: where shares go ([`PoSpaceShareSink`]; [`TrackerSink`], a tracker alone, for
 //!   tests); [`service_sink`]: the node's share service as the sink ([`ServiceSink`]).
@@ -16,7 +18,9 @@
 
 pub mod clock;
 mod intake;
+pub mod keyring;
 pub mod keys;
+pub mod messages;
 pub mod service_sink;
 mod session;
 pub mod sink;
@@ -121,6 +125,8 @@ pub struct HarvesterInfo {
     /// Proofs that became shares taken by the share service.
     pub shares: u64,
     pub late_proofs: u64,
+    /// Further proofs of a plot for a signage point it already had a proof for (not signed).
+    pub duplicate_proofs: u64,
     /// Proofs refused for any other reason.
     pub refused_proofs: u64,
     /// Lookup times of the latest signage points (µs, from `farming_info`).
@@ -163,6 +169,14 @@ pub struct Farmer {
     shares: Mutex<VecDeque<ShareRecord>>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     next_id: AtomicU64,
+    /// Frames received from harvesters, kept while recording (test vectors).
+    recorder: Mutex<Option<Recorder>>,
+}
+
+/// The first frames of each message type received from harvesters, as received.
+struct Recorder {
+    per_type: usize,
+    frames: BTreeMap<u8, Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Farmer {
@@ -204,6 +218,7 @@ impl Farmer {
             shares: Mutex::default(),
             counters: Mutex::default(),
             next_id: AtomicU64::new(1),
+            recorder: Mutex::new(None),
             config,
         }))
     }
@@ -288,6 +303,33 @@ impl Farmer {
     /// One counter.
     pub fn counter(&self, name: &str) -> u64 {
         self.counters.lock().get(name).copied().unwrap_or(0)
+    }
+
+    /// Keeps the first `per_type` frames of each message type harvesters send from now on,
+    /// byte for byte (for recording test vectors of a real harvester's session).
+    pub fn record_frames(&self, per_type: usize) {
+        *self.recorder.lock() = Some(Recorder {
+            per_type,
+            frames: BTreeMap::new(),
+        });
+    }
+
+    /// The frames recorded since [`Farmer::record_frames`], by message type.
+    pub fn recorded_frames(&self) -> BTreeMap<u8, Vec<Vec<u8>>> {
+        self.recorder
+            .lock()
+            .as_ref()
+            .map(|r| r.frames.clone())
+            .unwrap_or_default()
+    }
+
+    fn record_frame(&self, msg_type: u8, bytes: &[u8]) {
+        if let Some(r) = self.recorder.lock().as_mut() {
+            let kept = r.frames.entry(msg_type).or_default();
+            if kept.len() < r.per_type {
+                kept.push(bytes.to_vec());
+            }
+        }
     }
 
     fn count(&self, name: &'static str) {

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::intake::{self, Candidate, Refused};
+use super::messages;
 use super::{Announced, Farmer, HarvesterInfo, PlotSummary, ShareRecord};
 use crate::chia::protocol::{self as p, msg, Frame, ProtocolError, MAX_MESSAGE_BYTES};
 
@@ -148,7 +149,7 @@ async fn serve(
     .map_err(|_| SessionError::Timeout)??;
 
     let mut last_seen = Instant::now();
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv(&mut ws, &mut last_seen))
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv(&mut ws, &mut last_seen, farmer))
         .await
         .map_err(|_| SessionError::Timeout)??
         .ok_or(SessionError::Closed)?;
@@ -156,14 +157,11 @@ async fn serve(
         return Err(SessionError::NoHandshake(first.msg_type));
     }
     let theirs: Handshake = first.payload("handshake")?;
-    let ours = Handshake {
-        network_id: farmer.config.network_id.clone(),
-        protocol_version: p::PROTOCOL_VERSION.to_owned(),
-        software_version: format!("p2pool-rs {}", env!("CARGO_PKG_VERSION")),
-        server_port: farmer.config.server_port,
-        node_type: NodeType::Farmer,
-        capabilities: vec![(1, "1".into()), (2, "1".into()), (3, "1".into())],
-    };
+    let ours = messages::handshake(
+        &farmer.config.network_id,
+        farmer.config.server_port,
+        &messages::software_version(),
+    );
     // Answered even on a mismatch, so the harvester logs the networks too.
     send(
         &mut ws,
@@ -204,6 +202,7 @@ async fn serve(
             proofs: 0,
             shares: 0,
             late_proofs: 0,
+            duplicate_proofs: 0,
             refused_proofs: 0,
             lookup_times_us: Default::default(),
         },
@@ -215,6 +214,7 @@ async fn serve(
         pending: HashMap::new(),
         next_message_id: 1,
         submitting: Arc::new(tokio::sync::Semaphore::new(MAX_SUBMITTING)),
+        contracts: Vec::new(),
     };
     let result = session.serve(&mut ws, last_seen).await;
     farmer.harvesters.lock().remove(&id);
@@ -230,6 +230,18 @@ struct Session {
     pending: HashMap<u16, Candidate>,
     next_message_id: u16,
     submitting: Arc<tokio::sync::Semaphore>,
+    /// Pool contract puzzle hashes of the plot-NFT plots of the last completed plot sync.
+    contracts: Vec<Bytes32>,
+}
+
+/// The distinct pool contracts of `plots`, sorted.
+fn contracts_of(plots: &[PlotSummary]) -> Vec<Bytes32> {
+    let set: std::collections::BTreeSet<[u8; 32]> = plots
+        .iter()
+        .filter_map(|p| p.pool_contract_puzzle_hash.as_deref())
+        .filter_map(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok())
+        .collect();
+    set.into_iter().map(Bytes32::new).collect()
 }
 
 fn summary(plot: &p::Plot2) -> PlotSummary {
@@ -244,10 +256,7 @@ fn summary(plot: &p::Plot2) -> PlotSummary {
 
 impl Session {
     async fn serve(&mut self, ws: &mut Ws, mut last_seen: Instant) -> Result<(), SessionError> {
-        let keys = p::HarvesterHandshake {
-            farmer_public_keys: vec![self.farmer.config.keys.farmer_pk()],
-            pool_public_keys: vec![self.farmer.config.keys.pool_pk()],
-        };
+        let keys = messages::harvester_handshake(&self.farmer.config.keys);
         send(
             ws,
             &Frame::new(msg::HARVESTER_HANDSHAKE, None, "harvester_handshake", &keys)?,
@@ -259,7 +268,7 @@ impl Session {
         let mut last_ping = Instant::now();
         loop {
             tokio::select! {
-                frame = recv(ws, &mut last_seen) => {
+                frame = recv(ws, &mut last_seen, &self.farmer) => {
                     let Some(frame) = frame? else { return Ok(()) };
                     self.on_frame(ws, frame).await?;
                 }
@@ -285,44 +294,8 @@ impl Session {
     }
 
     async fn send_signage_point(&mut self, ws: &mut Ws, a: &Announced) -> Result<(), SessionError> {
-        let network = self.farmer.config.network;
-        let contracts: Vec<String> = self
-            .farmer
-            .harvesters
-            .lock()
-            .get(&self.id)
-            .map(|h| {
-                let mut c: Vec<String> = h
-                    .plots
-                    .iter()
-                    .filter_map(|p| p.pool_contract_puzzle_hash.clone())
-                    .collect();
-                c.sort();
-                c.dedup();
-                c
-            })
-            .unwrap_or_default();
-        let pool_difficulties = contracts
-            .iter()
-            .filter_map(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok())
-            .map(|hash| p::PoolDifficulty {
-                difficulty: a.difficulty,
-                sub_slot_iters: network.pool_sub_slot_iters,
-                pool_contract_puzzle_hash: Bytes32::new(hash),
-            })
-            .collect();
-        let sp = p::NewSignagePointHarvester2 {
-            challenge_hash: Bytes32::new(a.point.challenge_hash),
-            difficulty: a.difficulty,
-            sub_slot_iters: network.pool_sub_slot_iters,
-            signage_point_index: a.point.index,
-            sp_hash: Bytes32::new(a.point.sp_hash),
-            pool_difficulties,
-            peak_height: a.point.peak_height,
-            // The clock has no transaction blocks (chia phases v1 plots out by this height).
-            last_tx_height: 0,
-            filter_challenge: None,
-        };
+        let sp =
+            messages::new_signage_point_harvester(self.farmer.config.network, a, &self.contracts);
         send(
             ws,
             &Frame::new(
@@ -393,7 +366,13 @@ impl Session {
                 let m: p::PlotSyncDone = frame.payload("plot_sync_done")?;
                 let plots: Vec<PlotSummary> =
                     std::mem::take(&mut self.sync).into_values().collect();
-                tracing::info!(harvester = self.id, plots = plots.len(), "plot sync done");
+                self.contracts = contracts_of(&plots);
+                tracing::info!(
+                    harvester = self.id,
+                    plots = plots.len(),
+                    pool_contracts = self.contracts.len(),
+                    "plot sync done"
+                );
                 self.farmer.with_harvester(self.id, |h| {
                     h.plots = plots;
                     h.plot_syncs += 1;
@@ -432,11 +411,7 @@ impl Session {
         identifier: &p::PlotSyncIdentifier,
         msg_type: u8,
     ) -> Result<(), SessionError> {
-        let response = p::PlotSyncResponse {
-            identifier: *identifier,
-            message_type: i16::from(msg_type),
-            error: None,
-        };
+        let response = messages::plot_sync_response(identifier, msg_type);
         send(
             ws,
             &Frame::new(
@@ -451,13 +426,10 @@ impl Session {
 
     fn refuse(&self, refused: &Refused) {
         self.farmer.count(refused.counter());
-        let late = matches!(refused, Refused::Late { .. });
-        self.farmer.with_harvester(self.id, |h| {
-            if late {
-                h.late_proofs += 1;
-            } else {
-                h.refused_proofs += 1;
-            }
+        self.farmer.with_harvester(self.id, |h| match refused {
+            Refused::Late { .. } => h.late_proofs += 1,
+            Refused::DuplicatePlotSignagePoint => h.duplicate_proofs += 1,
+            _ => h.refused_proofs += 1,
         });
         crate::log_limited!(PROOF_LOG, info, harvester = self.id, reason = %refused, "proof refused");
     }
@@ -478,14 +450,7 @@ impl Session {
         }
         let id = self.next_message_id;
         self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
-        let request = p::RequestSignatures {
-            plot_identifier: m.plot_identifier.clone(),
-            challenge_hash: m.challenge_hash,
-            sp_hash: m.sp_hash,
-            messages: vec![Bytes32::new(candidate.message)],
-            message_data: None,
-            rc_block_unfinished: None,
-        };
+        let request = messages::request_signatures(m, &candidate.message);
         self.pending.insert(id, candidate);
         send(
             ws,
@@ -569,16 +534,81 @@ async fn send(ws: &mut Ws, frame: &Frame) -> Result<(), SessionError> {
 }
 
 /// The next chia message, `None` when the harvester closed.
-async fn recv(ws: &mut Ws, last_seen: &mut Instant) -> Result<Option<Frame>, SessionError> {
+async fn recv(
+    ws: &mut Ws,
+    last_seen: &mut Instant,
+    farmer: &Farmer,
+) -> Result<Option<Frame>, SessionError> {
     loop {
         let next = ws.next().await;
         *last_seen = Instant::now();
         match next {
             None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
-            Some(Ok(WsMessage::Binary(b))) => return Ok(Some(Frame::decode(&b)?)),
+            Some(Ok(WsMessage::Binary(b))) => {
+                let frame = Frame::decode(&b)?;
+                farmer.record_frame(frame.msg_type, &b);
+                return Ok(Some(frame));
+            }
             Some(Ok(WsMessage::Text(_))) => return Err(SessionError::TextFrame),
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sharechain::pospace_share::{ChiaNetwork, SignagePoint};
+
+    fn plot(name: &str, contract: Option<[u8; 32]>) -> PlotSummary {
+        PlotSummary {
+            filename: name.into(),
+            size: 18,
+            plot_id: hex::encode([1; 32]),
+            plot_public_key: String::new(),
+            pool_contract_puzzle_hash: contract.map(hex::encode),
+        }
+    }
+
+    #[test]
+    fn every_reported_contract_gets_the_share_difficulty() {
+        let network = &ChiaNetwork::REGTEST;
+        let plots = [
+            plot("og.plot", None),
+            plot("b1.plot", Some([0xbb; 32])),
+            plot("a.plot", Some([0xaa; 32])),
+            plot("b2.plot", Some([0xbb; 32])),
+        ];
+        let contracts = contracts_of(&plots);
+        assert_eq!(
+            contracts,
+            vec![Bytes32::new([0xaa; 32]), Bytes32::new([0xbb; 32])]
+        );
+        let a = Announced {
+            number: 7,
+            point: SignagePoint {
+                challenge_hash: [1; 32],
+                sp_hash: [2; 32],
+                index: 7,
+                peak_height: 3,
+            },
+            difficulty: 42,
+        };
+        let sp = messages::new_signage_point_harvester(network, &a, &contracts);
+        assert_eq!(sp.difficulty, 42);
+        assert_eq!(sp.sub_slot_iters, network.pool_sub_slot_iters);
+        assert_eq!(sp.pool_difficulties.len(), 2);
+        for (entry, hash) in sp.pool_difficulties.iter().zip(&contracts) {
+            assert_eq!(entry.difficulty, 42);
+            assert_eq!(entry.sub_slot_iters, network.pool_sub_slot_iters);
+            assert_eq!(&entry.pool_contract_puzzle_hash, hash);
+        }
+        // No plot-NFT plots: no entries (chia's harvester then uses `difficulty` for all).
+        assert!(
+            messages::new_signage_point_harvester(network, &a, &contracts_of(&plots[..1]))
+                .pool_difficulties
+                .is_empty()
+        );
     }
 }
