@@ -69,8 +69,11 @@ impl CurvePoints {
 /// One signature to check: AugSchemeMPL `signature` of `message` by `key`.
 #[derive(Debug, Clone, Copy)]
 pub struct SignatureCheck<'a> {
+    /// The plot public key the share names.
     pub key: &'a PublicKey,
+    /// The signed message (the share without its signature, after [`super::wire::MESSAGE_DOMAIN`]).
     pub message: &'a [u8],
+    /// The share's G2 signature.
     pub signature: &'a Signature,
     /// The same key and signature for the batch.
     pub points: &'a CurvePoints,
