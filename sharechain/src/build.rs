@@ -65,7 +65,7 @@ pub struct ShareTemplate {
     pub ref_hash: [u8; 32],
     /// The coinbase up to the ref hash; finished with the miner's `last_txout_nonce`.
     pub coinbase: CoinbasePrefix,
-    /// The coinbase's payout outputs (PPLNS and donation), in coinbase order.
+    /// The coinbase's payout outputs by the PPLNS rule (finder included), in coinbase order.
     pub payouts: Vec<Payout>,
 }
 
@@ -81,7 +81,7 @@ pub enum BuildError {
     MissingHistory {
         /// The share whose history is incomplete.
         from: ShareHash,
-        /// How many generations below `from` the chain ends.
+        /// How many generations below `from` the missing ancestor is.
         depth: u32,
     },
 }

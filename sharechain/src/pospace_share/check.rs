@@ -84,7 +84,8 @@ pub enum ShareError {
         /// The network's limit: one signage-point interval of the pool's sub-slot iterations.
         limit: u64,
     },
-    /// The same plot already has a share for this signage point in the PPLNS window (the earlier one is named).
+    /// The same plot already has a share for this signage point in the PPLNS window; holds the
+    /// earlier share's hash.
     #[error("this plot already answered this signage point in share {0} of the window")]
     DuplicateProof(ShareHash),
     /// The share's AugSchemeMPL signature does not verify against the plot public key.
