@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
     args_override_self = true
 )]
 pub struct Cli {
+    /// The subcommand; `None` runs the node with `run`'s options.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Options of `run`, the default command.
@@ -21,6 +22,7 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pool node (the default).
@@ -85,8 +87,10 @@ pub struct RunArgs {
     /// Percent of shares that pay the operator's address instead of the miner's.
     #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
     pub fee: f64,
+    /// How to reach bitcoind.
     #[command(flatten)]
     pub bitcoind: crate::bitcoind::BitcoindArgs,
+    /// Chia options of `run` (used with `--chain chia`).
     #[command(flatten)]
     pub chia: crate::chia::node::ChiaRunArgs,
 }

@@ -33,6 +33,7 @@ use crate::worker::{WorkerConfig, WorkerPort};
 /// Everything the node is started with.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// The share chain's network.
     pub params: &'static NetworkParams,
     /// Where the node keeps its data (the embedded chain's too); `None`: nothing kept.
     pub datadir: Option<PathBuf>,
@@ -40,8 +41,11 @@ pub struct NodeConfig {
     pub operator: Option<ScriptBuf>,
     /// Percent of shares paying the operator instead of the miner.
     pub fee_percent: f64,
+    /// Where the worker port (stratum, getwork, status page, API) listens.
     pub worker_addr: SocketAddr,
+    /// How to reach bitcoind (the `--bitcoind-*` options).
     pub bitcoind: BitcoindArgs,
+    /// Settings of the worker port: connection limits, timeouts, vardiff, getwork.
     pub worker: WorkerConfig,
     /// The share network (listen addresses, bootstrap peers, limits).
     pub p2p: P2pConfig,

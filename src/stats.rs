@@ -38,12 +38,16 @@ const FORMAT_VERSION: u32 = 1;
 /// A time span a graph covers, with its bin width and bin count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
+    /// The last hour, in 60 one-minute bins.
     LastHour,
+    /// The last day, in 96 fifteen-minute bins.
     LastDay,
+    /// The last week, in 84 two-hour bins.
     LastWeek,
 }
 
 impl Period {
+    /// Every period, shortest first.
     pub const ALL: [Period; 3] = [Period::LastHour, Period::LastDay, Period::LastWeek];
 
     /// The name in `/web/graph_data/<stream>/<period>`.
@@ -55,6 +59,7 @@ impl Period {
         }
     }
 
+    /// The period named `name` (`last_hour`, `last_day` or `last_week`).
     pub fn from_name(name: &str) -> Option<Period> {
         Period::ALL.into_iter().find(|p| p.name() == name)
     }
@@ -68,6 +73,7 @@ impl Period {
         }
     }
 
+    /// Number of bins the period keeps (its length divided by [`Period::bin_width`]).
     pub fn bins(self) -> usize {
         match self {
             Period::LastHour => 60,
@@ -160,14 +166,20 @@ struct Db {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StatsError {
+    /// The statistics file could not be read or written.
     #[error("reading or writing {path}: {source}")]
     Io {
+        /// The statistics file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The statistics file is not valid JSON of the expected shape.
     #[error("decoding {path}: {source}")]
     Decode {
+        /// The statistics file.
         path: PathBuf,
+        /// The JSON error.
         source: serde_json::Error,
     },
 }
@@ -337,7 +349,9 @@ pub fn unix_now() -> u64 {
 /// How often the sampler samples and saves.
 #[derive(Debug, Clone, Copy)]
 pub struct SamplerConfig {
+    /// Time between two samples.
     pub sample_every: Duration,
+    /// Time between two saves to disk.
     pub save_every: Duration,
 }
 

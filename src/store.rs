@@ -38,12 +38,16 @@ fn shares_table(name: &str) -> TableDefinition<'_, [u8; 32], &[u8]> {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The database file could not be opened or created.
     #[error("share store {path}: {source}")]
     Open {
+        /// The database file.
         path: PathBuf,
+        /// The database error.
         #[source]
         source: redb::Error,
     },
+    /// A read or write transaction failed.
     #[error("share store: {0}")]
     Db(#[from] redb::Error),
 }

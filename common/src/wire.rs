@@ -13,10 +13,13 @@ pub const MAX_MESSAGE: usize = 4_000_000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
+    /// Reading the stream failed (or it ended).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The header's magic is not the network's; holds it.
     #[error("wrong network magic {0:02x?}")]
     BadMagic([u8; 4]),
+    /// The header announces a payload over [`MAX_MESSAGE`] bytes; holds its length.
     #[error("message of {0} bytes is too large")]
     Oversized(usize),
 }

@@ -27,16 +27,23 @@ pub use crate::params::FAR_SHARE_DISTANCE;
 pub struct ShareRequest {
     /// Share-format version.
     pub version: u64,
+    /// The share this one builds on (`None` only for the first share of a chain).
     pub previous_share_hash: Option<ShareHash>,
     /// Coinbase scriptSig (BIP34 height push first).
     pub coinbase: Vec<u8>,
+    /// Free nonce of the building node, copied into the share data.
     pub nonce: u32,
+    /// Where the miner's PPLNS payouts go.
     pub payout_script: ScriptBuf,
     /// Block subsidy plus fees.
     pub subsidy: Amount,
+    /// Donation in 1/65535ths of the share's weight.
     pub donation: u16,
+    /// What happened to the miner's previous share.
     pub stale_info: StaleInfo,
+    /// The share-format version this node votes for.
     pub desired_version: u64,
+    /// Commitment to the block template's segwit transactions.
     pub segwit_data: SegwitData,
     /// The share target the miner wants (clamped to `max/30..=max`).
     pub desired_target: Target,
@@ -49,10 +56,15 @@ pub struct ShareRequest {
 /// A share ready to be mined: everything but the header's nonce/time/version and the extranonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareTemplate {
+    /// Share-format version, copied from the request.
     pub version: u64,
+    /// The share info every node will rebuild from the chain and compare.
     pub share_info: ShareInfo,
+    /// The ref hash (`sha256d(identifier ‖ version ‖ share_info)`) the coinbase's last output commits to.
     pub ref_hash: [u8; 32],
+    /// The coinbase up to the ref hash; finished with the miner's `last_txout_nonce`.
     pub coinbase: CoinbasePrefix,
+    /// The coinbase's payout outputs by the PPLNS rule (finder included), in coinbase order.
     pub payouts: Vec<Payout>,
 }
 
@@ -60,10 +72,17 @@ pub struct ShareTemplate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// The previous share is not in the chain.
     #[error("parent share {0} is not known")]
     MissingParent(ShareHash),
+    /// An ancestor the rules read (window, retarget, far share) is not in the chain.
     #[error("ancestor {depth} below share {from} is not known")]
-    MissingHistory { from: ShareHash, depth: u32 },
+    MissingHistory {
+        /// The share whose history is incomplete.
+        from: ShareHash,
+        /// How many generations below `from` the missing ancestor is.
+        depth: u32,
+    },
 }
 
 impl ShareLookup for Chain<CheckedShare> {

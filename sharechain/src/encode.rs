@@ -13,30 +13,50 @@ use thiserror::Error;
 pub enum DecodeError {
     /// The input ended inside a field.
     #[error("input ends inside `{field}`")]
-    UnexpectedEnd { field: &'static str },
+    UnexpectedEnd {
+        /// Name of the field being read.
+        field: &'static str,
+    },
     /// The input has bytes after the last field.
     #[error("{count} trailing bytes after the last field")]
-    TrailingBytes { count: usize },
+    TrailingBytes {
+        /// Number of unread bytes.
+        count: usize,
+    },
     /// A list or byte string is longer than its limit.
     #[error("`{field}` has {len} elements, more than the limit of {max}")]
     TooLong {
+        /// Name of the list or byte string.
         field: &'static str,
+        /// Length announced by the input.
         len: u64,
+        /// Largest length allowed for this field.
         max: u64,
     },
     /// A byte string is shorter than its minimum.
     #[error("`{field}` has {len} bytes, fewer than the minimum of {min}")]
     TooShort {
+        /// Name of the byte string.
         field: &'static str,
+        /// Length announced by the input.
         len: u64,
+        /// Smallest length allowed for this field.
         min: u64,
     },
     /// A field holds a value outside its range.
     #[error("`{field}` is out of range: {value}")]
-    OutOfRange { field: &'static str, value: u64 },
+    OutOfRange {
+        /// Name of the field.
+        field: &'static str,
+        /// The value read.
+        value: u64,
+    },
     /// A CompactSize integer was not minimally encoded.
     #[error("non-canonical CompactSize in `{field}`")]
-    NonCanonicalVarInt { field: &'static str },
+    NonCanonicalVarInt {
+        /// Name of the field.
+        field: &'static str,
+    },
     /// The share-format version is not one this node understands.
     #[error("unknown share version {0}")]
     UnknownVersion(u64),
@@ -111,22 +131,27 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// The next byte.
     pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         Ok(self.array::<1>(field)?[0])
     }
 
+    /// The next 2 bytes as a little-endian integer.
     pub fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_le_bytes(self.array(field)?))
     }
 
+    /// The next 4 bytes as a little-endian integer.
     pub fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array(field)?))
     }
 
+    /// The next 8 bytes as a little-endian integer.
     pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array(field)?))
     }
 
+    /// The next 16 bytes as a little-endian integer.
     pub fn u128(&mut self, field: &'static str) -> Result<u128, DecodeError> {
         Ok(u128::from_le_bytes(self.array(field)?))
     }

@@ -29,7 +29,9 @@ pub const COINBASE_TAIL_LEN: usize = 12;
 /// One coinbase output paying a miner.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Payout {
+    /// The output script (the share's `payout_script`, or the donation script).
     pub script: ScriptBuf,
+    /// The output's value in satoshis.
     pub amount: Amount,
 }
 
@@ -128,6 +130,7 @@ impl CoinbasePrefix {
 
 /// Where a coinbase is serialized to: a byte vector, or straight into SHA-256.
 pub trait Sink {
+    /// Appends raw bytes.
     fn put(&mut self, bytes: &[u8]);
 
     /// One output: `amount ‖ CompactSize(len) ‖ script`.

@@ -26,10 +26,20 @@ pub struct HashLink {
 pub enum HashLinkError {
     /// `extra_data` does not have the length implied by `length` and the constant ending.
     #[error("hash link extra data has {got} bytes, expected {expected}")]
-    ExtraDataLength { got: usize, expected: usize },
+    ExtraDataLength {
+        /// Bytes `extra_data` holds.
+        got: usize,
+        /// Bytes `length` and the constant ending imply.
+        expected: usize,
+    },
     /// The described prefix is shorter than the constant ending it must contain.
     #[error("hash link length {length} is shorter than the constant ending ({ending} bytes)")]
-    TooShort { length: u64, ending: usize },
+    TooShort {
+        /// The link's `length`, in bytes.
+        length: u64,
+        /// Length of the constant ending, in bytes.
+        ending: usize,
+    },
 }
 
 /// The hash link of `prefix`, which must end with `const_ending`.

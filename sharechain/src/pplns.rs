@@ -30,6 +30,7 @@ use crate::share::{CheckedShare, ShareHash};
 
 /// Read access to shares by hash (the tracker's chain, or a map in tests).
 pub trait ShareLookup {
+    /// The share with this hash, if known.
     fn lookup(&self, hash: &ShareHash) -> Option<&CheckedShare>;
 }
 
@@ -42,7 +43,9 @@ impl<B: std::hash::BuildHasher> ShareLookup for HashMap<ShareHash, CheckedShare,
 /// The limits of one share's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowLimits {
+    /// Most shares in the window.
     pub max_shares: u32,
+    /// Most total weight in the window, in work × 65535 (the newest share counts even if it alone exceeds it).
     pub max_weight: u128,
 }
 

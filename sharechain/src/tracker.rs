@@ -67,16 +67,21 @@ impl TrackerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum InsertError {
+    /// The share is already in the tracker.
     #[error("share {0} is already known")]
     Duplicate(ShareHash),
+    /// The share was found invalid before (remembered for `invalid_memory` shares).
     #[error("share {0} was already found invalid")]
     KnownInvalid(ShareHash),
     /// The share builds on an invalid share. Shares that were waiting for it are dropped as
     /// well (`dropped`: delete them from storage).
     #[error("share {share} builds on invalid share {parent}")]
     InvalidParent {
+        /// The share refused.
         share: ShareHash,
+        /// Its invalid parent.
         parent: ShareHash,
+        /// Waiting shares dropped with it.
         dropped: Vec<ShareHash>,
     },
 }
@@ -84,7 +89,9 @@ pub enum InsertError {
 /// A share found invalid, with the reason (descendants carry their ancestor's reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected<E> {
+    /// The invalid share.
     pub hash: ShareHash,
+    /// Why it is invalid.
     pub error: E,
     /// True for the share that failed itself, false for its descendants.
     pub direct: bool,
@@ -93,7 +100,9 @@ pub struct Rejected<E> {
 /// A change of the best share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BestChange {
+    /// The best share before the change (`None` for an empty chain).
     pub old: Option<ShareHash>,
+    /// The best share after the change.
     pub new: Option<ShareHash>,
     /// Shares of the old best chain that are not on the new one (0 for a plain extension).
     pub reorg_depth: u32,

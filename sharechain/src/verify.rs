@@ -18,28 +18,76 @@ use crate::tracker::{ShareTracker, TrackerConfig, Verifier};
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum VerifyError {
+    /// An ancestor the rules need is missing.
     #[error("{0}")]
     Build(#[from] BuildError),
+    /// `max_bits` is not the retarget result.
     #[error("max_bits {got:#010x} differs from the retarget result {expected:#010x}")]
-    MaxBits { got: u32, expected: u32 },
+    MaxBits {
+        /// The share's `max_bits` (compact).
+        got: u32,
+        /// The retarget result (compact).
+        expected: u32,
+    },
+    /// `bits` differs from the one rebuilt from the chain.
     #[error("bits {got:#010x} outside the allowed range (expected {expected:#010x})")]
-    Bits { got: u32, expected: u32 },
+    Bits {
+        /// The share's `bits` (compact).
+        got: u32,
+        /// The rebuilt `bits` (compact).
+        expected: u32,
+    },
+    /// The timestamp goes back from the parent's.
     #[error("timestamp {got} is before the parent's {parent}")]
-    Timestamp { got: u32, parent: u32 },
+    Timestamp {
+        /// The share's timestamp, Unix seconds.
+        got: u32,
+        /// The parent's timestamp, Unix seconds.
+        parent: u32,
+    },
+    /// `absheight` is not the parent's plus one.
     #[error("absheight {got} should be {expected}")]
-    AbsHeight { got: u32, expected: u32 },
+    AbsHeight {
+        /// The share's `absheight`.
+        got: u32,
+        /// The parent's `absheight` plus one.
+        expected: u32,
+    },
+    /// `abswork` is not the parent's plus this share's work.
     #[error("abswork {got} should be {expected}")]
-    AbsWork { got: u128, expected: u128 },
+    AbsWork {
+        /// The share's `abswork`.
+        got: u128,
+        /// The parent's `abswork` plus this share's work, modulo 2^128.
+        expected: u128,
+    },
+    /// `far_share_hash` does not name the 100th ancestor.
     #[error("far_share_hash is not the 100th ancestor")]
     FarShare,
+    /// The share info differs from the one rebuilt from the chain in another field.
     #[error("share info differs from the one rebuilt from the chain")]
     ShareInfo,
+    /// The coinbase rebuilt from the chain does not hash to the header's merkle root.
     #[error("coinbase rebuilt from the chain (PPLNS payouts) does not match the header")]
     Coinbase,
+    /// The share's version is lower than its parent's.
     #[error("share version {version} is lower than its parent's {parent}")]
-    VersionDowngrade { version: u64, parent: u64 },
+    VersionDowngrade {
+        /// The share's version.
+        version: u64,
+        /// The parent's version.
+        parent: u64,
+    },
+    /// The share switches to a new version without enough recent work voting for it.
     #[error("switch to version {version} without {needed}% of recent work voting for it ({got}%)")]
-    VersionSwitch { version: u64, needed: u32, got: u32 },
+    VersionSwitch {
+        /// The new version.
+        version: u64,
+        /// Percentage of the window's work required.
+        needed: u32,
+        /// Percentage of the window's work voting for it.
+        got: u32,
+    },
 }
 
 impl TrackedShare for CheckedShare {

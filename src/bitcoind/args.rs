@@ -20,6 +20,7 @@ pub struct BitcoindArgs {
     #[arg(long = "bitcoind-rpc-user", requires = "rpc_password")]
     pub rpc_user: Option<String>,
     /// RPC password (with --bitcoind-rpc-user).
+    /// RPC password (with --bitcoind-rpc-user); also read from `BITCOIND_RPC_PASSWORD`.
     #[arg(
         long = "bitcoind-rpc-password",
         env = "BITCOIND_RPC_PASSWORD",
@@ -28,6 +29,7 @@ pub struct BitcoindArgs {
     )]
     pub rpc_password: Option<String>,
     /// bitcoind's `.cookie` file [default: found in the bitcoin data directory].
+    /// bitcoind's `.cookie` file (conflicts with --bitcoind-rpc-user).
     #[arg(
         long = "bitcoind-rpc-cookie",
         value_name = "FILE",
@@ -50,13 +52,16 @@ pub struct BitcoindArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArgsError {
+    /// Credentials could not be found or read.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The RPC URL is not usable.
     #[error(transparent)]
     Rpc(#[from] RpcError),
 }
 
 impl BitcoindArgs {
+    /// The options as [`RpcOptions`], for [`RpcOptions::resolve`].
     pub fn rpc_options(&self) -> RpcOptions {
         RpcOptions {
             url: self.rpc_url.clone(),

@@ -19,22 +19,31 @@ use super::{default_rpc_port, network_subdir};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
+    /// The cookie file could not be read (transient: bitcoind may not have written it yet).
     #[error("cannot read the cookie file {path}: {source}")]
     CookieRead {
+        /// The cookie file.
         path: PathBuf,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
+    /// The cookie file is not `user:password`; holds its path.
     #[error("the cookie file {0} is not `user:password`")]
     CookieMalformed(PathBuf),
+    /// `bitcoin.conf` exists but could not be read.
     #[error("cannot read {path}: {source}")]
     Conf {
+        /// The configuration file.
         path: PathBuf,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
+    /// Only one of an RPC user and password was given.
     #[error("an rpc user needs a password and a password needs a user")]
     Incomplete,
+    /// No home directory, so no default data directory to search.
     #[error("no home directory to find the bitcoin data directory in; pass --bitcoind-rpc-cookie or a user and password")]
     NoHome,
 }
@@ -44,8 +53,11 @@ pub enum AuthError {
 pub enum Credentials {
     /// No `Authorization` header.
     None,
+    /// HTTP basic authentication with a fixed user and password (`--bitcoind-rpc-user`/`-password` or `rpcuser`/`rpcpassword`).
     UserPassword {
+        /// The RPC user.
         user: String,
+        /// The RPC password (kept out of `Debug` output).
         password: String,
     },
     /// A `.cookie` file (`user:password`), read at every request.
@@ -91,8 +103,11 @@ impl Credentials {
 pub struct RpcOptions {
     /// `--bitcoind-rpc URL`.
     pub url: Option<String>,
+    /// `--bitcoind-rpc-user`.
     pub user: Option<String>,
+    /// `--bitcoind-rpc-password`.
     pub password: Option<String>,
+    /// `--bitcoind-rpc-cookie`: a `.cookie` file used instead of the one in the data directory.
     pub cookie: Option<PathBuf>,
     /// The bitcoin data directory to search (default: [`default_datadir`]).
     pub datadir: Option<PathBuf>,
@@ -198,6 +213,7 @@ impl ConfFile {
         }
     }
 
+    /// Parses `bitcoin.conf` text; lines that are not `key=value` or `[section]` are ignored.
     pub fn parse(text: &str) -> Self {
         let mut section: Option<String> = None;
         let mut entries = Vec::new();

@@ -10,12 +10,24 @@ use super::Backoff;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartupError {
+    /// An RPC call failed.
     #[error(transparent)]
     Rpc(#[from] RpcError),
+    /// `getblockchaininfo`'s `chain` is not the one `--network` names.
     #[error("bitcoind is on chain {actual:?} but --network is {expected} (chain {:?})", expected.to_core_arg())]
-    WrongChain { expected: Network, actual: String },
+    WrongChain {
+        /// The network given with `--network`.
+        expected: Network,
+        /// The chain bitcoind reported (`main`, `test`, `testnet4`, `signet`, `regtest`).
+        actual: String,
+    },
+    /// bitcoind is still in its initial block download (checked on mainnet).
     #[error("bitcoind is still in initial block download ({:.1}% verified)", progress * 100.0)]
-    InitialBlockDownload { progress: f64 },
+    InitialBlockDownload {
+        /// `getblockchaininfo`'s `verificationprogress`, 0.0 to 1.0.
+        progress: f64,
+    },
+    /// The block template's `rules` lack `segwit`; holds the rules.
     #[error("bitcoind's block template lacks the segwit rule (rules: {0:?}); upgrade bitcoind")]
     NoSegwit(Vec<String>),
 }
@@ -34,7 +46,9 @@ impl StartupError {
 /// What the checks learnt about bitcoind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartupInfo {
+    /// `getblockchaininfo`'s `chain`: `main`, `test`, `testnet4`, `signet` or `regtest`.
     pub chain: String,
+    /// `getblockchaininfo`'s `blocks`: the height of bitcoind's best block at start-up.
     pub blocks: u64,
     /// e.g. `/Satoshi:28.0.0/`.
     pub subversion: String,

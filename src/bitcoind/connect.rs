@@ -16,10 +16,13 @@ use super::Backoff;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
+    /// The `--bitcoind-*` options do not give a client.
     #[error(transparent)]
     Args(#[from] ArgsError),
+    /// bitcoind is unusable for good (wrong chain, no segwit, credentials refused).
     #[error(transparent)]
     Startup(#[from] StartupError),
+    /// The first `getblocktemplate` failed with a persistent error.
     #[error("first block template: {0}")]
     Template(#[source] RpcError),
 }
@@ -27,11 +30,15 @@ pub enum ConnectError {
 /// The running bitcoind side. Dropping it stops its tasks.
 #[derive(Debug)]
 pub struct Bitcoind {
+    /// The JSON-RPC client.
     pub rpc: RpcClient,
     /// `None` with `--no-bitcoind-p2p`.
     pub p2p: Option<BitcoindP2p>,
+    /// The block template source (long polling, refreshed on new tips).
     pub templates: TemplateSource,
+    /// Submits found blocks by `submitblock` and the P2P link.
     pub submitter: BlockSubmitter,
+    /// What the start-up checks learnt.
     pub info: StartupInfo,
 }
 

@@ -95,6 +95,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Starts at `min` (at least 1 ms); `max` is raised to `min` if below it.
     pub fn new(min: Duration, max: Duration) -> Self {
         let min = min.max(Duration::from_millis(1));
         Self {

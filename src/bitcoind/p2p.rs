@@ -27,7 +27,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{AbortOnDrop, Backoff};
 
-/// Core's `MAX_PROTOCOL_MESSAGE_LENGTH`.
 /// Version 70016: `wtxidrelay`-aware, like current Core.
 const PROTOCOL_VERSION: u32 = 70016;
 /// bitcoind pings every 2 minutes; this long without a message means the link is dead.
@@ -37,23 +36,31 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(5 * 60);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum P2pError {
+    /// No connection is up right now.
     #[error("not connected to bitcoind's p2p port")]
     NotConnected,
+    /// The link's task has stopped (its handle was dropped).
     #[error("the p2p link was stopped")]
     Stopped,
+    /// The TCP connection to bitcoind failed.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
+        /// bitcoind's P2P address.
         addr: SocketAddr,
+        /// The connect error.
         #[source]
         source: std::io::Error,
     },
+    /// Reading or writing the socket failed.
     #[error("p2p i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A step took too long; names it (`connect`, `handshake`, or bitcoind's silence).
     #[error("timed out: {0}")]
     Timeout(&'static str),
     /// Reading a message failed (i/o, wrong magic, oversized).
     #[error("p2p {0}")]
     Frame(#[from] super::wire::FrameError),
+    /// bitcoind closed the connection.
     #[error("bitcoind closed the connection")]
     Closed,
 }
@@ -63,7 +70,9 @@ pub enum P2pError {
 pub struct P2pConfig {
     /// bitcoind's P2P address (`127.0.0.1:8333` on mainnet).
     pub addr: SocketAddr,
+    /// The network whose message magic the link uses.
     pub network: Network,
+    /// The user agent sent in `version` (`/p2pool-rs:<version>/` by default).
     pub user_agent: String,
     /// Between reconnection attempts.
     pub backoff: Backoff,
@@ -72,6 +81,7 @@ pub struct P2pConfig {
 }
 
 impl P2pConfig {
+    /// Defaults for `addr` on `network`: back-off 0.5 s to 30 s between reconnections, 10 s timeouts.
     pub fn new(addr: SocketAddr, network: Network) -> Self {
         Self {
             addr,
@@ -148,6 +158,7 @@ impl BitcoindP2p {
         self.connected.clone()
     }
 
+    /// Whether the handshake is done and the connection is up now.
     pub fn is_connected(&self) -> bool {
         *self.connected.borrow()
     }

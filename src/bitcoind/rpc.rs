@@ -38,32 +38,56 @@ const RPC_CLIENT_IN_INITIAL_DOWNLOAD: i64 = -10;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RpcError {
+    /// The URL is not `http://host:port/`; holds it.
     #[error("invalid rpc url {0:?} (expected http://host:port/)")]
     BadUrl(String),
+    /// The TCP connection to bitcoind failed (transient).
     #[error("cannot connect to bitcoind at {addr}: {source}")]
     Connect {
+        /// The `host:port` dialled.
         addr: String,
+        /// The connect error.
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP exchange failed (transient unless the peer is not an HTTP server).
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
+    /// The reply exceeded the size limit; holds the limit in bytes.
     #[error("reply larger than {0} bytes")]
     TooLarge(usize),
+    /// No reply within the call's bound (transient); holds the bound.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    /// HTTP 401 or 403: wrong credentials; holds the status.
     #[error("bitcoind refused the rpc credentials (http {0})")]
     Unauthorized(u16),
+    /// Another HTTP status without a JSON-RPC error (transient for 5xx).
     #[error("http status {status}: {body}")]
-    Status { status: u16, body: String },
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The reply body, as text.
+        body: String,
+    },
+    /// A JSON-RPC error object from bitcoind (transient for warm-up and initial download codes).
     #[error("bitcoind error {code}: {message}")]
-    Rpc { code: i64, message: String },
+    Rpc {
+        /// The JSON-RPC error `code` (Core's `RPC_*` values, e.g. -28 `RPC_IN_WARMUP`).
+        code: i64,
+        /// The error `message`.
+        message: String,
+    },
+    /// The `result` does not have the shape the method's reply must have.
     #[error("bad reply to {method}: {source}")]
     BadReply {
+        /// The RPC method called.
         method: String,
+        /// What is wrong with the result.
         #[source]
         source: TypeError,
     },
+    /// Credentials could not be read (transient for a missing cookie).
     #[error(transparent)]
     Credentials(#[from] AuthError),
 }
@@ -231,18 +255,22 @@ impl RpcClient {
         })
     }
 
+    /// `getblockchaininfo`.
     pub async fn get_blockchain_info(&self) -> Result<BlockchainInfo, RpcError> {
         self.call("getblockchaininfo", json!([])).await
     }
 
+    /// `getnetworkinfo`.
     pub async fn get_network_info(&self) -> Result<NetworkInfo, RpcError> {
         self.call("getnetworkinfo", json!([])).await
     }
 
+    /// `getbestblockhash`: the hash of the tip of bitcoind's active chain.
     pub async fn get_best_block_hash(&self) -> Result<BlockHash, RpcError> {
         self.call("getbestblockhash", json!([])).await
     }
 
+    /// `getblockcount`: the height of the tip of bitcoind's active chain.
     pub async fn get_block_count(&self) -> Result<u64, RpcError> {
         self.call("getblockcount", json!([])).await
     }

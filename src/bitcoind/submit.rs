@@ -23,6 +23,7 @@ use super::{Backoff, BitcoindP2p, P2pError, RpcClient, SubmitBlockResult, Templa
 pub struct SubmitConfig {
     /// Keep retrying transient `submitblock` failures for this long.
     pub rpc_retry_for: Duration,
+    /// Delay between `submitblock` retries.
     pub backoff: Backoff,
     /// When the P2P link is down at submission, wait this long for it to come back.
     pub p2p_wait: Duration,
@@ -51,7 +52,12 @@ pub enum RpcOutcome {
     /// bitcoind's answer.
     Answered(SubmitBlockResult),
     /// No answer: the last error, after `attempts` tries.
-    Failed { error: String, attempts: u32 },
+    Failed {
+        /// The last error, as text.
+        error: String,
+        /// `submitblock` calls made.
+        attempts: u32,
+    },
 }
 
 /// What the P2P path came to.
@@ -62,18 +68,22 @@ pub enum P2pOutcome {
     Sent,
     /// No P2P link is configured.
     Disabled,
+    /// Sending failed; holds the error as text.
     Failed(String),
 }
 
 /// A found block and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FoundBlock {
+    /// The block's hash.
     pub hash: BlockHash,
     /// From the coinbase (BIP34).
     pub height: Option<u64>,
     /// Unix seconds at submission.
     pub time: u64,
+    /// What `submitblock` came to.
     pub rpc: RpcOutcome,
+    /// What the P2P `block` message came to.
     pub p2p: P2pOutcome,
     /// bitcoind's verdict when known: accepted (by `submitblock`'s answer, now or before, or
     /// seen on bitcoind's active chain over P2P right after it processed the block), rejected
@@ -102,6 +112,7 @@ pub struct BlockSubmitter {
 }
 
 impl BlockSubmitter {
+    /// A submitter using `rpc` and, when given, the P2P link `p2p`.
     pub fn new(rpc: RpcClient, p2p: Option<BitcoindP2p>, config: SubmitConfig) -> Self {
         Self {
             rpc,

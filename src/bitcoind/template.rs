@@ -40,6 +40,7 @@ impl Default for TemplateConfig {
 pub struct TemplateRefresh(mpsc::Sender<()>);
 
 impl TemplateRefresh {
+    /// Asks for a fresh template; does nothing if a request is already pending.
     pub fn refresh(&self) {
         let _ = self.0.try_send(());
     }
@@ -90,10 +91,12 @@ impl TemplateSource {
         self.templates.clone()
     }
 
+    /// The latest template.
     pub fn current(&self) -> Arc<BlockTemplate> {
         self.templates.borrow().clone()
     }
 
+    /// A handle to ask for a fresh template.
     pub fn refresher(&self) -> TemplateRefresh {
         self.refresh.clone()
     }

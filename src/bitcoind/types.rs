@@ -11,10 +11,17 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TypeError {
+    /// The reply is not the JSON shape of the method's result.
     #[error("malformed reply: {0}")]
     Json(#[from] serde_json::Error),
+    /// A field has a value that does not parse or is out of range.
     #[error("field {field}: {reason}")]
-    Field { field: &'static str, reason: String },
+    Field {
+        /// The field's name in bitcoind's reply.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn field(field: &'static str, reason: impl ToString) -> TypeError {
@@ -29,6 +36,7 @@ fn field(field: &'static str, reason: impl ToString) -> TypeError {
 pub struct BlockTemplate {
     /// Block version to use (with the version bits bitcoind wants set).
     pub version: i32,
+    /// `previousblockhash`: the block to build on.
     pub previous_block_hash: BlockHash,
     /// Transactions to include after the coinbase, in order.
     pub transactions: Vec<TemplateTx>,
@@ -36,15 +44,19 @@ pub struct BlockTemplate {
     pub coinbase_value: Amount,
     /// Pass back to long-poll for the next template.
     pub longpollid: String,
+    /// `target`: the block's proof-of-work target.
     pub target: Target,
     /// Earliest allowed block time (median time past + 1).
     pub min_time: u32,
     /// bitcoind's clock when the template was made.
     pub cur_time: u32,
+    /// `bits`: the block's compact target, for the header.
     pub bits: CompactTarget,
     /// Height of the block to build.
     pub height: u32,
+    /// `weightlimit`: the most weight units the block may have, when bitcoind says.
     pub weight_limit: Option<u64>,
+    /// `sigoplimit`: the most signature operations (segwit-scaled) the block may have, when bitcoind says.
     pub sigop_limit: Option<u64>,
     /// The coinbase's BIP141 commitment output script, when segwit is active.
     pub default_witness_commitment: Option<ScriptBuf>,
@@ -57,11 +69,17 @@ pub struct BlockTemplate {
 /// One transaction of a template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemplateTx {
+    /// The transaction, decoded from `data`.
     pub tx: Transaction,
+    /// `txid`, checked against `data`.
     pub txid: Txid,
+    /// `hash`: the witness txid (computed from `data` when absent).
     pub wtxid: Wtxid,
+    /// `fee`, in satoshis (0 when absent).
     pub fee: Amount,
+    /// `sigops`: segwit-scaled signature operations (0 when absent).
     pub sigops: u64,
+    /// `weight`, in weight units (computed from `data` when absent).
     pub weight: u64,
     /// 1-based indexes (in `transactions`) of the transactions this one spends from.
     pub depends: Vec<u32>,
@@ -192,12 +210,17 @@ struct RawTemplateTx {
 pub struct BlockchainInfo {
     /// `main`, `test`, `testnet4`, `signet` or `regtest`.
     pub chain: String,
+    /// `blocks`: height of the best fully validated block.
     pub blocks: u64,
+    /// `headers`: height of the best known header.
     pub headers: u64,
+    /// `bestblockhash`: the tip of the active chain.
     #[serde(rename = "bestblockhash")]
     pub best_block_hash: BlockHash,
+    /// `initialblockdownload`: true while bitcoind is still syncing (false when absent).
     #[serde(rename = "initialblockdownload", default)]
     pub initial_block_download: bool,
+    /// `verificationprogress`: estimated fraction of the chain verified, 0.0 to 1.0.
     #[serde(rename = "verificationprogress", default)]
     pub verification_progress: f64,
 }
@@ -207,9 +230,12 @@ pub struct BlockchainInfo {
 pub struct NetworkInfo {
     /// e.g. `280000` for 28.0.0.
     pub version: u64,
+    /// `subversion`: the user agent, e.g. `/Satoshi:28.0.0/`.
     pub subversion: String,
+    /// `protocolversion`: the P2P protocol version, e.g. `70016`.
     #[serde(rename = "protocolversion")]
     pub protocol_version: u32,
+    /// `connections`: the number of P2P peers (0 when absent).
     #[serde(default)]
     pub connections: u32,
 }

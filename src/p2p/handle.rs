@@ -52,7 +52,9 @@ pub(crate) enum Command {
 /// A connected peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
+    /// The peer's libp2p identity.
     pub peer: PeerId,
+    /// The address of the connection (the remote's for an incoming one, the dialled one otherwise).
     pub addr: Multiaddr,
     /// Identify confirmed it is on our network.
     pub ready: bool,
@@ -66,8 +68,10 @@ pub struct PeerInfo {
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum RequestError {
+    /// The peer did not answer (not connected, timed out, stream error); holds the reason.
     #[error("request failed: {0}")]
     Failed(String),
+    /// The event loop has stopped.
     #[error("network stopped")]
     Stopped,
 }

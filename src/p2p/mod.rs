@@ -29,6 +29,7 @@ pub use protocol::{ChainStatus, Names, SyncRequest, SyncResponse};
 /// How the share network is set up.
 #[derive(Debug, Clone)]
 pub struct P2pConfig {
+    /// The share chain's network parameters (names, identifier, default port).
     pub params: &'static NetworkParams,
     /// Addresses to listen on (e.g. `/ip4/0.0.0.0/tcp/9333`).
     pub listen: Vec<Multiaddr>,
@@ -44,6 +45,7 @@ pub struct P2pConfig {
     pub max_connections: u32,
     /// Gossip messages and sync requests a peer may send per second (sustained), and at once.
     pub rate_per_sec: f64,
+    /// How many of them a peer may send at once (the token bucket's size).
     pub rate_burst: f64,
     /// Peers the node tries to keep (dialling kad discoveries and the address book below it).
     pub target_peers: usize,
@@ -92,16 +94,26 @@ impl P2pConfig {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum P2pError {
+    /// The node key could not be read, decoded or written.
     #[error("node key {path}: {source}")]
     Key {
+        /// The key file (`node_key` in the data directory).
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// The libp2p transport or behaviour could not be built; holds the reason.
     #[error("transport: {0}")]
     Transport(String),
+    /// A listen address could not be bound.
     #[error("listen on {addr}: {reason}")]
-    Listen { addr: Multiaddr, reason: String },
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 /// How shares reached the node (the share service reports its verdict back by this).
@@ -123,14 +135,20 @@ pub struct ReplyChannel(pub(crate) ResponseChannel<SyncResponse>);
 pub enum Inbound {
     /// Encoded shares from `from` (gossip: one share; sync: newest first).
     Shares {
+        /// The peer that sent them.
         from: PeerId,
+        /// The shares' wire bytes.
         shares: Vec<Vec<u8>>,
+        /// Gossip or sync, for the verdict to go back by.
         via: Via,
     },
     /// A peer asks for shares or our status.
     Request {
+        /// The asking peer.
         from: PeerId,
+        /// What it asks for.
         request: SyncRequest,
+        /// Where the answer goes.
         reply: ReplyChannel,
     },
     /// A peer on our network connected (identify confirmed the network).

@@ -213,6 +213,7 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
+    /// Buckets of `burst` messages, refilled at `per_sec` messages per second.
     pub fn new(per_sec: f64, burst: f64) -> Self {
         RateLimits {
             per_sec,

@@ -34,10 +34,15 @@ pub const MAX_GOSSIP_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
 pub struct Names {
     /// `p2pool/<network>-<identifier hex>/v<share version>`.
     pub base: String,
+    /// The share-sync request-response protocol: `/<base>/sync/1`.
     pub sync: StreamProtocol,
+    /// The Kademlia protocol: `/<base>/kad/1`.
     pub kad: StreamProtocol,
+    /// Gossipsub topic of new shares: `<base>/shares`.
     pub shares_topic: String,
+    /// Gossipsub topic of found blocks: `<base>/blocks`.
     pub blocks_topic: String,
+    /// Gossipsub topic of new Bitcoin tips: `<base>/tips`.
     pub tips_topic: String,
 }
 
@@ -86,8 +91,11 @@ pub enum SyncRequest {
     Status,
     /// Shares `want` and up to `parents` ancestors of each, stopping at any of `stops`.
     Shares {
+        /// The shares asked for, at most `MAX_WANT`.
         want: Vec<ShareHash>,
+        /// Ancestors to add per wanted share, at most `MAX_PARENTS`.
         parents: u32,
+        /// Shares the asker already has: the walk down stops at them (at most `MAX_STOPS`).
         stops: Vec<ShareHash>,
     },
 }
@@ -95,10 +103,13 @@ pub enum SyncRequest {
 /// A share-sync response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncResponse {
+    /// The responder's chain status.
     Status(ChainStatus),
     /// Shares in the order found: each requested share then its ancestors, newest first.
     Shares {
+        /// The responder's chain status.
         status: ChainStatus,
+        /// The shares' wire bytes, each at most `MAX_SHARE_BYTES`.
         shares: Vec<Vec<u8>>,
     },
 }
@@ -140,6 +151,7 @@ fn read_status(r: &mut Reader<'_>) -> Result<ChainStatus, DecodeError> {
 }
 
 impl SyncRequest {
+    /// The request's wire bytes: a kind byte (0 status, 1 shares) and its fields.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
@@ -160,6 +172,7 @@ impl SyncRequest {
         out
     }
 
+    /// Parses a request, enforcing `MAX_WANT`, `MAX_PARENTS` and `MAX_STOPS`; rejects trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let req = match r.u8("request.kind")? {
@@ -199,6 +212,7 @@ impl SyncRequest {
 }
 
 impl SyncResponse {
+    /// The response's wire bytes: a kind byte (0 status, 1 shares), the status and the shares.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
@@ -216,6 +230,7 @@ impl SyncResponse {
         out
     }
 
+    /// Parses a response, enforcing the share count and `MAX_SHARE_BYTES` per share; rejects trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let resp = match r.u8("response.kind")? {

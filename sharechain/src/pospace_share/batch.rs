@@ -69,8 +69,12 @@ impl CurvePoints {
 /// One signature to check: AugSchemeMPL `signature` of `message` by `key`.
 #[derive(Debug, Clone, Copy)]
 pub struct SignatureCheck<'a> {
+    /// The signer's G1 public key (for a share: its plot public key).
     pub key: &'a PublicKey,
+    /// The signed bytes (for a share: SHA-256 of [`super::wire::MESSAGE_DOMAIN`], the network's
+    /// identity and the share's bytes before the signature).
     pub message: &'a [u8],
+    /// The G2 signature to verify.
     pub signature: &'a Signature,
     /// The same key and signature for the batch.
     pub points: &'a CurvePoints,

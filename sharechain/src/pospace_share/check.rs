@@ -24,29 +24,71 @@ pub enum ShareError {
     /// Pending: the signage point is not known to this node (yet).
     #[error("signage point {} is not known (yet)", hex::encode(.0))]
     UnknownSignagePoint([u8; 32]),
+    /// The signage point is known, but at a different index or peak height than the share says.
     #[error("signage point index {got_index} / peak height {got_peak} differ from the known {index} / {peak}")]
     SignagePointMismatch {
+        /// Signage point index the share names.
         got_index: u8,
+        /// Peak height the share names.
         got_peak: u32,
+        /// Signage point index this node knows for that hash.
         index: u8,
+        /// Peak height this node knows for that hash.
         peak: u32,
     },
+    /// The signage point is too far behind the parent share's.
     #[error("signage point is {lag} signage points older than the parent's (at most {max})")]
-    StaleSignagePoint { lag: u64, max: u32 },
+    StaleSignagePoint {
+        /// How many signage points older than the parent's it is.
+        lag: u64,
+        /// Largest lag allowed.
+        max: u32,
+    },
+    /// The timestamp is too far in the future.
     #[error("timestamp {got} is more than {max} s ahead of the local clock {now}")]
-    FutureTimestamp { got: u64, now: u64, max: u64 },
+    FutureTimestamp {
+        /// The share's timestamp, Unix seconds.
+        got: u64,
+        /// The local clock, Unix seconds.
+        now: u64,
+        /// Largest lead allowed, in seconds (`max_future_secs`).
+        max: u64,
+    },
+    /// The timestamp goes back from the parent's.
     #[error("timestamp {got} is before the parent's {parent}")]
-    Timestamp { got: u64, parent: u64 },
+    Timestamp {
+        /// The share's timestamp, Unix seconds.
+        got: u64,
+        /// The parent's timestamp, Unix seconds.
+        parent: u64,
+    },
+    /// The share's difficulty is not the one the chain's retarget sets.
     #[error("difficulty {got} chosen by the farmer: the chain requires {required}")]
-    FarmerDifficulty { got: u64, required: u64 },
+    FarmerDifficulty {
+        /// Difficulty the share claims.
+        got: u64,
+        /// Difficulty the chain requires at this point.
+        required: u64,
+    },
+    /// The proof of space does not verify (or fails the plot filter).
     #[error("proof of space: {0}")]
     Proof(#[from] PosError),
+    /// The required iterations cannot be computed from the proof's quality.
     #[error("required iterations: {0}")]
     Iterations(#[from] IterationsError),
+    /// The proof's quality is too poor for the share difficulty.
     #[error("required iterations {iters} are not below {limit}")]
-    TooManyIterations { iters: u64, limit: u64 },
+    TooManyIterations {
+        /// Required iterations of the proof (chia's `calculate_iterations_quality`).
+        iters: u64,
+        /// The network's limit: one signage-point interval of the pool's sub-slot iterations.
+        limit: u64,
+    },
+    /// The same plot already has a share for this signage point in the PPLNS window; holds the
+    /// earlier share's hash.
     #[error("this plot already answered this signage point in share {0} of the window")]
     DuplicateProof(ShareHash),
+    /// The share's AugSchemeMPL signature does not verify against the plot public key.
     #[error("signature does not verify against the plot public key")]
     Signature,
 }

@@ -43,6 +43,7 @@ pub struct ChiaNetwork {
     pub initial_difficulty: u64,
     /// Lowest and highest share difficulty.
     pub min_difficulty: u64,
+    /// Highest share difficulty.
     pub max_difficulty: u64,
     /// How far ahead of the local clock a share's timestamp may be, in seconds.
     pub max_future_secs: u64,

@@ -30,7 +30,9 @@ use crate::share::ShareHash;
 /// One payee's part of a reward, in mojos.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Payout {
+    /// The payee's puzzle hash (the share's `payout_puzzle_hash`).
     pub puzzle_hash: [u8; 32],
+    /// The payee's amount, in mojos.
     pub mojos: u64,
 }
 

@@ -37,26 +37,51 @@ pub const MAX_SHARE_LEN: usize =
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum DecodeError {
+    /// The input is longer than [`MAX_SHARE_LEN`]; holds its length.
     #[error("share is {0} bytes, more than any share")]
     TooLong(usize),
+    /// The input ends inside a field.
     #[error("share ends early")]
     Truncated,
+    /// The leading version byte is not [`SHARE_FORMAT_VERSION`].
     #[error("unknown share-format version {0}")]
     UnknownVersion(u8),
+    /// An optional field's presence byte is neither 0 nor 1.
     #[error("invalid option flag {0:#04x}")]
     OptionFlag(u8),
+    /// The embedded chia `ProofOfSpace` does not decode.
     #[error("proof of space: {0}")]
     ProofOfSpace(#[from] chia_traits::Error),
+    /// The proof of space is a v2 proof, which this build cannot verify.
     #[error("v2 proofs not supported yet")]
     V2Proof,
+    /// The proof of space names both or neither of a pool public key and a pool contract puzzle hash.
     #[error("proof of space needs exactly one of pool public key and pool contract puzzle hash")]
     PoolTarget,
+    /// The plot size is outside what the network accepts.
     #[error("plot size k {k} outside the network's {min}..={max}")]
-    PlotSize { k: u8, min: u8, max: u8 },
+    PlotSize {
+        /// The proof's plot size `k`.
+        k: u8,
+        /// Smallest `k` the network accepts.
+        min: u8,
+        /// Largest `k` the network accepts.
+        max: u8,
+    },
+    /// The proof bytes do not have the length its plot size implies (`k * 8` bytes).
     #[error("proof is {got} bytes, k {k} needs {expected}")]
-    ProofLength { k: u8, expected: usize, got: usize },
+    ProofLength {
+        /// The proof's plot size `k`.
+        k: u8,
+        /// Proof length `k` implies, in bytes.
+        expected: usize,
+        /// Proof length found, in bytes.
+        got: usize,
+    },
+    /// The 96 signature bytes are not a G2 point.
     #[error("signature is not a valid G2 point")]
     SignatureEncoding,
+    /// Bytes follow the signature; holds their count.
     #[error("{0} bytes after the share")]
     TrailingBytes(usize),
 }

@@ -22,30 +22,62 @@ pub const MAX_HEADER_TIME_DRIFT: u32 = 2 * 60 * 60;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ShareError {
+    /// The bytes are not a share encoding.
     #[error("undecodable share: {0}")]
     Decode(#[from] DecodeError),
+    /// The share-format version is not one this network accepts.
     #[error("share version {version} is not accepted on {network}")]
-    Version { version: u64, network: &'static str },
+    Version {
+        /// The share's version.
+        version: u64,
+        /// Name of the network.
+        network: &'static str,
+    },
+    /// The payout script is not one of the standard kinds.
     #[error("payout script is not P2PKH, P2SH, P2WPKH, P2WSH, P2TR or another witness program")]
     PayoutScript,
+    /// `bits` is easier than the network's easiest share target.
     #[error("share target is easier than the network's easiest share target")]
     TargetAboveNetworkMax,
+    /// `bits` is easier than the share's own `max_bits`.
     #[error("share target is easier than the share's own max_bits")]
     TargetAboveMaxBits,
+    /// A compact target (`bits` or `max_bits`) is negative, has a zero mantissa or an exponent above 32; holds the raw value.
     #[error("invalid bits: {0:#010x}")]
     Bits(u32),
+    /// The hash link cannot be finished.
     #[error("bad hash link: {0}")]
     HashLink(#[from] HashLinkError),
+    /// The segwit data's txid merkle link is not the share's `merkle_link`.
     #[error("segwit txid merkle link differs from the share's merkle link")]
     SegwitLink,
+    /// The share's proof of work does not meet its `bits`.
     #[error("share hash {hash} does not meet its target")]
-    HighHash { hash: ShareHash },
+    HighHash {
+        /// The share's hash (its header's double SHA-256).
+        hash: ShareHash,
+    },
+    /// The share timestamp is too far ahead of the local clock.
     #[error("share timestamp {timestamp} is more than {max} s after the local time {now}")]
-    FutureTimestamp { timestamp: u32, now: u64, max: u32 },
+    FutureTimestamp {
+        /// The share's timestamp, Unix seconds.
+        timestamp: u32,
+        /// The local clock, Unix seconds.
+        now: u64,
+        /// Largest lead allowed, in seconds.
+        max: u32,
+    },
+    /// The header time differs from the share timestamp by more than [`MAX_HEADER_TIME_DRIFT`] seconds.
     #[error(
         "header time {header} is more than {MAX_HEADER_TIME_DRIFT} s from share timestamp {share}"
     )]
-    HeaderTime { header: u32, share: u32 },
+    HeaderTime {
+        /// The header's time, Unix seconds.
+        header: u32,
+        /// The share-info timestamp, Unix seconds.
+        share: u32,
+    },
+    /// The share's `absheight` is 0.
     #[error("absheight must be at least 1")]
     AbsHeight,
 }

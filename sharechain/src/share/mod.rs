@@ -63,10 +63,15 @@ pub const MAX_COINBASE_LEN: u64 = 1_000_000;
 /// the share's `merkle_link`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SmallBlockHeader {
+    /// Block version (BIP9 bits as mined; may be rolled by the miner).
     pub version: i32,
+    /// Hash of the Bitcoin block the share was mined on.
     pub previous_block: BlockHash,
+    /// Header time, Unix seconds (may be rolled by the miner).
     pub timestamp: u32,
+    /// The block's compact target (the Bitcoin network's, not the share's).
     pub bits: CompactTarget,
+    /// Header nonce found by the miner.
     pub nonce: u32,
 }
 
@@ -115,7 +120,9 @@ pub struct SegwitData {
 /// Everything the ref hash commits to: what every node rebuilds and checks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ShareInfo {
+    /// The part chosen by the miner's node.
     pub share_data: ShareData,
+    /// Commitment to the block's segwit transactions.
     pub segwit_data: SegwitData,
     /// The 100th ancestor of this share (`None` while the chain is shorter).
     pub far_share_hash: Option<ShareHash>,
@@ -134,6 +141,7 @@ pub struct ShareInfo {
 /// A merkle branch from a leaf at index 0 (the coinbase) to a root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct MerkleLink {
+    /// Sibling hashes from the leaf up, in internal byte order.
     pub branch: Vec<[u8; 32]>,
 }
 
@@ -142,12 +150,15 @@ pub struct MerkleLink {
 pub struct Share {
     /// Share-format version.
     pub version: u64,
+    /// The header fields other than the merkle root.
     pub min_header: SmallBlockHeader,
+    /// What the ref hash commits to.
     pub share_info: ShareInfo,
     /// Branch folding the share-info hash into the ref hash (empty unless merged).
     pub ref_merkle_link: MerkleLink,
     /// The miner's extranonce: the last 8 bytes of the coinbase's ref-hash output.
     pub last_txout_nonce: u64,
+    /// Link from the coinbase prefix's midstate to the full coinbase txid.
     pub hash_link: HashLink,
     /// Branch from the coinbase txid to the header's merkle root.
     pub merkle_link: MerkleLink,
