@@ -196,6 +196,7 @@ async fn serve(
             node_id,
             software_version: theirs.software_version.clone(),
             connected_at: super::now_secs(),
+            last_seen: super::now_secs(),
             plots: Vec::new(),
             invalid: Vec::new(),
             keys_missing: Vec::new(),
@@ -205,6 +206,7 @@ async fn serve(
             shares: 0,
             late_proofs: 0,
             refused_proofs: 0,
+            refused_by_reason: BTreeMap::new(),
             lookup_times_us: Default::default(),
         },
     );
@@ -239,6 +241,7 @@ fn summary(plot: &p::Plot2) -> PlotSummary {
         plot_id: hex::encode(plot.plot_id),
         plot_public_key: hex::encode(plot.plot_public_key.to_bytes()),
         pool_contract_puzzle_hash: plot.pool_contract_puzzle_hash.map(hex::encode),
+        file_size: plot.file_size,
     }
 }
 
@@ -261,6 +264,8 @@ impl Session {
             tokio::select! {
                 frame = recv(ws, &mut last_seen) => {
                     let Some(frame) = frame? else { return Ok(()) };
+                    let now = super::now_secs();
+                    self.farmer.with_harvester(self.id, |h| h.last_seen = now);
                     self.on_frame(ws, frame).await?;
                 }
                 changed = announced.changed() => {
@@ -450,9 +455,11 @@ impl Session {
     }
 
     fn refuse(&self, refused: &Refused) {
-        self.farmer.count(refused.counter());
+        let reason = refused.counter();
+        self.farmer.count(reason);
         let late = matches!(refused, Refused::Late { .. });
         self.farmer.with_harvester(self.id, |h| {
+            *h.refused_by_reason.entry(reason).or_insert(0) += 1;
             if late {
                 h.late_proofs += 1;
             } else {
@@ -529,6 +536,7 @@ impl Session {
                 signage_point_index: share.content().signage_point_index,
                 difficulty: share.content().difficulty,
                 proof_to_share_ms: 0,
+                received: candidate.received_at,
                 share: hex::encode(share.to_bytes()),
             };
             match farmer.sink.submit(share).await {
