@@ -27,8 +27,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use chia_bls::{PublicKey, Signature};
-use chia_protocol::{Bytes, Bytes32, ProofOfSpace};
 use chia_common::{farmer_plots, venv, ChiaHarvester, MNEMONIC, NETWORK};
+use chia_protocol::{Bytes, Bytes32, ProofOfSpace};
 use p2pool::chia::farmer::FarmerKeys;
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
 use serde_json::{json, Value};
@@ -56,17 +56,25 @@ async fn get_text(addr: SocketAddr, path: &str) -> (String, String) {
         .await
         .unwrap_or_else(|_| panic!("GET {path}: no answer in time"));
     let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
-    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
 }
 
 async fn get(addr: SocketAddr, path: &str) -> Value {
     let (status, body) = get_text(addr, path).await;
-    assert!(status.starts_with("HTTP/1.1 200"), "{path}: {status} {body}");
+    assert!(
+        status.starts_with("HTTP/1.1 200"),
+        "{path}: {status} {body}"
+    );
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
 fn bytes<const N: usize>(v: &Value) -> [u8; N] {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a hex string: {v}"));
     hex::decode(s)
         .unwrap_or_else(|e| panic!("{s}: {e}"))
         .try_into()
@@ -125,7 +133,11 @@ fn reverify(s: &Value) {
 }
 
 /// Shares of `/chia/shares` once the harvester made at least 3 from both plots.
-async fn wait_for_shares(addr: SocketAddr, plot_ids: &HashSet<String>, log: impl Fn() -> String) -> Vec<Value> {
+async fn wait_for_shares(
+    addr: SocketAddr,
+    plot_ids: &HashSet<String>,
+    log: impl Fn() -> String,
+) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let shares = get(addr, "/chia/shares?limit=500").await["shares"]
@@ -199,18 +211,33 @@ async fn the_chia_view_and_api_show_the_real_harvesters_farm() {
     let shares = wait_for_shares(addr, &plot_ids, || harvester.log()).await;
     let harvesters = get(addr, "/chia/harvesters").await;
     let h = &harvesters["harvesters"][0];
-    assert_eq!(harvesters["harvesters"].as_array().unwrap().len(), 1, "{harvesters}");
+    assert_eq!(
+        harvesters["harvesters"].as_array().unwrap().len(),
+        1,
+        "{harvesters}"
+    );
     assert_eq!(h["plot_count"], 2, "{h}");
     assert_eq!(h["k_sizes"], json!({ "18": 2 }), "{h}");
     assert!(h["plots_size"].as_u64().is_some_and(|b| b > 0), "{h}");
-    assert!(h["lookup"]["samples"].as_u64().is_some_and(|n| n > 0), "{h}");
+    assert!(
+        h["lookup"]["samples"].as_u64().is_some_and(|n| n > 0),
+        "{h}"
+    );
     assert!(h["lookup"]["median_ms"].as_f64().is_some(), "{h}");
-    assert!(h["lookup"]["max_ms"].as_f64() >= h["lookup"]["median_ms"].as_f64(), "{h}");
+    assert!(
+        h["lookup"]["max_ms"].as_f64() >= h["lookup"]["median_ms"].as_f64(),
+        "{h}"
+    );
     assert!(h["proofs"].as_u64() >= h["shares"].as_u64(), "{h}");
     assert!(h["shares"].as_u64().is_some_and(|n| n >= 1), "{h}");
     assert!(h["last_seen"].as_u64().is_some_and(|t| t > 0), "{h}");
     assert!(h["refused_by_reason"].is_object(), "{h}");
-    assert!(harvesters["counters"]["proofs"].as_u64().is_some_and(|n| n >= 3), "{harvesters}");
+    assert!(
+        harvesters["counters"]["proofs"]
+            .as_u64()
+            .is_some_and(|n| n >= 3),
+        "{harvesters}"
+    );
     let harvester_id = h["id"].clone();
 
     for (i, s) in shares.iter().enumerate() {
@@ -229,7 +256,11 @@ async fn the_chia_view_and_api_show_the_real_harvesters_farm() {
                 parent["height"].as_u64().unwrap() + 1
             );
         }
-        let one = get(addr, &format!("/chia/share/{}", s["hash"].as_str().unwrap())).await;
+        let one = get(
+            addr,
+            &format!("/chia/share/{}", s["hash"].as_str().unwrap()),
+        )
+        .await;
         assert_eq!(one["hash"], s["hash"]);
         assert_eq!(one["share"], s["share"]);
     }
@@ -244,9 +275,14 @@ async fn the_chia_view_and_api_show_the_real_harvesters_farm() {
     assert_eq!(payees[0]["mojos"], payouts["pool_part_mojos"], "{payouts}");
     assert_eq!(
         payouts["pool_part_mojos"].as_u64().unwrap(),
-        sharechain::pospace_share::pool_reward_part(payouts["block_reward_mojos"].as_u64().unwrap())
+        sharechain::pospace_share::pool_reward_part(
+            payouts["block_reward_mojos"].as_u64().unwrap()
+        )
     );
-    assert!(payouts["shares"].as_u64().is_some_and(|n| n >= 3), "{payouts}");
+    assert!(
+        payouts["shares"].as_u64().is_some_and(|n| n >= 3),
+        "{payouts}"
+    );
     assert_eq!(get(addr, "/users").await, json!({ TXCH: 1.0 }));
     let xch = get(addr, "/current_payouts").await[TXCH].as_f64().unwrap();
     assert!((xch - 0.875).abs() < 1e-9, "{xch}");
@@ -286,9 +322,8 @@ async fn the_chia_view_and_api_show_the_real_harvesters_farm() {
          blocks: document.getElementById('chia-blocks').textContent, \
          points: document.querySelectorAll('#chia-signage-points tr').length, \
          updated: document.getElementById('updated').textContent })";
-    let sp_number = |state: &Value| -> Option<u64> {
-        state["sp"].as_str()?.split(' ').next()?.parse().ok()
-    };
+    let sp_number =
+        |state: &Value| -> Option<u64> { state["sp"].as_str()?.split(' ').next()?.parse().ok() };
     let deadline = Instant::now() + Duration::from_secs(30);
     let state = loop {
         let state: Value = cdp
@@ -298,9 +333,11 @@ async fn the_chia_view_and_api_show_the_real_harvesters_farm() {
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or(Value::Null);
         let plots_shown = state["harvesters"][0][1] == "2";
-        let share_shown = plot_ids
-            .iter()
-            .any(|id| state["shares"].as_str().is_some_and(|s| s.contains(&id[..16])));
+        let share_shown = plot_ids.iter().any(|id| {
+            state["shares"]
+                .as_str()
+                .is_some_and(|s| s.contains(&id[..16]))
+        });
         let paid = state["payouts"][0][0] == TXCH && state["payouts"][0][1] == "100.00%";
         if plots_shown && share_shown && paid && sp_number(&state).is_some() {
             break state;
@@ -315,9 +352,15 @@ async fn the_chia_view_and_api_show_the_real_harvesters_farm() {
     assert_eq!(state["bitcoin_hidden"], true, "{state}");
     assert_eq!(state["chia_hidden"], false, "{state}");
     assert_eq!(state["network"], "chia regtest", "{state}");
-    assert!(state["blocks"].as_str().unwrap().contains("none yet"), "{state}");
+    assert!(
+        state["blocks"].as_str().unwrap().contains("none yet"),
+        "{state}"
+    );
     assert!(state["points"].as_u64().is_some_and(|n| n >= 2), "{state}");
-    assert!(state["shares"].as_str().unwrap().contains("/chia/share/"), "{state}");
+    assert!(
+        state["shares"].as_str().unwrap().contains("/chia/share/"),
+        "{state}"
+    );
     // The signage point number advances on the page (it refreshes every 5 s).
     let first = sp_number(&state).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -332,7 +375,10 @@ async fn the_chia_view_and_api_show_the_real_harvesters_farm() {
             println!("signage point {first} → {}", sp_number(&now).unwrap());
             break;
         }
-        assert!(Instant::now() < deadline, "signage point stuck at {first}: {now}");
+        assert!(
+            Instant::now() < deadline,
+            "signage point stuck at {first}: {now}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let dir_out = cdp::artifacts_dir();

@@ -174,7 +174,12 @@ impl ChiaWeb {
             .collect()
     }
 
-    fn share_json(&self, held: &Held, quality: Option<Quality>, local: Option<&ShareRecord>) -> Value {
+    fn share_json(
+        &self,
+        held: &Held,
+        quality: Option<Quality>,
+        local: Option<&ShareRecord>,
+    ) -> Value {
         let network = self.network();
         let share = &held.share;
         let c = share.content();
@@ -259,7 +264,11 @@ impl ChiaWeb {
                 return (None, BTreeMap::new(), 0);
             };
             let weights = window_weights(t.chain(), &best, network.window);
-            let shares = t.chain().ancestors(&best).take(network.window as usize).count();
+            let shares = t
+                .chain()
+                .ancestors(&best)
+                .take(network.window as usize)
+                .count();
             (Some(best), weights, shares)
         });
         let pool_part = pool_reward_part(BLOCK_REWARD_MOJOS);
@@ -387,7 +396,10 @@ struct Limit {
 /// The routes: the page, `/kind`, `/chia/*`, `/users`, `/current_payouts`, `/metrics`.
 pub fn router(web: Arc<ChiaWeb>) -> Router {
     let routes = crate::http::page_routes()
-        .route("/kind", get(|s: axum::extract::State<Arc<ChiaWeb>>| async move { Json(s.kind()) }))
+        .route(
+            "/kind",
+            get(|s: axum::extract::State<Arc<ChiaWeb>>| async move { Json(s.kind()) }),
+        )
         .route(
             "/chia/shares",
             get(
@@ -508,7 +520,10 @@ mod tests {
         assert_eq!(v["plot_count"], 3);
         assert_eq!(v["plots_size"], 1250);
         assert_eq!(v["k_sizes"], json!({ "18": 2, "32": 1 }));
-        assert_eq!(v["lookup"], json!({ "samples": 4, "median_ms": 3.0, "max_ms": 9.0 }));
+        assert_eq!(
+            v["lookup"],
+            json!({ "samples": 4, "median_ms": 3.0, "max_ms": 9.0 })
+        );
         assert_eq!(v["refused_by_reason"]["proof_late"], 1);
         let none = harvester_json(HarvesterInfo {
             plots: Vec::new(),

@@ -95,13 +95,19 @@ pub fn make_plot(venv: &Path, dir: &Path, name: &str, keys: &FarmerKeys) -> [u8;
     sharechain::pospace::plot_id_og(&keys.pool_pk().to_bytes(), &plot_pk)
 }
 
-/// The plots named `names` for `keys`, in a cache directory of their own (kept between runs);
-/// the directory and the plot ids.
-pub fn farmer_plots(venv: &Path, keys: &FarmerKeys, names: &[&str]) -> (PathBuf, HashSet<[u8; 32]>) {
+/// The plots named `names` for `keys`, in a cache directory of their own (kept between runs,
+/// named after the keys and the plots, so plots other tests make for the same keys are not in
+/// it); the directory and the plot ids.
+pub fn farmer_plots(
+    venv: &Path,
+    keys: &FarmerKeys,
+    names: &[&str],
+) -> (PathBuf, HashSet<[u8; 32]>) {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let plots = home.join(format!(
-        ".cache/p2pool-rs/plots/farmer-{}",
-        &hex::encode(keys.farmer_pk().to_bytes())[..16]
+        ".cache/p2pool-rs/plots/farmer-{}/{}",
+        &hex::encode(keys.farmer_pk().to_bytes())[..16],
+        names.join("-")
     ));
     let ids = names
         .iter()
