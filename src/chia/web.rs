@@ -28,7 +28,7 @@ use sharechain::pospace_share::{
 use sharechain::ShareHash;
 
 use super::address::encode_address;
-use super::farmer::{Farmer, HarvesterInfo, ShareRecord};
+use super::farmer::{Farmer, HarvesterInfo};
 use crate::shares::PoSpaceService;
 
 /// The block reward the payouts are figured on: 1 XCH, Chia's reward per block since the 2024
@@ -178,7 +178,7 @@ impl ChiaWeb {
         &self,
         held: &Held,
         quality: Option<Quality>,
-        local: Option<&ShareRecord>,
+        local: Option<&(u64, u64)>,
     ) -> Value {
         let network = self.network();
         let share = &held.share;
@@ -187,7 +187,7 @@ impl ChiaWeb {
         let hash = share.hash();
         let seen = self.service.first_seen(&hash);
         let received = local
-            .map(|r| r.received)
+            .map(|&(_, received)| received)
             .or_else(|| seen.as_ref().map(|s| s.time));
         json!({
             "hash": hash.to_string(),
@@ -219,26 +219,17 @@ impl ChiaWeb {
             "payout_address": encode_address(&c.payout_puzzle_hash, network),
             "signature": hex::encode(share.signature().to_bytes()),
             "message": hex::encode(share.message()),
-            "harvester": local.map(|r| r.harvester),
+            "harvester": local.map(|&(harvester, _)| harvester),
             "peer": seen.and_then(|s| s.peer).map(|p| p.to_string()),
             "received": received,
             "share": hex::encode(share.to_bytes()),
         })
     }
 
-    /// The farmer endpoint's records of shares its harvesters made, by hash.
-    fn local_records(&self) -> HashMap<String, ShareRecord> {
-        self.farmer
-            .shares()
-            .into_iter()
-            .map(|r| (r.hash.clone(), r))
-            .collect()
-    }
-
     async fn shares(&self, limit: usize) -> Value {
         let held = self.best_chain(limit.min(MAX_SHARES));
         let qualities = self.qualities(&held).await;
-        let local = self.local_records();
+        let local = self.farmer.share_origins();
         let shares: Vec<Value> = held
             .iter()
             .zip(qualities)
@@ -251,7 +242,7 @@ impl ChiaWeb {
         let hash = ShareHash::from_str(hash).ok()?;
         let held = self.held(&hash)?;
         let quality = self.qualities(std::slice::from_ref(&held)).await[0];
-        let local = self.local_records();
+        let local = self.farmer.share_origins();
         Some(self.share_json(&held, quality, local.get(&hash.to_string())))
     }
 

@@ -22,7 +22,7 @@ mod session;
 pub mod sink;
 pub mod tls;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,6 +171,9 @@ pub struct Farmer {
     recent: Mutex<Recent>,
     harvesters: Mutex<BTreeMap<u64, HarvesterInfo>>,
     shares: Mutex<VecDeque<ShareRecord>>,
+    /// Shares on their way to the sink: hash → (harvester, when its proof arrived). The
+    /// service may list a share before `submit` returns, so its origin is known from the start.
+    submitting: Mutex<HashMap<String, (u64, u64)>>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     next_id: AtomicU64,
 }
@@ -212,6 +215,7 @@ impl Farmer {
             recent: Mutex::default(),
             harvesters: Mutex::default(),
             shares: Mutex::default(),
+            submitting: Mutex::default(),
             counters: Mutex::default(),
             next_id: AtomicU64::new(1),
             config,
@@ -304,6 +308,24 @@ impl Farmer {
     /// Accepted shares, oldest first.
     pub fn shares(&self) -> Vec<ShareRecord> {
         self.shares.lock().iter().cloned().collect()
+    }
+
+    /// Where this node's harvesters' shares came from: share hash (as `ShareRecord::hash`) →
+    /// (harvester, when its proof arrived), for the recent shares and those being submitted.
+    pub fn share_origins(&self) -> HashMap<String, (u64, u64)> {
+        let mut origins: HashMap<String, (u64, u64)> = self
+            .shares
+            .lock()
+            .iter()
+            .map(|r| (r.hash.clone(), (r.harvester, r.received)))
+            .collect();
+        origins.extend(
+            self.submitting
+                .lock()
+                .iter()
+                .map(|(h, origin)| (h.clone(), *origin)),
+        );
+        origins
     }
 
     /// Counters by reason (refused connections, refused proofs, shares).

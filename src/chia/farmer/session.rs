@@ -539,7 +539,13 @@ impl Session {
                 received: candidate.received_at,
                 share: hex::encode(share.to_bytes()),
             };
-            match farmer.sink.submit(share).await {
+            farmer
+                .submitting
+                .lock()
+                .insert(record.hash.clone(), (harvester, record.received));
+            let submitted = farmer.sink.submit(share).await;
+            let hash = record.hash.clone();
+            match submitted {
                 Ok(_) => {
                     farmer.count("shares");
                     farmer.with_harvester(harvester, |h| h.shares += 1);
@@ -549,8 +555,10 @@ impl Session {
                     };
                     tracing::info!(harvester, share = %record.hash, difficulty = record.difficulty, "PoSpace share");
                     farmer.record_share(record);
+                    farmer.submitting.lock().remove(&hash);
                 }
                 Err(e) => {
+                    farmer.submitting.lock().remove(&hash);
                     farmer.count("share_refused_by_service");
                     crate::log_limited!(PROOF_LOG, warn, harvester, error = %e, "share refused");
                 }
