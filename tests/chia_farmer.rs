@@ -14,12 +14,11 @@
 
 #![allow(clippy::print_stdout)] // reason: a test without its tools says it skipped
 
+mod chia_common;
 mod worker_common;
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,15 +29,12 @@ use p2pool::p2p::P2pConfig;
 use p2pool::shares::PoSpaceService;
 use p2pool::store::ShareStore;
 use sharechain::pospace_share::PoSpaceShare;
-use sharechain::pospace_share::{check_share, ChiaNetwork, KnownSignagePoints};
+use sharechain::pospace_share::{check_share, KnownSignagePoints};
 use sharechain::NetworkParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use worker_common::{start, test_config, Client, TestProvider, ADDR};
 
-const NETWORK: &ChiaNetwork = &ChiaNetwork::REGTEST;
-/// A fixed mnemonic: the same farmer keys every run, so the plots made for them are kept.
-const MNEMONIC: &str =
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+use chia_common::{farmer_plots, venv, ChiaHarvester, MNEMONIC, NETWORK};
 
 /// A PoSpace share service on loopback (store in `dir`), bootstrapped to `peers`; its address.
 async fn share_node(
@@ -78,83 +74,6 @@ fn best_chain(service: &PoSpaceService) -> (Vec<PoSpaceShare>, usize) {
             .count();
         (shares, verified)
     })
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn venv() -> Option<PathBuf> {
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let venv = std::env::var_os("P2POOL_CHIA_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
-    let ok = Command::new(venv.join("bin/python"))
-        .args(["-c", "import chia.harvester, chiapos, chia_rs"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        Some(venv)
-    } else {
-        println!(
-            "skipped: no chia-blockchain in {} (P2POOL_TEST_DEPS=1 scripts/setup.sh)",
-            venv.display()
-        );
-        None
-    }
-}
-
-/// Makes (or reuses) a k18 plot for the farmer's keys: `og`, or a plot-NFT plot of the pool
-/// contract `contract:LABEL`; returns its plot id.
-fn make_plot(venv: &Path, dir: &Path, name: &str, kind: &str, keys: &FarmerKeys) -> [u8; 32] {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harvester/make_keyed_plot.py");
-    let farmer_pk = hex::encode(keys.farmer_pk().to_bytes());
-    let pool_pk = hex::encode(keys.pool_pk().to_bytes());
-    let out = run(Command::new(venv.join("bin/python")).args([
-        script.to_str().unwrap(),
-        dir.to_str().unwrap(),
-        name,
-        kind,
-        &farmer_pk,
-        &pool_pk,
-    ]));
-    let made: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
-    let plot_pk: [u8; 48] = hex::decode(made["plot_pk"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    match made["pool_contract_puzzle_hash"].as_str() {
-        None => sharechain::pospace::plot_id_og(&keys.pool_pk().to_bytes(), &plot_pk),
-        Some(contract) => sharechain::pospace::plot_id_pool(
-            &hex::decode(contract).unwrap().try_into().unwrap(),
-            &plot_pk,
-        ),
-    }
 }
 
 /// Frames of each message type kept when recording, and written.
@@ -214,25 +133,19 @@ fn real_chia_harvester_makes_pospace_shares() {
         .with_env_filter("p2pool=info")
         .with_test_writer()
         .try_init();
-    let bin = venv.join("bin");
     let dir = tempfile::tempdir().unwrap();
     let keys = FarmerKeys::from_mnemonic(MNEMONIC).unwrap();
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    // A directory of this test's own: the harvester farms every plot in it.
-    let plots = home.join(format!(
-        ".cache/p2pool-rs/plots/pool-farmer-{}",
-        &hex::encode(keys.farmer_pk().to_bytes())[..16]
-    ));
     // Two OG plots and two plot-NFT plots of two pool contracts.
-    let plot_ids: HashSet<[u8; 32]> = [
-        ("fa", "og"),
-        ("fb", "og"),
-        ("na", "contract:a"),
-        ("nb", "contract:b"),
-    ]
-    .iter()
-    .map(|(name, kind)| make_plot(&venv, &plots, name, kind, &keys))
-    .collect();
+    let (plots, plot_ids) = farmer_plots(
+        &venv,
+        &keys,
+        &[
+            ("fa", "og"),
+            ("fb", "og"),
+            ("na", "contract:a"),
+            ("nb", "contract:b"),
+        ],
+    );
 
     // The node's own CA, as a node without a chia root creates it.
     let ca_dir = dir.path().join("node/chia-ca");
@@ -284,55 +197,8 @@ fn real_chia_harvester_makes_pospace_shares() {
     let port = server.addr.port();
 
     // A chia root whose CA is the node's (`chia init -c`), farming the plots for the node.
-    let root = dir.path().join("root");
-    let chia = |args: &[&str]| {
-        run(Command::new(bin.join("chia"))
-            .args(args)
-            .env("CHIA_ROOT", &root)
-            .env("CHIA_KEYS_ROOT", dir.path().join("keys")))
-    };
-    chia(&["init"]);
-    chia(&["init", "-c", ca_dir.to_str().unwrap()]);
-    let edit = format!(
-        "import os, yaml\n\
-         p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
-         c = yaml.safe_load(open(p))\n\
-         c['selected_network'] = 'regtest'\n\
-         c['network_overrides']['constants']['regtest'] = {{\n\
-           'DIFFICULTY_CONSTANT_FACTOR': {dcf}, 'NUMBER_ZERO_BITS_PLOT_FILTER_V1': 0,\n\
-           'MIN_PLOT_SIZE_V1': 18 }}\n\
-         c['network_overrides']['config']['regtest'] = {{\n\
-           'address_prefix': 'txch', 'default_full_node_port': 58444 }}\n\
-         h = c['harvester']\n\
-         h['selected_network'] = 'regtest'\n\
-         h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
-         h['plot_directories'] = [{plots:?}]\n\
-         h['rpc_port'] = {rpc}\n\
-         h['logging']['log_stdout'] = True\n\
-         h['logging']['log_level'] = 'INFO'\n\
-         c['daemon_port'] = {daemon}\n\
-         yaml.safe_dump(c, open(p, 'w'))\n",
-        dcf = NETWORK.difficulty_constant_factor,
-        plots = plots.to_str().unwrap(),
-        rpc = free_port(),
-        daemon = free_port(),
-    );
-    run(Command::new(bin.join("python"))
-        .args(["-c", &edit])
-        .env("CHIA_ROOT", &root));
-    let log = std::fs::File::create(dir.path().join("harvester.log")).unwrap();
-    let _harvester = Killed(
-        Command::new(bin.join("chia_harvester"))
-            .env("CHIA_ROOT", &root)
-            .env("CHIA_KEYS_ROOT", dir.path().join("keys"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let harvester_log =
-        || std::fs::read_to_string(dir.path().join("harvester.log")).unwrap_or_default();
+    let harvester = ChiaHarvester::start(&venv, dir.path(), &ca_dir, port, &plots);
+    let harvester_log = || harvester.log();
 
     // Junk after a TLS first byte, and a stratum miner on the same port, while farming.
     runtime.block_on(async {

@@ -1,6 +1,7 @@
 //! `p2pool run --chain chia --network regtest` as a library call: the node starts with a chia
 //! root's CA, announces regtest signage points every 2 s, serves them as JSON on the worker port
-//! (`/chia/signage_points`, `/chia/harvesters`, `/chia/shares`), tells a stratum miner it has no
+//! (`/chia/signage_points`, `/chia/harvesters`, `/chia/shares`, and before any share the empty
+//! `/chia/payouts`, `/users`, `/chia/blocks`; `/kind` says chia; the page), tells a stratum miner it has no
 //! Bitcoin work, and refuses what it cannot run (another network, a mainnet address, no address).
 
 use std::path::PathBuf;
@@ -88,6 +89,27 @@ async fn chia_node_serves_signage_points_and_refuses_what_it_cannot_run() {
     assert_eq!(harvesters["harvesters"], serde_json::json!([]));
     let shares = get(node.worker_addr, "/chia/shares").await;
     assert_eq!(shares["shares"], serde_json::json!([]));
+    // Nothing farmed yet: the page's other sources are empty, in their shapes.
+    let kind = get(node.worker_addr, "/kind").await;
+    assert_eq!(kind["kind"], "chia", "{kind}");
+    assert_eq!(kind["payout_address"], TXCH, "{kind}");
+    let payouts = get(node.worker_addr, "/chia/payouts").await;
+    assert_eq!(payouts["payouts"], serde_json::json!([]), "{payouts}");
+    assert_eq!(payouts["best"], serde_json::Value::Null, "{payouts}");
+    assert_eq!(get(node.worker_addr, "/users").await, serde_json::json!({}));
+    assert_eq!(
+        get(node.worker_addr, "/chia/blocks").await,
+        serde_json::json!({ "blocks": [] })
+    );
+    let latest = &sps["latest"];
+    assert_eq!(latest["number"], points.last().unwrap()["number"], "{sps}");
+    let (status, page) = get_text(node.worker_addr, "/").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(page.contains("chia-view"), "{page}");
+    let (status, _) = get_text(node.worker_addr, "/static/chia.js").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let (status, _) = get_text(node.worker_addr, "/local_stats").await;
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
     // /metrics: valid Prometheus text with the Chia figures.
     let (status, text) = get_text(node.worker_addr, "/metrics").await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");

@@ -197,6 +197,7 @@ fn farmer_frames_equal_chias_encoding() {
                 peak_height: v["peak_height"].as_u64().unwrap() as u32,
             },
             difficulty: v["difficulty"].as_u64().unwrap(),
+            time: 0,
         };
         let contracts: Vec<Bytes32> = v["contracts"]
             .as_array()

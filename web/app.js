@@ -1,5 +1,5 @@
 // The status page: reads the node's JSON API, fills the tables and draws the graphs on <canvas>.
-// No libraries; refreshes itself every REFRESH_MS.
+// No libraries; refreshes itself every REFRESH_MS. A Chia node's view is in chia.js.
 "use strict";
 
 const REFRESH_MS = 10000;
@@ -229,14 +229,21 @@ async function tick() {
   }
 }
 
-$("periods").addEventListener("click", (ev) => {
-  const p = ev.target.dataset && ev.target.dataset.period;
-  if (!p) return;
-  period = p;
-  for (const btn of $("periods").querySelectorAll("button")) btn.classList.toggle("on", btn.dataset.period === p);
-  refreshGraphs().catch(() => {});
-});
-window.addEventListener("resize", () => refreshGraphs().catch(() => {}));
+// The node says which share kind it runs; a Chia node gets the Chia view (web/chia.js).
+async function start() {
+  let kind = null;
+  try { kind = await getJSON("/kind"); } catch (e) { /* a node without /kind: Bitcoin */ }
+  if (kind && kind.kind === "chia") { startChia(kind); return; }
+  $("periods").addEventListener("click", (ev) => {
+    const p = ev.target.dataset && ev.target.dataset.period;
+    if (!p) return;
+    period = p;
+    for (const btn of $("periods").querySelectorAll("button")) btn.classList.toggle("on", btn.dataset.period === p);
+    refreshGraphs().catch(() => {});
+  });
+  window.addEventListener("resize", () => refreshGraphs().catch(() => {}));
+  tick();
+  setInterval(tick, REFRESH_MS);
+}
 
-tick();
-setInterval(tick, REFRESH_MS);
+start();

@@ -39,6 +39,13 @@ pub fn parse_address(address: &str, network: &ChiaNetwork) -> Result<[u8; 32], A
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| AddressError::Length(bytes.len()))
 }
 
+/// The address of `network` that pays `puzzle_hash` (chia's `encode_puzzle_hash`).
+pub fn encode_address(puzzle_hash: &[u8; 32], network: &ChiaNetwork) -> String {
+    let hrp = bech32::Hrp::parse_unchecked(prefix(network));
+    // 32 bytes under a 3- or 4-letter prefix are far below bech32's length limit.
+    bech32::encode::<Bech32m>(hrp, puzzle_hash).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +61,9 @@ mod tests {
         );
         let test = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
         assert_eq!(parse_address(test, &ChiaNetwork::REGTEST).unwrap(), [7; 32]);
+        assert_eq!(encode_address(&[7; 32], &ChiaNetwork::REGTEST), test);
+        let zero_to_31: [u8; 32] = expected.clone().try_into().unwrap();
+        assert_eq!(encode_address(&zero_to_31, &ChiaNetwork::MAINNET), main);
         assert!(matches!(
             parse_address(main, &ChiaNetwork::REGTEST),
             Err(AddressError::Prefix { .. })

@@ -1,6 +1,7 @@
 //! Chia: proof verification from the command line (`p2pool chia verify FILE`), the harvester
 //! protocol's messages ([`protocol`]) and private-CA certificates ([`ssl`]) shared with
-//! `crate::harvester`, and the farmer endpoint harvesters connect to ([`farmer`]).
+//! `crate::harvester`, the farmer endpoint harvesters connect to ([`farmer`]), the Chia node
+//! ([`node`]) and its web side ([`web`]: status page and JSON API).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ pub mod node;
 pub mod protocol;
 pub mod ssl;
 mod verify;
+pub mod web;
 
 /// Options of `p2pool chia`.
 #[derive(Debug, Clone, clap::Args)]

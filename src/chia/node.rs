@@ -1,7 +1,7 @@
 //! `p2pool run --chain chia --network regtest`: the node for Chia harvesters. The worker port
 //! serves them (TLS first byte) with the embedded regtest signage clock, and its HTTP side
-//! serves `/chia/harvesters`, `/chia/shares` and `/chia/signage_points`; shares go to an
-//! in-process PoSpace tracker ([`TrackerSink`]).
+//! serves the status page's Chia view and the JSON API (`super::web`); shares go to the PoSpace
+//! share service ([`ServiceSink`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -193,10 +193,10 @@ impl ChiaNode {
         let port = WorkerPort::new(provider, options.worker);
         port.set_chia_farmer(farmer.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let http = farmer::router(farmer.clone()).route(
-            "/",
-            axum::routing::get(|| async { "p2pool-rs: Chia farmer endpoint\n" }),
-        );
+        let http = super::web::router(super::web::ChiaWeb::new(
+            farmer.clone(),
+            sink.service().clone(),
+        ));
         let serving = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;

@@ -207,6 +207,15 @@ pub(super) async fn uptime(State(s): State<WebState>) -> Json<f64> {
     Json(s.inner.started.elapsed().as_secs_f64())
 }
 
+/// Which share kind this node runs: the status page picks its view by it.
+pub(super) async fn kind(State(s): State<WebState>) -> Json<Value> {
+    Json(json!({
+        "kind": "bitcoin",
+        "network": s.inner.work.params().name,
+        "version": VERSION,
+    }))
+}
+
 pub(super) async fn version() -> Json<&'static str> {
     Json(VERSION)
 }

@@ -124,11 +124,8 @@ impl WebState {
 
 /// The router: the page, the JSON API and `/metrics`. Only GET routes; `POST /` stays getwork's.
 pub fn router(state: WebState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/index.html", get(index))
-        .route("/static/app.js", get(app_js))
-        .route("/static/app.css", get(app_css))
+    let routes = page_routes()
+        .route("/kind", get(api::kind))
         .route("/rate", get(api::rate))
         .route("/difficulty", get(api::difficulty))
         .route("/users", get(api::users))
@@ -147,10 +144,26 @@ pub fn router(state: WebState) -> Router {
         .route("/web/graph_data/{stream}/{period}", get(api::graph_data))
         .route("/web/node_status", get(api::node_status))
         .route("/web/peers", get(api::peers))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(metrics::metrics));
+    api_layers(routes.with_state(state))
+}
+
+/// The status page and its files, the same for every share kind: the page asks `/kind` which
+/// view to show.
+pub fn page_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(index))
+        .route("/index.html", get(index))
+        .route("/static/app.js", get(app_js))
+        .route("/static/chia.js", get(chia_js))
+        .route("/static/app.css", get(app_css))
+}
+
+/// What every JSON API router ends with: JSON 404s and any origin allowed.
+pub fn api_layers(router: Router) -> Router {
+    router
         .fallback(not_found)
         .layer(axum::middleware::map_response(allow_any_origin))
-        .with_state(state)
 }
 
 /// Serves `router` alone on `listener` (a separate web port) until `shutdown` completes.
@@ -185,6 +198,7 @@ async fn not_found() -> Response {
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+const CHIA_JS: &str = include_str!("../../web/chia.js");
 
 async fn index() -> Response {
     (
@@ -198,6 +212,14 @@ async fn app_js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         APP_JS,
+    )
+        .into_response()
+}
+
+async fn chia_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        CHIA_JS,
     )
         .into_response()
 }

@@ -69,6 +69,8 @@ pub struct Candidate {
     pub content: ShareContent,
     pub message: [u8; 32],
     pub received: std::time::Instant,
+    /// The same moment in seconds since the Unix epoch, for the API.
+    pub received_at: u64,
 }
 
 /// Checks a `new_proof_of_space` and builds the share content it would be.
@@ -82,8 +84,8 @@ pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, R
             .order
             .iter()
             .rev()
-            .find(|(_, sp)| sp.challenge_hash == challenge_hash && sp.sp_hash == sp_hash)
-            .copied()
+            .find(|a| a.point.challenge_hash == challenge_hash && a.point.sp_hash == sp_hash)
+            .map(|a| (a.number, a.point))
             .ok_or(Refused::UnknownSignagePoint)?
     };
     if sp.index != np.signage_point_index {
@@ -160,6 +162,7 @@ pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, R
         content,
         message,
         received: std::time::Instant::now(),
+        received_at: super::now_secs(),
     })
 }
 

@@ -26,7 +26,7 @@ mod session;
 pub mod sink;
 pub mod tls;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +92,8 @@ pub struct Announced {
     pub point: SignagePoint,
     /// The share difficulty sent with it.
     pub difficulty: u64,
+    /// When it was announced (seconds since the Unix epoch).
+    pub time: u64,
 }
 
 /// A plot as a harvester's plot sync reported it.
@@ -102,6 +104,8 @@ pub struct PlotSummary {
     pub plot_id: String,
     pub plot_public_key: String,
     pub pool_contract_puzzle_hash: Option<String>,
+    /// Bytes on the harvester's disk.
+    pub file_size: u64,
 }
 
 /// One connected harvester, as the API shows it.
@@ -114,6 +118,8 @@ pub struct HarvesterInfo {
     pub node_id: String,
     pub software_version: String,
     pub connected_at: u64,
+    /// When its last message arrived (seconds since the Unix epoch).
+    pub last_seen: u64,
     /// Plots after the last completed plot sync.
     pub plots: Vec<PlotSummary>,
     pub invalid: Vec<String>,
@@ -129,6 +135,8 @@ pub struct HarvesterInfo {
     pub duplicate_proofs: u64,
     /// Proofs refused for any other reason.
     pub refused_proofs: u64,
+    /// Late and refused proofs (and their signatures) by reason, named as [`Farmer::counters`].
+    pub refused_by_reason: BTreeMap<&'static str, u64>,
     /// Lookup times of the latest signage points (µs, from `farming_info`).
     pub lookup_times_us: VecDeque<u64>,
 }
@@ -145,13 +153,15 @@ pub struct ShareRecord {
     pub signage_point_index: u8,
     pub difficulty: u64,
     pub proof_to_share_ms: u64,
+    /// When its proof arrived (seconds since the Unix epoch).
+    pub received: u64,
     /// The whole share in hex (re-verifiable).
     pub share: String,
 }
 
 #[derive(Default)]
 struct Recent {
-    order: VecDeque<(u64, SignagePoint)>,
+    order: VecDeque<Announced>,
     known: KnownSignagePoints,
     /// (plot id, sp hash) already answered.
     answered: HashSet<([u8; 32], [u8; 32])>,
@@ -167,6 +177,9 @@ pub struct Farmer {
     recent: Mutex<Recent>,
     harvesters: Mutex<BTreeMap<u64, HarvesterInfo>>,
     shares: Mutex<VecDeque<ShareRecord>>,
+    /// Shares on their way to the sink: hash → (harvester, when its proof arrived). The
+    /// service may list a share before `submit` returns, so its origin is known from the start.
+    submitting: Mutex<HashMap<String, (u64, u64)>>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     next_id: AtomicU64,
     /// Frames received from harvesters, kept while recording (test vectors).
@@ -216,6 +229,7 @@ impl Farmer {
             recent: Mutex::default(),
             harvesters: Mutex::default(),
             shares: Mutex::default(),
+            submitting: Mutex::default(),
             counters: Mutex::default(),
             next_id: AtomicU64::new(1),
             recorder: Mutex::new(None),
@@ -254,29 +268,45 @@ impl Farmer {
     /// Records and announces signage point `n` of the clock.
     pub fn announce(&self, n: u64) {
         let point = self.clock.point(n);
+        let announced = Announced {
+            number: n,
+            point,
+            difficulty: self.sink.work().difficulty,
+            time: unix_now(),
+        };
         {
             let mut recent = self.recent.lock();
-            recent.order.push_back((n, point));
+            recent.order.push_back(announced);
             recent.known.insert(point);
             while recent.order.len() > RECENT_SIGNAGE_POINTS {
-                if let Some((_, old)) = recent.order.pop_front() {
+                if let Some(Announced { point: old, .. }) = recent.order.pop_front() {
                     recent.known.remove(&old.challenge_hash, &old.sp_hash);
                     recent.answered.retain(|(_, sp)| *sp != old.sp_hash);
                 }
             }
         }
         self.sink.signage_point(point);
-        let difficulty = self.sink.work().difficulty;
-        self.announced.send_replace(Some(Announced {
-            number: n,
-            point,
-            difficulty,
-        }));
-        tracing::debug!(n, index = point.index, difficulty, "signage point");
+        self.announced.send_replace(Some(announced));
+        tracing::debug!(
+            n,
+            index = point.index,
+            difficulty = announced.difficulty,
+            "signage point"
+        );
     }
 
     /// Signage points announced, oldest first.
     pub fn signage_points(&self) -> Vec<(u64, SignagePoint)> {
+        self.recent
+            .lock()
+            .order
+            .iter()
+            .map(|a| (a.number, a.point))
+            .collect()
+    }
+
+    /// Signage points announced, oldest first, with their difficulty and time.
+    pub fn announced_points(&self) -> Vec<Announced> {
         self.recent.lock().order.iter().copied().collect()
     }
 
@@ -293,6 +323,24 @@ impl Farmer {
     /// Accepted shares, oldest first.
     pub fn shares(&self) -> Vec<ShareRecord> {
         self.shares.lock().iter().cloned().collect()
+    }
+
+    /// Where this node's harvesters' shares came from: share hash (as `ShareRecord::hash`) →
+    /// (harvester, when its proof arrived), for the recent shares and those being submitted.
+    pub fn share_origins(&self) -> HashMap<String, (u64, u64)> {
+        let mut origins: HashMap<String, (u64, u64)> = self
+            .shares
+            .lock()
+            .iter()
+            .map(|r| (r.hash.clone(), (r.harvester, r.received)))
+            .collect();
+        origins.extend(
+            self.submitting
+                .lock()
+                .iter()
+                .map(|(h, origin)| (h.clone(), *origin)),
+        );
+        origins
     }
 
     /// Counters by reason (refused connections, refused proofs, shares).
@@ -355,64 +403,9 @@ impl Farmer {
     }
 }
 
-/// The JSON the API serves at `/chia/harvesters`, `/chia/shares` and `/chia/signage_points`.
-pub fn router(farmer: Arc<Farmer>) -> axum::Router {
-    use axum::routing::get;
-    use axum::Json;
-    let (a, b, c, d) = (farmer.clone(), farmer.clone(), farmer.clone(), farmer);
-    axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    metrics_text(&d),
-                )
-            }),
-        )
-        .route(
-            "/chia/harvesters",
-            get(move || async move {
-                Json(serde_json::json!({
-                    "harvesters": a.harvesters(),
-                    "counters": a.counters(),
-                }))
-            }),
-        )
-        .route(
-            "/chia/shares",
-            get(move || async move { Json(serde_json::json!({ "shares": b.shares() })) }),
-        )
-        .route(
-            "/chia/signage_points",
-            get(move || async move {
-                let points: Vec<_> = c
-                    .signage_points()
-                    .into_iter()
-                    .map(|(n, sp)| {
-                        serde_json::json!({
-                            "number": n,
-                            "challenge_hash": hex::encode(sp.challenge_hash),
-                            "sp_hash": hex::encode(sp.sp_hash),
-                            "index": sp.index,
-                            "peak_height": sp.peak_height,
-                        })
-                    })
-                    .collect();
-                Json(serde_json::json!({
-                    "network_id": c.config.network_id,
-                    "signage_points": points,
-                }))
-            }),
-        )
-}
-
 /// The farmer endpoint's figures in Prometheus text format: events by kind (proofs, shares,
 /// refusals by reason), harvesters and their plots, the latest signage point's number.
-fn metrics_text(farmer: &Farmer) -> String {
+pub(crate) fn metrics_text(farmer: &Farmer) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     out.push_str(

@@ -194,6 +194,7 @@ async fn serve(
             node_id,
             software_version: theirs.software_version.clone(),
             connected_at: super::now_secs(),
+            last_seen: super::now_secs(),
             plots: Vec::new(),
             invalid: Vec::new(),
             keys_missing: Vec::new(),
@@ -204,6 +205,7 @@ async fn serve(
             late_proofs: 0,
             duplicate_proofs: 0,
             refused_proofs: 0,
+            refused_by_reason: BTreeMap::new(),
             lookup_times_us: Default::default(),
         },
     );
@@ -251,6 +253,7 @@ fn summary(plot: &p::Plot2) -> PlotSummary {
         plot_id: hex::encode(plot.plot_id),
         plot_public_key: hex::encode(plot.plot_public_key.to_bytes()),
         pool_contract_puzzle_hash: plot.pool_contract_puzzle_hash.map(hex::encode),
+        file_size: plot.file_size,
     }
 }
 
@@ -270,6 +273,8 @@ impl Session {
             tokio::select! {
                 frame = recv(ws, &mut last_seen, &self.farmer) => {
                     let Some(frame) = frame? else { return Ok(()) };
+                    let now = super::now_secs();
+                    self.farmer.with_harvester(self.id, |h| h.last_seen = now);
                     self.on_frame(ws, frame).await?;
                 }
                 changed = announced.changed() => {
@@ -425,11 +430,15 @@ impl Session {
     }
 
     fn refuse(&self, refused: &Refused) {
-        self.farmer.count(refused.counter());
-        self.farmer.with_harvester(self.id, |h| match refused {
-            Refused::Late { .. } => h.late_proofs += 1,
-            Refused::DuplicatePlotSignagePoint => h.duplicate_proofs += 1,
-            _ => h.refused_proofs += 1,
+        let reason = refused.counter();
+        self.farmer.count(reason);
+        self.farmer.with_harvester(self.id, |h| {
+            *h.refused_by_reason.entry(reason).or_insert(0) += 1;
+            match refused {
+                Refused::Late { .. } => h.late_proofs += 1,
+                Refused::DuplicatePlotSignagePoint => h.duplicate_proofs += 1,
+                _ => h.refused_proofs += 1,
+            }
         });
         crate::log_limited!(PROOF_LOG, info, harvester = self.id, reason = %refused, "proof refused");
     }
@@ -494,9 +503,16 @@ impl Session {
                 signage_point_index: share.content().signage_point_index,
                 difficulty: share.content().difficulty,
                 proof_to_share_ms: 0,
+                received: candidate.received_at,
                 share: hex::encode(share.to_bytes()),
             };
-            match farmer.sink.submit(share).await {
+            farmer
+                .submitting
+                .lock()
+                .insert(record.hash.clone(), (harvester, record.received));
+            let submitted = farmer.sink.submit(share).await;
+            let hash = record.hash.clone();
+            match submitted {
                 Ok(_) => {
                     farmer.count("shares");
                     farmer.with_harvester(harvester, |h| h.shares += 1);
@@ -506,8 +522,10 @@ impl Session {
                     };
                     tracing::info!(harvester, share = %record.hash, difficulty = record.difficulty, "PoSpace share");
                     farmer.record_share(record);
+                    farmer.submitting.lock().remove(&hash);
                 }
                 Err(e) => {
+                    farmer.submitting.lock().remove(&hash);
                     farmer.count("share_refused_by_service");
                     crate::log_limited!(PROOF_LOG, warn, harvester, error = %e, "share refused");
                 }
@@ -568,6 +586,7 @@ mod tests {
             plot_id: hex::encode([1; 32]),
             plot_public_key: String::new(),
             pool_contract_puzzle_hash: contract.map(hex::encode),
+            file_size: 0,
         }
     }
 
@@ -594,6 +613,7 @@ mod tests {
                 peak_height: 3,
             },
             difficulty: 42,
+            time: 0,
         };
         let sp = messages::new_signage_point_harvester(network, &a, &contracts);
         assert_eq!(sp.difficulty, 42);
