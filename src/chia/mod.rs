@@ -1,12 +1,14 @@
 //! Chia: proof verification from the command line (`p2pool chia verify FILE`), the harvester
 //! protocol's messages ([`protocol`]) and private-CA certificates ([`ssl`]) shared with
-//! `crate::harvester`, and the farmer endpoint harvesters connect to ([`farmer`]).
+//! `crate::harvester`, the farmer endpoint harvesters connect to ([`farmer`]) and the link to a
+//! chia full node that gives it signage points ([`full_node`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub mod address;
 pub mod farmer;
+pub mod full_node;
 pub mod node;
 pub mod protocol;
 pub mod ssl;

@@ -5,6 +5,8 @@
 //! - [`tls`]: the private CA (a chia root's, or one the node creates) and the mTLS server.
 //! - [`keys`]: farmer and pool keys (mnemonic file or a generated key).
 //! - [`clock`]: the embedded regtest signage clock.
+//! - [`source`]: where signage points come from (the clock or a chia full node), one bounded
+//!   channel of events that [`Farmer::run_source`] consumes.
 //! - `session`: one harvester connection (websocket `/ws`, chia handshake, plot sync, signage
 //!   points out, proofs in, signature requests).
 //! - `intake`: the checks a proof passes before it is signed, and the share it becomes.
@@ -20,6 +22,7 @@ pub mod keys;
 pub mod service_sink;
 mod session;
 pub mod sink;
+pub mod source;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -39,6 +42,7 @@ pub use clock::SignageClock;
 pub use keys::FarmerKeys;
 pub use service_sink::ServiceSink;
 pub use sink::{PoSpaceShareSink, ShareWork, SinkError, TrackerSink};
+pub use source::{ChainPoint, SourceEvent, SourcePoint};
 
 use crate::chia::ssl::TlsError;
 
@@ -88,6 +92,8 @@ pub struct Announced {
     pub point: SignagePoint,
     /// The share difficulty sent with it.
     pub difficulty: u64,
+    /// The chain's figures when the point came from a full node.
+    pub chain: Option<ChainPoint>,
 }
 
 /// A plot as a harvester's plot sync reported it.
@@ -163,6 +169,8 @@ pub struct Farmer {
     shares: Mutex<VecDeque<ShareRecord>>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     next_id: AtomicU64,
+    /// Why proofs are refused now (e.g. the full node is syncing); `None` when they are taken.
+    gate: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Farmer {
@@ -204,6 +212,7 @@ impl Farmer {
             shares: Mutex::default(),
             counters: Mutex::default(),
             next_id: AtomicU64::new(1),
+            gate: Mutex::new(None),
             config,
         }))
     }
@@ -218,29 +227,45 @@ impl Farmer {
         session::run(self, stream, peer).await;
     }
 
-    /// Runs the signage clock: each new signage point is recorded, given to the share service
-    /// and announced to every harvester. Never returns.
+    /// Runs the embedded signage clock as the source. Never returns.
     pub async fn run_clock(self: Arc<Self>) {
-        let mut last = None;
-        loop {
-            let n = self.clock.current();
-            if last != Some(n) {
-                last = Some(n);
-                self.announce(n);
+        let (events, receiver) = source::channel();
+        let clock = tokio::spawn(source::run_clock(self.clock, events));
+        self.run_source(receiver).await;
+        clock.abort();
+    }
+
+    /// Takes signage points (and the gate on proofs) from a source until it closes: each new
+    /// signage point is recorded, given to the share service and announced to every harvester.
+    pub async fn run_source(self: Arc<Self>, mut events: source::SourceReceiver) {
+        while let Some(event) = events.recv().await {
+            match event {
+                SourceEvent::Point(point) => self.publish(point),
+                SourceEvent::Gate(reason) => self.set_gate(reason),
             }
-            let next = self.clock.start_of(n + 1);
-            let wait = next
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::from_millis(1));
-            tokio::time::sleep(wait).await;
         }
     }
 
     /// Records and announces signage point `n` of the clock.
     pub fn announce(&self, n: u64) {
-        let point = self.clock.point(n);
+        self.publish(SourcePoint {
+            number: n,
+            point: self.clock.point(n),
+            chain: None,
+        });
+    }
+
+    /// Records and announces a signage point from a source. A point already announced (a full
+    /// node may repeat one) is ignored.
+    pub fn publish(&self, source: SourcePoint) {
+        let (n, point) = (source.number, source.point);
         {
             let mut recent = self.recent.lock();
+            if recent.order.iter().any(|(_, sp)| {
+                sp.sp_hash == point.sp_hash && sp.challenge_hash == point.challenge_hash
+            }) {
+                return;
+            }
             recent.order.push_back((n, point));
             recent.known.insert(point);
             while recent.order.len() > RECENT_SIGNAGE_POINTS {
@@ -256,8 +281,26 @@ impl Farmer {
             number: n,
             point,
             difficulty,
+            chain: source.chain,
         }));
         tracing::debug!(n, index = point.index, difficulty, "signage point");
+    }
+
+    /// Refuses proofs from now on, saying why (`Some`), or takes them again (`None`).
+    pub fn set_gate(&self, reason: Option<String>) {
+        let mut gate = self.gate.lock();
+        if *gate != reason {
+            match &reason {
+                Some(why) => tracing::warn!("proofs refused until further notice: {why}"),
+                None => tracing::info!("proofs taken again"),
+            }
+            *gate = reason;
+        }
+    }
+
+    /// Why proofs are refused now, if they are.
+    pub fn gate(&self) -> Option<String> {
+        self.gate.lock().clone()
     }
 
     /// Signage points announced, oldest first.
@@ -313,8 +356,17 @@ impl Farmer {
     }
 }
 
-/// The JSON the API serves at `/chia/harvesters`, `/chia/shares` and `/chia/signage_points`.
+/// More Prometheus text for `/metrics`, written after the farmer endpoint's.
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The JSON the API serves at `/chia/harvesters`, `/chia/shares` and `/chia/signage_points`,
+/// and `/metrics`.
 pub fn router(farmer: Arc<Farmer>) -> axum::Router {
+    router_with_metrics(farmer, Arc::new(String::new))
+}
+
+/// [`router`], with `extra` appended to `/metrics`.
+pub fn router_with_metrics(farmer: Arc<Farmer>, extra: ExtraMetrics) -> axum::Router {
     use axum::routing::get;
     use axum::Json;
     let (a, b, c, d) = (farmer.clone(), farmer.clone(), farmer.clone(), farmer);
@@ -327,7 +379,7 @@ pub fn router(farmer: Arc<Farmer>) -> axum::Router {
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    metrics_text(&d),
+                    metrics_text(&d) + &extra(),
                 )
             }),
         )
@@ -337,6 +389,7 @@ pub fn router(farmer: Arc<Farmer>) -> axum::Router {
                 Json(serde_json::json!({
                     "harvesters": a.harvesters(),
                     "counters": a.counters(),
+                    "refusing_proofs": a.gate(),
                 }))
             }),
         )
