@@ -48,8 +48,10 @@ if [ "${P2POOL_TEST_DEPS:-0}" = 1 ]; then
     echo "setup: installing chia_rs into $venv (harvester tests)" >&2
     "$venv/bin/pip" install -q chia_rs || echo "setup: chia_rs unavailable; the harvester session test will be skipped" >&2
   fi
+  # The same venv runs the private test network (tests/chia_testnet: chia's full node and
+  # Timelord; the VDF clients need only chiavdf, which chia-blockchain depends on).
   venv="$HOME/.cache/p2pool-rs/venv-chia"
-  if ! "$venv/bin/python" -c 'import chia.farmer' >/dev/null 2>&1; then
+  if ! "$venv/bin/python" -c 'import chia.farmer, chia.timelord, chiavdf, chiapos' >/dev/null 2>&1; then
     echo "setup: installing chia-blockchain 2.7.5 into $venv (about 80 s)" >&2
     { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
       "$venv/bin/pip" install -q 'chia-blockchain==2.7.5' ||

@@ -1,0 +1,214 @@
+//! A private, offline Chia network for tests: chia-blockchain 2.7.5's full node and Timelord
+//! (with the VDF clients of `tests/chia_testnet/vdf_client.py`) on loopback, made and run by
+//! `tests/chia_testnet/chia_testnet.py` with the python of `~/.cache/p2pool-rs/venv-chia`
+//! (`P2POOL_CHIA_VENV` to change it). `ChiaTestnet::start` returns its chia root and ports; the
+//! network ends when the value is dropped, or when the test process dies. Every call is bounded.
+
+#![allow(dead_code)] // reason: each test binary uses a different subset of the helpers
+#![allow(clippy::print_stdout)] // reason: a test without its tools says it skipped
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `init` runs `chia init` (about 15 s on a loaded machine).
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// `start` waits up to 120 s for the full node's RPC itself.
+pub const START_TIMEOUT: Duration = Duration::from_secs(180);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a bounded run of the script printed.
+#[derive(Debug)]
+pub struct Ran {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// The last stdout line as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        let line = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The venv with chia-blockchain, chiavdf and chiapos, or `None` after printing "skipped: …".
+pub fn venv() -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let venv = std::env::var_os("P2POOL_CHIA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
+    let ok = Command::new(venv.join("bin/python"))
+        .args(["-c", "import chia.timelord, chia.full_node, chiavdf, chiapos, chia_rs"])
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Some(venv)
+    } else {
+        println!(
+            "skipped: no chia-blockchain in {} (P2POOL_TEST_DEPS=1 scripts/setup.sh)",
+            venv.display()
+        );
+        None
+    }
+}
+
+/// Runs `python chia_testnet.py ARGS…`, killed after `timeout`; its output goes through files in
+/// `logs`, so a chatty child never blocks on a full pipe.
+pub fn run_script(venv: &Path, logs: &Path, args: &[&str], timeout: Duration) -> Ran {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chia_testnet/chia_testnet.py");
+    std::fs::create_dir_all(logs).expect("log directory");
+    let name = args.first().copied().unwrap_or("run");
+    let out_path = logs.join(format!("{name}.stdout"));
+    let err_path = logs.join(format!("{name}.stderr"));
+    let mut child = Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("python starts");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\nkilled after {timeout:?}"));
+    }
+    Ran {
+        success: status.is_some_and(|s| s.success()),
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr,
+    }
+}
+
+/// A running test network.
+pub struct ChiaTestnet {
+    pub venv: PathBuf,
+    /// The chia root (`CHIA_ROOT`): `config/config.yaml`, certificates in `config/ssl`, logs.
+    pub root: PathBuf,
+    /// `CHIA_KEYS_ROOT` for chia's programs run on this root.
+    pub keys_root: PathBuf,
+    /// `selected_network` of the root (`p2poolsim`).
+    pub network: String,
+    pub full_node_peer_port: u16,
+    pub full_node_rpc_port: u16,
+    /// The ports the root's config gives chia's farmer, for a test that runs one.
+    pub farmer_port: u16,
+    pub farmer_rpc_port: u16,
+    /// What `start` printed.
+    pub started: serde_json::Value,
+    logs: PathBuf,
+    running: bool,
+}
+
+impl ChiaTestnet {
+    /// `init` then `start` in `dir` (the chia root is `dir/root`).
+    pub fn start(venv: &Path, dir: &Path) -> Result<Self, String> {
+        let root = dir.join("root");
+        let logs = dir.join("script");
+        let root_s = root.to_str().ok_or("non-UTF-8 path")?;
+        let ran = run_script(venv, &logs, &["init", root_s], INIT_TIMEOUT);
+        if !ran.success {
+            return Err(format!("init failed: {}{}", ran.stdout, ran.stderr));
+        }
+        let ran = run_script(venv, &logs, &["start", root_s], START_TIMEOUT);
+        let started = ran.json();
+        let port = |key: &str| {
+            started[key]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| format!("start printed no {key}: {}{}", ran.stdout, ran.stderr))
+        };
+        if !ran.success {
+            let _ = run_script(venv, &logs, &["stop", root_s], STOP_TIMEOUT);
+            return Err(format!("start failed: {}{}", ran.stdout, ran.stderr));
+        }
+        Ok(Self {
+            venv: venv.to_path_buf(),
+            full_node_peer_port: port("full_node_peer_port")?,
+            full_node_rpc_port: port("full_node_rpc_port")?,
+            farmer_port: port("farmer_port")?,
+            farmer_rpc_port: port("farmer_rpc_port")?,
+            network: started["network"].as_str().unwrap_or_default().to_owned(),
+            keys_root: root.join("keys"),
+            root,
+            started,
+            logs,
+            running: true,
+        })
+    }
+
+    /// Another mode of the script on this network (e.g. `check`), bounded by `timeout`.
+    pub fn run(&self, mode: &str, extra: &[&str], timeout: Duration) -> Ran {
+        let mut args = vec![mode, self.root.to_str().unwrap_or_default()];
+        args.extend_from_slice(extra);
+        run_script(&self.venv, &self.logs, &args, timeout)
+    }
+
+    /// The full node's `get_blockchain_state` through chia's own RPC client.
+    pub fn blockchain_state(&self) -> serde_json::Value {
+        let code = format!(
+            "import asyncio, json, pathlib\n\
+             from chia.full_node.full_node_rpc_client import FullNodeRpcClient\n\
+             from chia.util.config import load_config\n\
+             root = pathlib.Path({root:?})\n\
+             async def main():\n\
+             \x20   c = await FullNodeRpcClient.create('127.0.0.1', {port}, root, load_config(root, 'config.yaml'))\n\
+             \x20   try:\n\
+             \x20       r = await asyncio.wait_for(c.fetch('get_blockchain_state', {{}}), 10)\n\
+             \x20   finally:\n\
+             \x20       c.close(); await c.await_closed()\n\
+             \x20   print(json.dumps(r['blockchain_state']))\n\
+             asyncio.run(main())\n",
+            root = self.root.to_str().unwrap_or_default(),
+            port = self.full_node_rpc_port,
+        );
+        let out = Command::new(self.venv.join("bin/python"))
+            .args(["-c", &code])
+            .stdin(Stdio::null())
+            .output();
+        out.ok()
+            .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Ends every process of the network; `Ok` when `stop` reported success.
+    pub fn stop(&mut self) -> Result<(), String> {
+        if !self.running {
+            return Ok(());
+        }
+        self.running = false;
+        let ran = self.run("stop", &[], STOP_TIMEOUT);
+        if ran.success {
+            Ok(())
+        } else {
+            Err(format!("stop failed: {}{}", ran.stdout, ran.stderr))
+        }
+    }
+
+    /// The tail of chia's log of this root, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.root.join("log/debug.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ChiaTestnet {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
