@@ -7,10 +7,18 @@
 //! - a node of another network (testnet11) is refused with both networks named;
 //! - stopping the full node takes the link down, starting it again brings it back.
 //!
+//! And on the private test network (`tests/chia_testnet`: chia's full node and Timelord making
+//! real signage points, a block farmed by chia's own farmer first so the full node is synced):
+//! the node links to that full node, an unmodified `chia_harvester` pointed at the node gets the
+//! network's signage points from it, and its proofs become PoSpace shares on those signage
+//! points.
+//!
 //! Needs `~/.cache/p2pool-rs/venv-chia` (`P2POOL_TEST_DEPS=1 scripts/setup.sh`), else
 //! "skipped: …".
 
 #![allow(clippy::print_stdout)] // reason: a test without its tools says it skipped
+
+mod chia_net;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +33,11 @@ const XCH: &str = "xch1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnzs23v9ccrydpk8qarc0srg6dk
 const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
 /// Bound on every wait of the test.
 const PATIENCE: Duration = Duration::from_secs(120);
+/// The farmer keys of the test network's plots (`tests/chia_testnet/chia_testnet.py`).
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+/// One chia network at a time on this small machine.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn venv() -> Option<PathBuf> {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
@@ -159,6 +172,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_to_a_real_chia_full_node_refuses_another_network_and_reconnects() {
     let Some(venv) = venv() else { return };
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("chia-root");
     let started = Instant::now();
@@ -297,4 +311,128 @@ async fn links_to_a_real_chia_full_node_refuses_another_network_and_reconnects()
     );
     node.shutdown().await;
     full_node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signage_points_of_a_chia_network_reach_a_real_harvester_and_become_shares() {
+    let Some(venv) = chia_net::venv() else { return };
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let net = tokio::task::block_in_place(|| chia_net::ChiaTestnet::start(&venv, dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A block from chia's own farmer: the full node has a recent peak, so it says it is synced.
+    let check = tokio::task::block_in_place(|| {
+        net.run(
+            "check",
+            &["--timeout", "300", "--blocks", "1"],
+            Duration::from_secs(420),
+        )
+    });
+    assert!(
+        check.success,
+        "check failed:\n{}\n{}\n{}",
+        check.stdout,
+        check.stderr,
+        net.log_tail(40)
+    );
+
+    // The node: regtest share-chain rules (the same constants), the network's id from its chia
+    // root, signage points from its full node, the plots' farmer keys.
+    let mnemonic = dir.path().join("mnemonic.txt");
+    std::fs::write(&mnemonic, MNEMONIC).unwrap();
+    let mut opts = options(
+        dir.path(),
+        &net.root,
+        "regtest",
+        TXCH,
+        format!("127.0.0.1:{}", net.full_node_peer_port),
+    );
+    opts.chia.chia_mnemonic_file = Some(mnemonic);
+    let node = ChiaNode::start(opts).await.unwrap();
+    let status = wait_status(node.worker_addr, "link up and synced", |s| {
+        s["link"] == "connected" && s["synced"] == true
+    })
+    .await;
+    assert_eq!(status["network"], net.network.as_str());
+    let sps = get(node.worker_addr, "/chia/signage_points").await;
+    assert_eq!(sps["network_id"], net.network.as_str());
+
+    // chia's harvester on the network's root, its farmer the node.
+    let port = node.worker_addr.port();
+    let edit = format!(
+        "import os, yaml\n\
+         p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
+         c = yaml.safe_load(open(p))\n\
+         h = c['harvester']\n\
+         h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
+         h['port'] = {hport}\n\
+         yaml.safe_dump(c, open(p, 'w'))\n",
+        hport = free_port(),
+    );
+    let edited = Command::new(venv.join("bin/python"))
+        .args(["-c", &edit])
+        .env("CHIA_ROOT", &net.root)
+        .output()
+        .unwrap();
+    assert!(edited.status.success(), "{edited:?}");
+    let log = std::fs::File::create(dir.path().join("harvester.log")).unwrap();
+    let mut harvester = Command::new(venv.join("bin/chia_harvester"))
+        .env("CHIA_ROOT", &net.root)
+        .env("CHIA_KEYS_ROOT", &net.keys_root)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(240);
+    let shares = loop {
+        let shares = get(node.worker_addr, "/chia/shares").await;
+        if shares["shares"].as_array().is_some_and(|s| !s.is_empty()) {
+            break shares;
+        }
+        if Instant::now() > deadline {
+            let _ = harvester.kill();
+            let _ = harvester.wait();
+            panic!(
+                "no share: harvesters {}\nfull node {}\nharvester log:\n{}",
+                get(node.worker_addr, "/chia/harvesters").await,
+                get(node.worker_addr, "/chia/full_node").await,
+                std::fs::read_to_string(dir.path().join("harvester.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    println!(
+        "RESULT chia_testnet_harvester_first_share_ms={}",
+        started.elapsed().as_millis()
+    );
+    // The share is on a signage point the full node sent.
+    let share = &shares["shares"][0];
+    let status = get(node.worker_addr, "/chia/full_node").await;
+    assert!(
+        status["signage_points"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
+    let sps = get(node.worker_addr, "/chia/signage_points").await;
+    assert!(
+        sps["signage_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["sp_hash"] == share["sp_hash"]
+                && p["challenge_hash"] == share["challenge_hash"]),
+        "{share} not on {sps}"
+    );
+    let harvesters = get(node.worker_addr, "/chia/harvesters").await;
+    assert_eq!(
+        harvesters["harvesters"].as_array().map(Vec::len),
+        Some(1),
+        "{harvesters}"
+    );
+    assert!(harvesters["refusing_proofs"].is_null(), "{harvesters}");
+    let _ = harvester.kill();
+    let _ = harvester.wait();
+    node.shutdown().await;
+    drop(net);
 }

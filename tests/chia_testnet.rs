@@ -79,7 +79,11 @@ fn chia_testnet_farms_blocks_with_chia_farmer() {
     assert!(ports.iter().all(|&p| p != 0));
     let started = net.started.clone();
     let running = pids(&started);
-    assert_eq!(running.len(), 6, "full node, timelord, 3 VDF clients, supervisor: {started}");
+    assert_eq!(
+        running.len(),
+        6,
+        "full node, timelord, 3 VDF clients, supervisor: {started}"
+    );
     assert!(running.iter().all(|&p| !gone(p)), "{started}");
     let state = net.blockchain_state();
     assert!(state.is_object(), "the full node's RPC answers: {state}");
@@ -99,7 +103,10 @@ fn chia_testnet_farms_blocks_with_chia_farmer() {
     let got = check.json();
     assert!(got["blocks_by_plots"].as_u64().unwrap_or(0) >= 2, "{got}");
     let peak = got["peak_height"].as_i64().unwrap_or(-1);
-    assert!(peak > got["start_height"].as_i64().unwrap_or(i64::MAX), "{got}");
+    assert!(
+        peak > got["start_height"].as_i64().unwrap_or(i64::MAX),
+        "{got}"
+    );
     assert!(got["signage_points"].as_u64().unwrap_or(0) >= 3, "{got}");
     let state = net.blockchain_state();
     assert!(
@@ -148,7 +155,11 @@ fn chia_testnet_farms_blocks_with_chia_farmer() {
             break v;
         }
         if start.elapsed() > chia_net::START_TIMEOUT {
-            panic!("no restart within {:?}: {}", chia_net::START_TIMEOUT, net.log_tail(40));
+            panic!(
+                "no restart within {:?}: {}",
+                chia_net::START_TIMEOUT,
+                net.log_tail(40)
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -161,7 +172,10 @@ fn chia_testnet_farms_blocks_with_chia_farmer() {
     assert_eq!(running.len(), 6, "{restarted}");
     drop(shell); // the caller of `start` dies
     let left = wait_gone(&running, Duration::from_secs(30));
-    assert!(left.is_empty(), "still running after the caller died: {left:?}");
+    assert!(
+        left.is_empty(),
+        "still running after the caller died: {left:?}"
+    );
     // Nothing left for `stop`, which is still fine to call.
     net.stop().unwrap_or_else(|e| panic!("{e}"));
 }

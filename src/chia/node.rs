@@ -444,3 +444,19 @@ pub fn main(options: ChiaNodeOptions) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_get_default_ports() {
+        assert_eq!(with_port("node", 8444), "node:8444");
+        assert_eq!(with_port("node:18444", 8444), "node:18444");
+        assert_eq!(with_port("127.0.0.1", 8555), "127.0.0.1:8555");
+        assert_eq!(with_port("[::1]:9", 8444), "[::1]:9");
+        assert_eq!(with_port("[::1]", 8444), "[::1]:8444");
+        assert_eq!(host_of("node:18444"), "node");
+        assert_eq!(host_of("node"), "node");
+    }
+}

@@ -40,7 +40,10 @@ pub fn venv() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
     let ok = Command::new(venv.join("bin/python"))
-        .args(["-c", "import chia.timelord, chia.full_node, chiavdf, chiapos, chia_rs"])
+        .args([
+            "-c",
+            "import chia.timelord, chia.full_node, chiavdf, chiapos, chia_rs",
+        ])
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|o| o.status.success());
