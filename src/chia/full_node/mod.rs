@@ -97,6 +97,8 @@ pub struct LinkStatus {
     pub sub_slot_iters: Option<u64>,
     pub synced: Option<bool>,
     pub sync_mode: Option<bool>,
+    /// Full nodes the full node is connected to (`get_connections`).
+    pub full_node_peers: Option<usize>,
     /// The last RPC error, cleared by the next answer.
     pub rpc_error: Option<String>,
     /// Unix seconds of the last RPC answer.
@@ -331,8 +333,20 @@ async fn check_network(shared: &Shared, rpc: &RpcClient) -> Result<(), LinkError
     Ok(())
 }
 
-/// Polls `get_blockchain_state`: the status's figures, and the gate on proofs (closed while the
-/// full node is not synced or its state is unknown).
+/// How many full nodes the full node is connected to (`get_connections`, type 1).
+async fn full_node_peers(rpc: &RpcClient) -> Option<usize> {
+    let answer = rpc.call_json("get_connections").await.ok()?;
+    let connections = answer.get("connections")?.as_array()?;
+    Some(
+        connections
+            .iter()
+            .filter(|c| c.get("type").and_then(serde_json::Value::as_u64) == Some(1))
+            .count(),
+    )
+}
+
+/// Polls `get_blockchain_state` (and `get_connections`): the status's figures, and the gate on
+/// proofs (closed while the full node is syncing or behind its peers, or its state is unknown).
 async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
     let mut tick = tokio::time::interval(shared.config.poll_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -341,8 +355,10 @@ async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
         tick.tick().await;
         let reason = match rpc.blockchain_state().await {
             Ok(state) => {
+                let peers = full_node_peers(&rpc).await;
                 {
                     let mut status = shared.status.lock();
+                    status.full_node_peers = peers;
                     status.peak_height = state.peak_height;
                     status.difficulty = Some(state.difficulty);
                     status.sub_slot_iters = Some(state.sub_slot_iters);
@@ -351,7 +367,7 @@ async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
                     status.rpc_error = None;
                     status.rpc_updated_at = Some(crate::chia::farmer::now_secs());
                 }
-                not_synced_reason(&shared.config.rpc, &state)
+                not_synced_reason(&shared.config.rpc, &state, peers)
             }
             Err(e) => {
                 let text = e.to_string();
@@ -373,20 +389,74 @@ async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
     }
 }
 
-/// Why proofs are refused for this blockchain state (`None`: synced).
-pub fn not_synced_reason(rpc: &str, state: &BlockchainState) -> Option<String> {
-    if state.synced {
-        return None;
-    }
+/// Why proofs are refused for this blockchain state (`None`: they are taken), given how many
+/// full nodes the full node is connected to. Syncing (`sync_mode`) is chia's initial block
+/// download: refused. Not `synced` while it has full-node peers: behind them, refused. Not
+/// `synced` without any full-node peer is a node alone on its network (a private network, where
+/// chia's own RPC never says synced): its signage points are the network's, so proofs are taken.
+pub fn not_synced_reason(
+    rpc: &str,
+    state: &BlockchainState,
+    full_node_peers: Option<usize>,
+) -> Option<String> {
     let peak = state
         .peak_height
         .map_or_else(|| "no peak".to_owned(), |h| format!("peak {h}"));
-    Some(if state.sync_mode {
-        format!(
+    if state.sync_mode {
+        return Some(format!(
             "the chia full node at {rpc} is syncing ({peak}, {} of {})",
             state.sync_progress_height, state.sync_tip_height
-        )
-    } else {
-        format!("the chia full node at {rpc} is not synced ({peak})")
-    })
+        ));
+    }
+    match (state.synced, full_node_peers) {
+        (true, _) | (false, Some(0)) => None,
+        (false, Some(n)) => Some(format!(
+            "the chia full node at {rpc} is not synced ({peak}, {n} full node peers)"
+        )),
+        (false, None) => Some(format!(
+            "the chia full node at {rpc} is not synced ({peak}; its peers are unknown)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_are_refused_while_syncing_or_behind_peers() {
+        let state = |synced, sync_mode| BlockchainState {
+            peak_height: Some(10),
+            difficulty: 7,
+            sub_slot_iters: 1 << 27,
+            synced,
+            sync_mode,
+            sync_progress_height: 10,
+            sync_tip_height: 100,
+        };
+        // (synced, sync_mode, full-node peers) → refused?
+        let table = [
+            (true, false, Some(8), false),
+            (true, false, None, false),
+            (false, true, Some(8), true),
+            (false, true, Some(0), true),
+            (false, false, Some(3), true),
+            (false, false, None, true),
+            // Alone on its network: its signage points are the network's.
+            (false, false, Some(0), false),
+        ];
+        for (synced, sync_mode, peers, refused) in table {
+            let reason = not_synced_reason("rpc", &state(synced, sync_mode), peers);
+            assert_eq!(
+                reason.is_some(),
+                refused,
+                "{synced} {sync_mode} {peers:?}: {reason:?}"
+            );
+        }
+        let syncing = not_synced_reason("h:1", &state(false, true), Some(1)).unwrap();
+        assert!(
+            syncing.contains("syncing (peak 10, 10 of 100)"),
+            "{syncing}"
+        );
+    }
 }
