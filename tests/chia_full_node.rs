@@ -37,7 +37,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 /// One chia network at a time on this small machine.
-static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn venv() -> Option<PathBuf> {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
@@ -172,7 +172,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_to_a_real_chia_full_node_refuses_another_network_and_reconnects() {
     let Some(venv) = venv() else { return };
-    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("chia-root");
     let started = Instant::now();
@@ -325,7 +325,7 @@ async fn links_to_a_real_chia_full_node_refuses_another_network_and_reconnects()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signage_points_of_a_chia_network_reach_a_real_harvester_and_become_shares() {
     let Some(venv) = chia_net::venv() else { return };
-    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let net = tokio::task::block_in_place(|| chia_net::ChiaTestnet::start(&venv, dir.path()))
         .unwrap_or_else(|e| panic!("{e}"));
