@@ -353,6 +353,27 @@ mod tests {
             Some(std::path::Path::new("/r"))
         );
         assert_eq!(chia.chia.chia_network_id.as_deref(), Some("regtest"));
+        let linked = run(&[
+            "p2pool",
+            "run",
+            "--chain",
+            "chia",
+            "--network",
+            "mainnet",
+            "--chia-full-node",
+            "127.0.0.1:8444",
+            "--chia-full-node-rpc",
+            "127.0.0.1",
+            "--chia-full-node-quiet-secs",
+            "5",
+        ]);
+        assert_eq!(linked.network, "mainnet");
+        assert_eq!(
+            linked.chia.chia_full_node.as_deref(),
+            Some("127.0.0.1:8444")
+        );
+        assert_eq!(linked.chia.chia_full_node_rpc.as_deref(), Some("127.0.0.1"));
+        assert_eq!(linked.chia.chia_full_node_quiet_secs, Some(5));
         assert!(Cli::try_parse_from(["p2pool", "run", "--chain", "dogecoin"]).is_err());
     }
 

@@ -198,6 +198,7 @@ fn farmer_frames_equal_chias_encoding() {
             },
             difficulty: v["difficulty"].as_u64().unwrap(),
             time: 0,
+            chain: None,
         };
         let contracts: Vec<Bytes32> = v["contracts"]
             .as_array()

@@ -1,13 +1,15 @@
 //! Chia: proof verification from the command line (`p2pool chia verify FILE`), the harvester
 //! protocol's messages ([`protocol`]) and private-CA certificates ([`ssl`]) shared with
-//! `crate::harvester`, the farmer endpoint harvesters connect to ([`farmer`]), the Chia node
-//! ([`node`]) and its web side ([`web`]: status page and JSON API).
+//! `crate::harvester`, the farmer endpoint harvesters connect to ([`farmer`]), the link to a
+//! chia full node that gives it signage points ([`full_node`]), the Chia node ([`node`]) and its
+//! web side ([`web`]: status page and JSON API).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub mod address;
 pub mod farmer;
+pub mod full_node;
 pub mod node;
 pub mod protocol;
 pub mod ssl;

@@ -1,7 +1,8 @@
-//! `p2pool run --chain chia --network regtest`: the node for Chia harvesters. The worker port
-//! serves them (TLS first byte) with the embedded regtest signage clock, and its HTTP side
-//! serves the status page's Chia view and the JSON API (`super::web`); shares go to the PoSpace
-//! share service ([`ServiceSink`]).
+//! `p2pool run --chain chia`: the node for Chia harvesters. The worker port serves them (TLS
+//! first byte) with signage points from the embedded regtest clock (`--network regtest`) or from
+//! a chia full node (`--chia-full-node`, any other network), and its HTTP side serves the status
+//! page's Chia view and the JSON API (`super::web`, with `/chia/full_node` when a full node is
+//! followed); shares go to the PoSpace share service ([`ServiceSink`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use sharechain::pospace_share::ChiaNetwork;
 use tokio::sync::watch;
 
 use super::farmer::{self, Farmer, FarmerConfig, ServiceSink};
+use super::full_node::{self, ChiaRootConfig, FullNodeConfig, FullNodeLink};
 use crate::worker::{
     Found, FoundOutcome, Job, Miner, NoWork, WorkProvider, WorkUpdate, WorkerConfig, WorkerPort,
 };
@@ -42,10 +44,26 @@ pub struct ChiaRunArgs {
     /// without it, chia's default passphrase.
     #[arg(long, value_name = "FILE")]
     pub chia_keyring_passphrase_file: Option<PathBuf>,
-    /// Network id announced to harvesters and required of them (default: the network's name;
-    /// a harvester's `selected_network` must equal it).
+    /// Network id announced to harvesters and required of them and of the full node (default:
+    /// the network's name; a harvester's `selected_network` must equal it).
     #[arg(long, value_name = "ID")]
     pub chia_network_id: Option<String>,
+    /// A chia full node's peer port (`HOST[:PORT]`, port default: the chia root's
+    /// `full_node.port`): signage points come from it, as chia's farmer gets them, instead of
+    /// the embedded regtest clock. Needed on every network but regtest; with it, `--network`
+    /// left at regtest means the chia root's `selected_network` when the share chain knows that
+    /// network, else regtest share-chain rules with signage points of the chia root's network
+    /// (a private chia network).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub chia_full_node: Option<String>,
+    /// The full node's RPC (`HOST[:PORT]`; default: the full node's host and the chia root's
+    /// `full_node.rpc_port`).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub chia_full_node_rpc: Option<String>,
+    /// Seconds a connected full node may send no signage point before a warning says so
+    /// (default 60).
+    #[arg(long, value_name = "SECS")]
+    pub chia_full_node_quiet_secs: Option<u64>,
 }
 
 /// What the Chia node needs from the command line.
@@ -100,6 +118,8 @@ pub struct ChiaNode {
     pub farmer: Arc<Farmer>,
     /// The share service (store, share network) behind the farmer endpoint.
     pub sink: ServiceSink,
+    /// The link to the chia full node, when signage points come from one.
+    pub link: Option<Arc<FullNodeLink>>,
     /// Where the worker port listens.
     pub worker_addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -109,17 +129,32 @@ pub struct ChiaNode {
 impl ChiaNode {
     /// Starts the node on the current runtime.
     pub async fn start(options: ChiaNodeOptions) -> anyhow::Result<ChiaNode> {
-        let network = ChiaNetwork::by_name(&options.network).with_context(|| {
+        let full_node = match &options.chia.chia_full_node {
+            None => None,
+            Some(peer) => Some(full_node_plan(&options, peer)?),
+        };
+        // With a full node, `--network` left at regtest follows the chia root's network when the
+        // share chain knows it; a private chia network (not a share-chain network) keeps the
+        // regtest share-chain rules, its signage points coming from the full node.
+        let network_name = match &full_node {
+            Some(plan)
+                if options.network == ChiaNetwork::REGTEST.name
+                    && ChiaNetwork::by_name(&plan.network).is_some() =>
+            {
+                plan.network.clone()
+            }
+            _ => options.network.clone(),
+        };
+        let network = ChiaNetwork::by_name(&network_name).with_context(|| {
             format!(
-                "unknown Chia network `{}`: use regtest (mainnet, testnet11, simulator0 need a \
-                 chia full node's signage points, not supported yet)",
-                options.network
+                "unknown Chia network `{network_name}`: use mainnet, testnet11 or simulator0 with \
+                 --chia-full-node, or regtest"
             )
         })?;
         anyhow::ensure!(
-            network.name == ChiaNetwork::REGTEST.name,
-            "network `{}` needs a chia full node's signage points (not supported yet): use \
-             --network regtest",
+            network.name == ChiaNetwork::REGTEST.name || full_node.is_some(),
+            "network `{}` needs a chia full node's signage points: give --chia-full-node \
+             HOST[:PORT], or use --network regtest",
             network.name
         );
         let address = options.address.as_deref().with_context(|| {
@@ -148,11 +183,20 @@ impl ChiaNode {
         )?;
         let (origin, created) =
             farmer::tls::resolve_ca(options.chia.chia_root.as_deref(), &datadir.join("chia-ca"))?;
-        let network_id = options
-            .chia
-            .chia_network_id
-            .clone()
-            .unwrap_or_else(|| network.name.to_owned());
+        let network_id = match (&options.chia.chia_network_id, &full_node) {
+            (Some(id), _) => id.clone(),
+            // Regtest rules on a private chia network: the full node's network id.
+            (None, Some(plan)) if network.name == ChiaNetwork::REGTEST.name => plan.network.clone(),
+            (None, _) => network.name.to_owned(),
+        };
+        if let Some(plan) = &full_node {
+            if plan.network != network_id {
+                tracing::warn!(
+                    "the chia root's selected_network is {:?}, this node's network id {network_id:?}",
+                    plan.network
+                );
+            }
+        }
         let port = options.worker_addr.1.unwrap_or(DEFAULT_WORKER_PORT);
         let listener = tokio::net::TcpListener::bind((options.worker_addr.0, port))
             .await
@@ -178,7 +222,7 @@ impl ChiaNode {
         let farmer = Farmer::new(
             FarmerConfig {
                 network,
-                network_id,
+                network_id: network_id.clone(),
                 ca_dir: origin.dir(),
                 keys,
                 payout_puzzle_hash: payout,
@@ -193,10 +237,61 @@ impl ChiaNode {
         let port = WorkerPort::new(provider, options.worker);
         port.set_chia_farmer(farmer.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let http = super::web::router(super::web::ChiaWeb::new(
-            farmer.clone(),
-            sink.service().clone(),
-        ));
+        let (link, receiver) = match full_node {
+            None => (None, None),
+            Some(plan) => {
+                let (events, receiver) = farmer::source::channel();
+                // Closed until the RPC says the full node is synced.
+                farmer.set_gate(Some(format!(
+                    "waiting for the state of the chia full node at {}",
+                    plan.rpc
+                )));
+                let link = Arc::new(
+                    FullNodeLink::start(
+                        FullNodeConfig {
+                            peer: plan.peer.clone(),
+                            rpc: plan.rpc.clone(),
+                            chia_root: plan.chia_root.clone(),
+                            network_id: network_id.clone(),
+                            datadir: datadir.join("chia-full-node"),
+                            server_port: worker_addr.port(),
+                            poll_every: full_node::POLL_EVERY,
+                            quiet_after: plan.quiet_after,
+                        },
+                        events,
+                    )
+                    .context("starting the chia full node link")?,
+                );
+                tracing::info!(
+                    full_node = %plan.peer,
+                    rpc = %plan.rpc,
+                    chia_root = %plan.chia_root.display(),
+                    "signage points from the chia full node"
+                );
+                (Some(link), Some(receiver))
+            }
+        };
+        let link_metrics = link.clone();
+        let mut extra = axum::Router::new();
+        if let Some(link) = link.clone() {
+            extra = extra.route(
+                "/chia/full_node",
+                axum::routing::get(move || async move { axum::Json(link.status()) }),
+            );
+        }
+        let http = super::web::router_with(
+            super::web::ChiaWeb::with_metrics(
+                farmer.clone(),
+                sink.service().clone(),
+                Arc::new(move || {
+                    link_metrics
+                        .as_ref()
+                        .map(|l| full_node_metrics(&l.status()))
+                        .unwrap_or_default()
+                }),
+            ),
+            extra,
+        );
         let serving = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
@@ -205,14 +300,18 @@ impl ChiaNode {
                 tracing::error!(error = %e, "worker port stopped");
             }
         });
-        let clock = tokio::spawn(farmer.clone().run_clock());
+        let source = match receiver {
+            None => tokio::spawn(farmer.clone().run_clock()),
+            Some(receiver) => tokio::spawn(farmer.clone().run_source(receiver)),
+        };
         tracing::info!(worker = %worker_addr, "chia node running");
         Ok(ChiaNode {
             farmer,
             sink,
+            link,
             worker_addr,
             stop: Some(stop),
-            tasks: vec![serving, clock],
+            tasks: vec![serving, source],
         })
     }
 
@@ -227,8 +326,125 @@ impl ChiaNode {
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
+        if let Some(link) = &self.link {
+            link.stop();
+        }
         self.sink.service().shutdown().await;
     }
+}
+
+/// Where the full node is and what the chia root says.
+#[derive(Debug, Clone)]
+struct FullNodePlan {
+    peer: String,
+    rpc: String,
+    chia_root: PathBuf,
+    /// The chia root's `selected_network`.
+    network: String,
+    quiet_after: Duration,
+}
+
+/// `HOST[:PORT]` with `default_port` when no port is given (an IPv6 host in brackets).
+fn with_port(addr: &str, default_port: u16) -> String {
+    let has_port = match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    if has_port {
+        addr.to_owned()
+    } else {
+        format!("{addr}:{default_port}")
+    }
+}
+
+fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => addr,
+    }
+}
+
+fn full_node_plan(options: &ChiaNodeOptions, peer: &str) -> anyhow::Result<FullNodePlan> {
+    let chia_root = options
+        .chia
+        .chia_root
+        .clone()
+        .or_else(farmer::tls::default_chia_root)
+        .context("--chia-full-node needs a chia root (--chia-root, or $CHIA_ROOT)")?;
+    let config = ChiaRootConfig::load(&chia_root)
+        .with_context(|| format!("reading the chia root {}", chia_root.display()))?;
+    let peer = with_port(peer, config.full_node_port);
+    let rpc = match &options.chia.chia_full_node_rpc {
+        Some(rpc) => with_port(rpc, config.full_node_rpc_port),
+        None => format!("{}:{}", host_of(&peer), config.full_node_rpc_port),
+    };
+    let quiet_after = options
+        .chia
+        .chia_full_node_quiet_secs
+        .map_or(full_node::QUIET_AFTER, Duration::from_secs);
+    Ok(FullNodePlan {
+        peer,
+        rpc,
+        chia_root,
+        network: config.selected_network,
+        quiet_after,
+    })
+}
+
+/// The full node link's figures in Prometheus text format.
+fn full_node_metrics(status: &full_node::LinkStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let up = u8::from(status.link == "connected");
+    let _ = writeln!(
+        out,
+        "# HELP p2pool_chia_full_node_up 1 while the link to the chia full node is up.\n\
+         # TYPE p2pool_chia_full_node_up gauge\n\
+         p2pool_chia_full_node_up {up}\n\
+         # HELP p2pool_chia_full_node_connections_total Handshakes with the chia full node.\n\
+         # TYPE p2pool_chia_full_node_connections_total counter\n\
+         p2pool_chia_full_node_connections_total {}\n\
+         # HELP p2pool_chia_full_node_signage_points_total Signage points from the chia full node.\n\
+         # TYPE p2pool_chia_full_node_signage_points_total counter\n\
+         p2pool_chia_full_node_signage_points_total {}",
+        status.connections, status.signage_points
+    );
+    if let Some(synced) = status.synced {
+        let _ = writeln!(
+            out,
+            "# HELP p2pool_chia_full_node_synced 1 when the chia full node says it is synced.\n\
+             # TYPE p2pool_chia_full_node_synced gauge\n\
+             p2pool_chia_full_node_synced {}",
+            u8::from(synced)
+        );
+    }
+    if let Some(h) = status.peak_height {
+        let _ = writeln!(
+            out,
+            "# HELP p2pool_chia_full_node_peak_height The chia full node's peak height.\n\
+             # TYPE p2pool_chia_full_node_peak_height gauge\n\
+             p2pool_chia_full_node_peak_height {h}"
+        );
+    }
+    if let Some(d) = status.difficulty {
+        let _ = writeln!(
+            out,
+            "# HELP p2pool_chia_full_node_difficulty The chain's block difficulty.\n\
+             # TYPE p2pool_chia_full_node_difficulty gauge\n\
+             p2pool_chia_full_node_difficulty {d}"
+        );
+    }
+    if let Some(ssi) = status.sub_slot_iters {
+        let _ = writeln!(
+            out,
+            "# HELP p2pool_chia_full_node_sub_slot_iters The chain's sub-slot iterations.\n\
+             # TYPE p2pool_chia_full_node_sub_slot_iters gauge\n\
+             p2pool_chia_full_node_sub_slot_iters {ssi}"
+        );
+    }
+    out
 }
 
 /// Runs the Chia node until Ctrl-C.
@@ -241,4 +457,20 @@ pub fn main(options: ChiaNodeOptions) -> anyhow::Result<ExitCode> {
         node.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_get_default_ports() {
+        assert_eq!(with_port("node", 8444), "node:8444");
+        assert_eq!(with_port("node:18444", 8444), "node:18444");
+        assert_eq!(with_port("127.0.0.1", 8555), "127.0.0.1:8555");
+        assert_eq!(with_port("[::1]:9", 8444), "[::1]:9");
+        assert_eq!(with_port("[::1]", 8444), "[::1]:8444");
+        assert_eq!(host_of("node:18444"), "node");
+        assert_eq!(host_of("node"), "node");
+    }
 }

@@ -5,7 +5,10 @@
 //! (`Handshake`, `ProofOfSpace`, `RewardChainBlockUnfinished`, BLS keys) come from chia_rs.
 
 use chia_bls::{PublicKey, Signature};
-use chia_protocol::{Bytes, Bytes32, ProofOfSpace, RewardChainBlockUnfinished};
+use chia_protocol::{
+    Bytes, Bytes32, ChallengeChainSubSlot, ClassgroupElement, ProofOfSpace,
+    RewardChainBlockUnfinished, RewardChainSubSlot,
+};
 use chia_streamable_macro::Streamable;
 use chia_traits::Streamable as _;
 
@@ -51,6 +54,14 @@ pub mod msg {
     pub const PLOT_SYNC_LOADED2: u8 = 112;
     /// Harvester → farmer: answer to `request_plots` (`Plot2` layout).
     pub const RESPOND_PLOTS2: u8 = 113;
+    /// Full node → farmer: a signage point or end of sub-slot (`NewSignagePoint`).
+    pub const NEW_SIGNAGE_POINT: u8 = 8;
+    /// Farmer → full node: a proof good enough for a block.
+    pub const DECLARE_PROOF_OF_SPACE: u8 = 9;
+    /// Full node → farmer: sign the unfinished block's foliage.
+    pub const REQUEST_SIGNED_VALUES: u8 = 10;
+    /// Farmer → full node: the foliage signatures.
+    pub const SIGNED_VALUES: u8 = 11;
 }
 
 /// Why a frame or payload was refused. Any of these ends the connection.
@@ -324,6 +335,42 @@ pub struct PlotSyncResponse {
     pub error: Option<PlotSyncError>,
 }
 
+/// What an end of sub-slot signage point was made from (farmer protocol).
+#[derive(Streamable, Debug, Clone, PartialEq, Eq)]
+pub struct SpSubSlotSourceData {
+    pub cc_sub_slot: ChallengeChainSubSlot,
+    pub rc_sub_slot: RewardChainSubSlot,
+}
+
+/// What a signage point's VDF outputs were (farmer protocol).
+#[derive(Streamable, Debug, Clone, PartialEq, Eq)]
+pub struct SpVdfSourceData {
+    pub cc_vdf: ClassgroupElement,
+    pub rc_vdf: ClassgroupElement,
+}
+
+/// `SignagePointSourceData`: one of the two.
+#[derive(Streamable, Debug, Clone, PartialEq, Eq)]
+pub struct SignagePointSourceData {
+    pub sub_slot_data: Option<SpSubSlotSourceData>,
+    pub vdf_data: Option<SpVdfSourceData>,
+}
+
+/// `new_signage_point` (full node → farmer), chia-blockchain 2.7.5's layout.
+#[derive(Streamable, Debug, Clone, PartialEq, Eq)]
+pub struct NewSignagePoint {
+    pub challenge_hash: Bytes32,
+    pub challenge_chain_sp: Bytes32,
+    pub reward_chain_sp: Bytes32,
+    pub difficulty: u64,
+    pub sub_slot_iters: u64,
+    pub signage_point_index: u8,
+    pub peak_height: u32,
+    pub last_tx_height: u32,
+    pub sp_source_data: Option<SignagePointSourceData>,
+    pub filter_challenge: Option<Bytes32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +437,45 @@ mod tests {
         assert!(NewSignagePointHarvester2::from_bytes(&old).is_err());
     }
 
+    /// `NewSignagePoint` as chia-blockchain 2.7.5 serializes it (made with its Python classes:
+    /// hashes of 1s, 2s, 3s, difficulty 7, sub-slot iterations 2^27, index 5, peak 100, last
+    /// transaction block 98, VDF source data of two default class group elements, filter
+    /// challenge of 4s).
+    const NEW_SIGNAGE_POINT_2_7_5: &str = concat!(
+        "0101010101010101010101010101010101010101010101010101010101010101",
+        "0202020202020202020202020202020202020202020202020202020202020202",
+        "0303030303030303030303030303030303030303030303030303030303030303",
+        "0000000000000007000000000800000005000000640000006201000108",
+    );
+
+    #[test]
+    fn new_signage_point_golden() {
+        let mut bytes = hex::decode(NEW_SIGNAGE_POINT_2_7_5).unwrap();
+        // The two class group elements: 0x08 then 99 zero bytes each (the first 0x08 is above).
+        bytes.extend([0u8; 99]);
+        bytes.push(0x08);
+        bytes.extend([0u8; 99]);
+        bytes.push(1);
+        bytes.extend([4u8; 32]);
+        let sp = NewSignagePoint::from_bytes(&bytes).unwrap();
+        assert_eq!(sp.challenge_hash, Bytes32::new([1; 32]));
+        assert_eq!(sp.challenge_chain_sp, Bytes32::new([2; 32]));
+        assert_eq!(sp.reward_chain_sp, Bytes32::new([3; 32]));
+        assert_eq!(
+            (sp.difficulty, sp.sub_slot_iters, sp.signage_point_index),
+            (7, 1 << 27, 5)
+        );
+        assert_eq!((sp.peak_height, sp.last_tx_height), (100, 98));
+        let source = sp.sp_source_data.as_ref().unwrap();
+        assert!(source.sub_slot_data.is_none() && source.vdf_data.is_some());
+        assert_eq!(sp.filter_challenge, Some(Bytes32::new([4; 32])));
+        assert_eq!(sp.to_bytes().unwrap(), bytes);
+        // Cut anywhere, it is an error, not a panic.
+        for cut in 0..bytes.len() {
+            assert!(NewSignagePoint::from_bytes(&bytes[..cut]).is_err());
+        }
+    }
+
     proptest::proptest! {
         // Whatever a farmer sends, decoding gives a value or an error, never a panic, and what
         // decodes re-encodes to the same bytes.
@@ -403,6 +489,7 @@ mod tests {
             let _ = frame.payload::<NewSignagePointHarvester2>("x");
             let _ = frame.payload::<RequestSignatures>("x");
             let _ = frame.payload::<PlotSyncResponse>("x");
+            let _ = frame.payload::<NewSignagePoint>("x");
         }
     }
 }

@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 /// Why the TLS identity or configuration could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,55 @@ pub enum TlsError {
     /// rustls refused the certificates or key.
     #[error("bad TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+}
+
+/// A TLS client's trust anchor, certificate and key.
+#[derive(Debug)]
+pub struct ClientIdentity {
+    /// The only CA trusted for the server.
+    pub ca: CertificateDer<'static>,
+    /// The certificate presented.
+    pub cert: CertificateDer<'static>,
+    /// Its key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// Writes a certificate and its key as PEM files (the key readable by its owner only),
+/// creating their directory.
+pub fn write_pem_pair(
+    crt_path: &Path,
+    key_path: &Path,
+    cert: &CertificateDer<'_>,
+    key: &PrivateKeyDer<'_>,
+) -> Result<(), TlsError> {
+    let write_err = |path: &Path, e: std::io::Error| TlsError::Read {
+        path: path.to_owned(),
+        reason: format!("cannot write: {e}"),
+    };
+    if let Some(dir) = crt_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
+    }
+    let label = match key {
+        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+        _ => "PRIVATE KEY",
+    };
+    std::fs::write(crt_path, pem("CERTIFICATE", cert.as_ref()))
+        .map_err(|e| write_err(crt_path, e))?;
+    write_private(key_path, pem(label, key.secret_der()).as_bytes())
+        .map_err(|e| write_err(key_path, e))
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// A PEM certificate.
@@ -165,4 +217,78 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(bytes)
+}
+
+/// A TLS 1.3 client configuration presenting `cert` and trusting only `ca`, checking no host
+/// name (chia's `ssl_context_for_client`: `check_hostname = False`, `CERT_REQUIRED`).
+pub fn client_config(
+    ca: &CertificateDer<'static>,
+    cert: &CertificateDer<'static>,
+    key: &PrivateKeyDer<'static>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone())?;
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(CaOnlyVerifier { inner }))
+        .with_client_auth_cert(vec![cert.clone()], key.clone_key())?;
+    Ok(config)
+}
+
+/// Checks the peer's chain to the CA and ignores the name, as chia does
+/// (`check_hostname = False`, `CERT_REQUIRED`).
+#[derive(Debug)]
+struct CaOnlyVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for CaOnlyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

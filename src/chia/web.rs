@@ -61,6 +61,7 @@ pub struct FarmedBlock {
 pub struct ChiaWeb {
     farmer: Arc<Farmer>,
     service: PoSpaceService,
+    extra_metrics: ExtraMetrics,
     started: Instant,
     qualities: Mutex<HashMap<ShareHash, Quality>>,
 }
@@ -94,9 +95,19 @@ pub struct PayoutView {
 impl ChiaWeb {
     /// The web side of a Chia node: the farmer endpoint and its share service.
     pub fn new(farmer: Arc<Farmer>, service: PoSpaceService) -> Arc<ChiaWeb> {
+        ChiaWeb::with_metrics(farmer, service, Arc::new(String::new))
+    }
+
+    /// [`ChiaWeb::new`], with `extra` appended to `/metrics` (e.g. the full node link's).
+    pub fn with_metrics(
+        farmer: Arc<Farmer>,
+        service: PoSpaceService,
+        extra: ExtraMetrics,
+    ) -> Arc<ChiaWeb> {
         Arc::new(ChiaWeb {
             farmer,
             service,
+            extra_metrics: extra,
             started: Instant::now(),
             qualities: Mutex::new(HashMap::new()),
         })
@@ -303,6 +314,7 @@ impl ChiaWeb {
         json!({
             "harvesters": harvesters,
             "counters": self.farmer.counters(),
+            "refusing_proofs": self.farmer.gate(),
         })
     }
 
@@ -384,8 +396,16 @@ struct Limit {
     limit: Option<usize>,
 }
 
+/// More Prometheus text for `/metrics`, written after the farmer endpoint's.
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The routes: the page, `/kind`, `/chia/*`, `/users`, `/current_payouts`, `/metrics`.
 pub fn router(web: Arc<ChiaWeb>) -> Router {
+    router_with(web, Router::new())
+}
+
+/// [`router`] with `extra` routes (served behind the same layers).
+pub fn router_with(web: Arc<ChiaWeb>, extra: Router) -> Router {
     let routes = crate::http::page_routes()
         .route(
             "/kind",
@@ -462,12 +482,12 @@ pub fn router(web: Arc<ChiaWeb>) -> Router {
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    super::farmer::metrics_text(&s.farmer),
+                    super::farmer::metrics_text(&s.farmer) + &(s.extra_metrics)(),
                 )
                     .into_response()
             }),
         );
-    crate::http::api_layers(routes.with_state(web))
+    crate::http::api_layers(routes.with_state(web).merge(extra))
 }
 
 #[cfg(test)]

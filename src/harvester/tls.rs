@@ -5,12 +5,8 @@
 //! the CA's `private_ca.{crt,key}` (what `chia init -c CA_DIR` does, with an ECDSA P-256 key).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use crate::chia::ssl::provider;
 pub use crate::chia::ssl::TlsError;
@@ -77,69 +73,5 @@ pub fn issue_harvester_cert(
 
 /// A TLS 1.3 client configuration presenting `identity` and trusting only its CA.
 pub fn client_config(identity: &Identity) -> Result<rustls::ClientConfig, TlsError> {
-    let provider = provider();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(identity.ca.clone())?;
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(CaOnlyVerifier { inner }))
-        .with_client_auth_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
-    Ok(config)
-}
-
-/// Checks the farmer's chain to the private CA and ignores the name, as chia does
-/// (`check_hostname = False`, `CERT_REQUIRED`).
-#[derive(Debug)]
-struct CaOnlyVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for CaOnlyVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    crate::chia::ssl::client_config(&identity.ca, &identity.cert, &identity.key)
 }

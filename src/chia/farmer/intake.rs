@@ -20,6 +20,8 @@ use crate::chia::protocol::{NewProofOfSpace, RespondSignatures};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
+    #[error("not taking proofs: {0}")]
+    Gated(String),
     #[error("signage point not announced by this node")]
     UnknownSignagePoint,
     #[error("late: {behind} signage points behind (at most {LATE_AFTER_SIGNAGE_POINTS})")]
@@ -49,6 +51,7 @@ impl Refused {
     /// Counter name.
     pub fn counter(&self) -> &'static str {
         match self {
+            Refused::Gated(_) => "proof_not_taken",
             Refused::UnknownSignagePoint => "proof_unknown_signage_point",
             Refused::Late { .. } => "proof_late",
             Refused::DuplicatePlotSignagePoint => "proof_duplicate_plot_sp",
@@ -75,6 +78,9 @@ pub struct Candidate {
 
 /// Checks a `new_proof_of_space` and builds the share content it would be.
 pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, Refused> {
+    if let Some(why) = farmer.gate() {
+        return Err(Refused::Gated(why));
+    }
     let network = farmer.config.network;
     let challenge_hash = np.challenge_hash.to_bytes();
     let sp_hash = np.sp_hash.to_bytes();

@@ -61,9 +61,10 @@ pub fn new_signage_point_harvester(
             })
             .collect(),
         peak_height: a.point.peak_height,
-        // The clock has no transaction blocks (chia phases v1 plots out by this height).
-        last_tx_height: 0,
-        filter_challenge: None,
+        // From a full node, its chain's figures; the clock has no transaction blocks (chia
+        // phases v1 plots out by this height) and no filter challenge.
+        last_tx_height: a.chain.map_or(0, |c| c.last_tx_height),
+        filter_challenge: a.chain.and_then(|c| c.filter_challenge).map(Bytes32::new),
     }
 }
 

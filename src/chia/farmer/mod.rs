@@ -6,6 +6,8 @@
 //! - [`keys`]: farmer and pool keys (mnemonic file, chia's keyring ([`keyring`]) or a generated
 //!   key).
 //! - [`clock`]: the embedded regtest signage clock.
+//! - [`source`]: where signage points come from (the clock or a chia full node), one bounded
+//!   channel of events that [`Farmer::run_source`] consumes.
 //! - `session`: one harvester connection (websocket `/ws`, chia handshake, plot sync, signage
 //!   points out, proofs in, signature requests).
 //! - [`messages`]: the messages sent to harvesters, built from the node's values.
@@ -24,6 +26,7 @@ pub mod messages;
 pub mod service_sink;
 mod session;
 pub mod sink;
+pub mod source;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -43,6 +46,7 @@ pub use clock::SignageClock;
 pub use keys::FarmerKeys;
 pub use service_sink::ServiceSink;
 pub use sink::{PoSpaceShareSink, ShareWork, SinkError, TrackerSink};
+pub use source::{ChainPoint, SourceEvent, SourcePoint};
 
 use crate::chia::ssl::TlsError;
 
@@ -94,6 +98,8 @@ pub struct Announced {
     pub difficulty: u64,
     /// When it was announced (seconds since the Unix epoch).
     pub time: u64,
+    /// The chain's figures when the point came from a full node.
+    pub chain: Option<ChainPoint>,
 }
 
 /// A plot as a harvester's plot sync reported it.
@@ -182,6 +188,8 @@ pub struct Farmer {
     submitting: Mutex<HashMap<String, (u64, u64)>>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     next_id: AtomicU64,
+    /// Why proofs are refused now (e.g. the full node is syncing); `None` when they are taken.
+    gate: Mutex<Option<String>>,
     /// Frames received from harvesters, kept while recording (test vectors).
     recorder: Mutex<Option<Recorder>>,
 }
@@ -233,6 +241,7 @@ impl Farmer {
             counters: Mutex::default(),
             next_id: AtomicU64::new(1),
             recorder: Mutex::new(None),
+            gate: Mutex::new(None),
             config,
         }))
     }
@@ -247,35 +256,52 @@ impl Farmer {
         session::run(self, stream, peer).await;
     }
 
-    /// Runs the signage clock: each new signage point is recorded, given to the share service
-    /// and announced to every harvester. Never returns.
+    /// Runs the embedded signage clock as the source. Never returns.
     pub async fn run_clock(self: Arc<Self>) {
-        let mut last = None;
-        loop {
-            let n = self.clock.current();
-            if last != Some(n) {
-                last = Some(n);
-                self.announce(n);
+        let (events, receiver) = source::channel();
+        let clock = tokio::spawn(source::run_clock(self.clock, events));
+        self.run_source(receiver).await;
+        clock.abort();
+    }
+
+    /// Takes signage points (and the gate on proofs) from a source until it closes: each new
+    /// signage point is recorded, given to the share service and announced to every harvester.
+    pub async fn run_source(self: Arc<Self>, mut events: source::SourceReceiver) {
+        while let Some(event) = events.recv().await {
+            match event {
+                SourceEvent::Point(point) => self.publish(point),
+                SourceEvent::Gate(reason) => self.set_gate(reason),
             }
-            let next = self.clock.start_of(n + 1);
-            let wait = next
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::from_millis(1));
-            tokio::time::sleep(wait).await;
         }
     }
 
     /// Records and announces signage point `n` of the clock.
     pub fn announce(&self, n: u64) {
-        let point = self.clock.point(n);
+        self.publish(SourcePoint {
+            number: n,
+            point: self.clock.point(n),
+            chain: None,
+        });
+    }
+
+    /// Records and announces a signage point from a source. A point already announced (a full
+    /// node may repeat one) is ignored.
+    pub fn publish(&self, source: SourcePoint) {
+        let (n, point) = (source.number, source.point);
         let announced = Announced {
             number: n,
             point,
             difficulty: self.sink.work().difficulty,
             time: unix_now(),
+            chain: source.chain,
         };
         {
             let mut recent = self.recent.lock();
+            if recent.order.iter().any(|a| {
+                a.point.sp_hash == point.sp_hash && a.point.challenge_hash == point.challenge_hash
+            }) {
+                return;
+            }
             recent.order.push_back(announced);
             recent.known.insert(point);
             while recent.order.len() > RECENT_SIGNAGE_POINTS {
@@ -293,6 +319,23 @@ impl Farmer {
             difficulty = announced.difficulty,
             "signage point"
         );
+    }
+
+    /// Refuses proofs from now on, saying why (`Some`), or takes them again (`None`).
+    pub fn set_gate(&self, reason: Option<String>) {
+        let mut gate = self.gate.lock();
+        if *gate != reason {
+            match &reason {
+                Some(why) => tracing::warn!("proofs refused until further notice: {why}"),
+                None => tracing::info!("proofs taken again"),
+            }
+            *gate = reason;
+        }
+    }
+
+    /// Why proofs are refused now, if they are.
+    pub fn gate(&self) -> Option<String> {
+        self.gate.lock().clone()
     }
 
     /// Signage points announced, oldest first.

@@ -614,6 +614,7 @@ mod tests {
             },
             difficulty: 42,
             time: 0,
+            chain: None,
         };
         let sp = messages::new_signage_point_harvester(network, &a, &contracts);
         assert_eq!(sp.difficulty, 42);

@@ -1,0 +1,284 @@
+//! One connection to the full node's peer port as its farmer (chia's `node_type` 3):
+//! `wss://HOST:PORT/ws`, TLS 1.3 presenting a certificate from the public `chia_ca`, the chia
+//! handshake with the chain's network id, websocket pings as keepalive, and `new_signage_point`
+//! messages turned into [`SourcePoint`]s. Nothing the full node sends can panic it: every
+//! payload goes through the Streamable decoder, and a malformed one ends the connection.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chia_protocol::{Handshake, NodeType};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::chia::farmer::source::{ChainPoint, SourceEvent, SourcePoint};
+use crate::chia::protocol::{self as p, msg, Frame, ProtocolError, MAX_MESSAGE_BYTES};
+use sharechain::pospace_share::SignagePoint;
+
+use super::Shared;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A websocket ping goes out this often (aiohttp, under the full node, answers it).
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// Silence (no message, no pong) after which the full node is taken for gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(75);
+/// Signage points remembered to drop the full node's repeats.
+const SEEN: usize = 32;
+
+/// Why a connection to the full node ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// TCP connect failed or timed out.
+    #[error("cannot connect to the chia full node at {addr}: {reason}")]
+    Connect {
+        /// `HOST:PORT`.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The TLS handshake failed.
+    #[error("TLS handshake with the chia full node failed: {0}")]
+    Tls(std::io::Error),
+    /// Websocket upgrade or transport failure.
+    #[error("websocket: {0}")]
+    Websocket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// A malformed, oversize or unencodable message.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The full node sent a text frame.
+    #[error("the full node sent a text frame")]
+    TextFrame,
+    /// The full node is on another network.
+    #[error("the chia full node is on network {theirs:?}, this node on {ours:?}")]
+    NetworkMismatch {
+        /// Our network id.
+        ours: String,
+        /// The full node's.
+        theirs: String,
+    },
+    /// The full node closed the connection instead of answering the handshake (what a chia
+    /// full node does when the network ids differ).
+    #[error(
+        "the chia full node closed the connection at the handshake (is it on network {ours:?}?)"
+    )]
+    ClosedAtHandshake {
+        /// Our network id.
+        ours: String,
+    },
+    /// The peer is not a full node.
+    #[error("the peer is node type {0:?}, not a full node")]
+    NotFullNode(NodeType),
+    /// The first message was not a handshake.
+    #[error("expected a handshake, got message type {0}")]
+    NoHandshake(u8),
+    /// No handshake in time.
+    #[error("no handshake from the full node within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// The full node closed the connection.
+    #[error("the chia full node closed the connection")]
+    Closed,
+    /// Nothing from the full node, not even a pong, for too long.
+    #[error("the chia full node was silent for {0:?}")]
+    Silent(Duration),
+    /// The farmer endpoint is gone (shutting down).
+    #[error("the farmer endpoint stopped")]
+    Stopped,
+}
+
+impl LinkError {
+    /// The link state this error leaves.
+    pub fn state(&self) -> &'static str {
+        match self {
+            LinkError::NetworkMismatch { .. } | LinkError::ClosedAtHandshake { .. } => "refused",
+            _ => "down",
+        }
+    }
+}
+
+/// The signage point a `new_signage_point` carries.
+pub fn source_point(number: u64, m: &p::NewSignagePoint) -> SourcePoint {
+    SourcePoint {
+        number,
+        point: SignagePoint {
+            challenge_hash: m.challenge_hash.to_bytes(),
+            sp_hash: m.challenge_chain_sp.to_bytes(),
+            index: m.signage_point_index,
+            peak_height: m.peak_height,
+        },
+        chain: Some(ChainPoint {
+            difficulty: m.difficulty,
+            sub_slot_iters: m.sub_slot_iters,
+            reward_chain_sp: m.reward_chain_sp.to_bytes(),
+            last_tx_height: m.last_tx_height,
+            filter_challenge: m.filter_challenge.map(|h| h.to_bytes()),
+        }),
+    }
+}
+
+/// One connection: connect, handshake, then pass signage points on until it ends. `on_up` is
+/// called once the handshake is done.
+pub(super) async fn session(
+    shared: &Arc<Shared>,
+    tls: &Arc<rustls::ClientConfig>,
+    on_up: impl FnOnce(),
+) -> Result<(), LinkError> {
+    let addr = shared.config.peer.clone();
+    let connect_err = |reason: String| LinkError::Connect {
+        addr: addr.clone(),
+        reason,
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+        .await
+        .map_err(|_| connect_err("timed out".into()))?
+        .map_err(|e| connect_err(e.to_string()))?;
+    tcp.set_nodelay(true).ok();
+    let tls = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(super::rpc::server_name(&addr), tcp)
+        .await
+        .map_err(LinkError::Tls)?;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES + 64))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES + 64));
+    let (mut ws, _) = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tokio_tungstenite::client_async_with_config(
+            format!("wss://{addr}/ws"),
+            tls,
+            Some(ws_config),
+        ),
+    )
+    .await
+    .map_err(|_| LinkError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+
+    let ours = shared.config.network_id.clone();
+    let hello = Handshake {
+        network_id: ours.clone(),
+        protocol_version: p::PROTOCOL_VERSION.to_owned(),
+        software_version: format!("p2pool-rs {}", env!("CARGO_PKG_VERSION")),
+        server_port: shared.config.server_port,
+        node_type: NodeType::Farmer,
+        // BASE, BLOCK_HEADERS, RATE_LIMITS_V2 as chia's farmer, and HARD_FORK_2 (a full node
+        // past that fork refuses peers without it).
+        capabilities: vec![
+            (1, "1".into()),
+            (2, "1".into()),
+            (3, "1".into()),
+            (6, "1".into()),
+        ],
+    };
+    ws.send(WsMessage::Binary(
+        Frame::new(msg::HANDSHAKE, None, "handshake", &hello)?
+            .encode()?
+            .into(),
+    ))
+    .await?;
+    let mut last_seen = Instant::now();
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv(&mut ws, &mut last_seen))
+        .await
+        .map_err(|_| LinkError::HandshakeTimeout(HANDSHAKE_TIMEOUT))?;
+    let first = match first {
+        Ok(Some(frame)) => frame,
+        // A chia full node on another network drops the connection without a word.
+        Ok(None) | Err(LinkError::Websocket(_)) => {
+            return Err(LinkError::ClosedAtHandshake { ours })
+        }
+        Err(e) => return Err(e),
+    };
+    if first.msg_type != msg::HANDSHAKE {
+        return Err(LinkError::NoHandshake(first.msg_type));
+    }
+    let theirs: Handshake = first.payload("handshake")?;
+    if theirs.network_id != ours {
+        let _ = ws.close(None).await;
+        return Err(LinkError::NetworkMismatch {
+            ours,
+            theirs: theirs.network_id,
+        });
+    }
+    if theirs.node_type != NodeType::FullNode {
+        return Err(LinkError::NotFullNode(theirs.node_type));
+    }
+    tracing::info!(
+        full_node = %addr,
+        network = %theirs.network_id,
+        version = %theirs.software_version,
+        protocol = %theirs.protocol_version,
+        "connected to the chia full node"
+    );
+    on_up();
+
+    let connected = Instant::now();
+    let mut quiet_logged_at: Option<Instant> = None;
+    let mut seen: std::collections::VecDeque<[u8; 32]> = Default::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_ping = Instant::now();
+    loop {
+        tokio::select! {
+            frame = recv(&mut ws, &mut last_seen) => {
+                let Some(frame) = frame? else { return Err(LinkError::Closed) };
+                if frame.msg_type != msg::NEW_SIGNAGE_POINT {
+                    tracing::debug!(msg_type = frame.msg_type, "full node message ignored");
+                    continue;
+                }
+                let m: p::NewSignagePoint = frame.payload("new_signage_point")?;
+                let sp = m.challenge_chain_sp.to_bytes();
+                if seen.contains(&sp) {
+                    continue;
+                }
+                seen.push_back(sp);
+                if seen.len() > SEEN {
+                    seen.pop_front();
+                }
+                let number = shared.next_number();
+                shared.signage_point_received(&m);
+                if shared.events.send(SourceEvent::Point(source_point(number, &m))).await.is_err() {
+                    return Err(LinkError::Stopped);
+                }
+            }
+            _ = tick.tick() => {
+                if last_seen.elapsed() > SILENCE_LIMIT {
+                    return Err(LinkError::Silent(SILENCE_LIMIT));
+                }
+                if last_ping.elapsed() >= PING_EVERY {
+                    last_ping = Instant::now();
+                    ws.send(WsMessage::Ping(Vec::new().into())).await?;
+                }
+                let quiet_since = shared.last_signage_point().map_or(connected, |at| at.max(connected));
+                let quiet = shared.config.quiet_after;
+                let due = quiet_logged_at.is_none_or(|at| at.elapsed() >= quiet * 10);
+                if quiet_since.elapsed() >= quiet && due {
+                    quiet_logged_at = Some(Instant::now());
+                    let peak = shared.peak_text();
+                    tracing::warn!(
+                        "connected to the chia full node at {addr}: {peak}, no signage points \
+                         received in {} s (a simulator, or a node without a timelord?)",
+                        quiet.as_secs()
+                    );
+                } else if quiet_since.elapsed() < quiet {
+                    quiet_logged_at = None;
+                }
+            }
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// The next chia message, `None` when the full node closed.
+async fn recv(ws: &mut Ws, last_seen: &mut Instant) -> Result<Option<Frame>, LinkError> {
+    loop {
+        let next = ws.next().await;
+        *last_seen = Instant::now();
+        match next {
+            None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
+            Some(Ok(WsMessage::Binary(b))) => return Ok(Some(Frame::decode(&b)?)),
+            Some(Ok(WsMessage::Text(_))) => return Err(LinkError::TextFrame),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}

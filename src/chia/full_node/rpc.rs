@@ -1,0 +1,297 @@
+//! The full node's RPC (HTTPS, 8555 on mainnet), as chia's own RPC clients call it: a POST of a
+//! JSON object to `/<command>`, TLS 1.3 presenting the chia root's private full-node certificate
+//! (`config/ssl/full_node/private_full_node.{crt,key}`, issued by its private CA). One connection
+//! per call (the node is polled every few seconds).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde::Deserialize;
+
+/// Largest RPC answer read.
+const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+/// A call that takes longer fails.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an RPC call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The TCP connection failed or timed out.
+    #[error("cannot connect to the full node's RPC at {addr}: {reason}")]
+    Connect {
+        /// `HOST:PORT`.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The TLS handshake failed (e.g. a certificate from another chia root's CA).
+    #[error("TLS with the full node's RPC failed: {0}")]
+    Tls(std::io::Error),
+    /// HTTP failed.
+    #[error("RPC over HTTP failed: {0}")]
+    Http(String),
+    /// A status other than 200.
+    #[error("RPC {command} answered HTTP {status}")]
+    Status {
+        /// The command.
+        command: &'static str,
+        /// The status.
+        status: u16,
+    },
+    /// The answer is not the JSON expected.
+    #[error("RPC {command}: malformed answer: {reason}")]
+    Malformed {
+        /// The command.
+        command: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The node answered `success: false`.
+    #[error("RPC {command} failed: {error}")]
+    Failed {
+        /// The command.
+        command: &'static str,
+        /// The node's `error`.
+        error: String,
+    },
+    /// No answer in time.
+    #[error("RPC {0} timed out")]
+    Timeout(&'static str),
+}
+
+/// `get_blockchain_state`'s answer, the fields the link uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockchainState {
+    /// The peak's height (`None` before the first block).
+    pub peak_height: Option<u32>,
+    /// The block difficulty.
+    pub difficulty: u64,
+    /// Sub-slot iterations.
+    pub sub_slot_iters: u64,
+    /// The node believes it is at the network's tip.
+    pub synced: bool,
+    /// It is syncing now.
+    pub sync_mode: bool,
+    /// How far a sync has got, and toward which height.
+    pub sync_progress_height: u32,
+    pub sync_tip_height: u32,
+}
+
+/// `get_network_info`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NetworkInfo {
+    /// `mainnet`, `testnet11`, …
+    pub network_name: String,
+    /// `xch`, `txch`.
+    pub network_prefix: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    success: Option<bool>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawPeak {
+    height: u32,
+}
+
+#[derive(Deserialize)]
+struct RawSync {
+    synced: bool,
+    sync_mode: bool,
+    #[serde(default)]
+    sync_progress_height: u32,
+    #[serde(default)]
+    sync_tip_height: u32,
+}
+
+#[derive(Deserialize)]
+struct RawState {
+    peak: Option<RawPeak>,
+    difficulty: u64,
+    sub_slot_iters: u64,
+    sync: RawSync,
+}
+
+#[derive(Deserialize)]
+struct StateReply {
+    blockchain_state: RawState,
+}
+
+/// A client of one full node's RPC.
+#[derive(Clone)]
+pub struct RpcClient {
+    addr: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcClient {
+    /// A client of the RPC at `addr` (`HOST:PORT`) with this TLS configuration.
+    pub fn new(addr: String, tls: Arc<rustls::ClientConfig>) -> RpcClient {
+        RpcClient { addr, tls }
+    }
+
+    /// Where it calls.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `get_blockchain_state`.
+    pub async fn blockchain_state(&self) -> Result<BlockchainState, RpcError> {
+        const COMMAND: &str = "get_blockchain_state";
+        let body = self.call(COMMAND).await?;
+        parse_blockchain_state(&body)
+    }
+
+    /// `get_network_info`.
+    pub async fn network_info(&self) -> Result<NetworkInfo, RpcError> {
+        const COMMAND: &str = "get_network_info";
+        let body = self.call(COMMAND).await?;
+        parse(COMMAND, &body)
+    }
+
+    /// Any command without arguments, its answer as JSON (e.g. `get_connections`).
+    pub async fn call_json(&self, command: &'static str) -> Result<serde_json::Value, RpcError> {
+        let body = self.call(command).await?;
+        parse(command, &body)
+    }
+
+    /// POSTs `{}` to `/<command>`; the answer's bytes when it says `success: true`.
+    async fn call(&self, command: &'static str) -> Result<Bytes, RpcError> {
+        tokio::time::timeout(CALL_TIMEOUT, self.call_once(command))
+            .await
+            .map_err(|_| RpcError::Timeout(command))?
+    }
+
+    async fn call_once(&self, command: &'static str) -> Result<Bytes, RpcError> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| RpcError::Connect {
+                addr: self.addr.clone(),
+                reason: e.to_string(),
+            })?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(server_name(&self.addr), tcp)
+            .await
+            .map_err(RpcError::Tls)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| RpcError::Http(e.to_string()))?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let request = hyper::Request::post(format!("/{command}"))
+            .header(hyper::header::HOST, self.addr.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .map_err(|e| RpcError::Http(e.to_string()))?;
+        let result = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| RpcError::Http(e.to_string()))?;
+            let status = response.status().as_u16();
+            let body = Limited::new(response.into_body(), MAX_REPLY_BYTES)
+                .collect()
+                .await
+                .map_err(|e| RpcError::Http(e.to_string()))?
+                .to_bytes();
+            if status != 200 {
+                return Err(RpcError::Status { command, status });
+            }
+            let envelope: Envelope = parse(command, &body)?;
+            if envelope.success != Some(true) {
+                return Err(RpcError::Failed {
+                    command,
+                    error: envelope.error.unwrap_or_else(|| "no reason given".into()),
+                });
+            }
+            Ok(body)
+        }
+        .await;
+        driver.abort();
+        result
+    }
+}
+
+/// The TLS name for `HOST:PORT` (not checked, as chia checks none).
+pub(crate) fn server_name(addr: &str) -> ServerName<'static> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned())
+        .unwrap_or_else(|_| ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(command: &'static str, body: &[u8]) -> Result<T, RpcError> {
+    serde_json::from_slice(body).map_err(|e| RpcError::Malformed {
+        command,
+        reason: e.to_string(),
+    })
+}
+
+/// Parses a `get_blockchain_state` answer.
+pub fn parse_blockchain_state(body: &[u8]) -> Result<BlockchainState, RpcError> {
+    let reply: StateReply = parse("get_blockchain_state", body)?;
+    let s = reply.blockchain_state;
+    Ok(BlockchainState {
+        peak_height: s.peak.map(|p| p.height),
+        difficulty: s.difficulty,
+        sub_slot_iters: s.sub_slot_iters,
+        synced: s.sync.synced,
+        sync_mode: s.sync.sync_mode,
+        sync_progress_height: s.sync.sync_progress_height,
+        sync_tip_height: s.sync.sync_tip_height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh chia 2.7.5 mainnet node's answer (no peak yet).
+    const FRESH: &str = r#"{"blockchain_state": {"average_block_time": null, "block_max_cost": 11000000000, "difficulty": 7, "genesis_challenge_initialized": true, "mempool_cost": 0, "mempool_fees": 0, "mempool_max_total_cost": 110000000000, "mempool_min_fees": {"cost_5000000": 0}, "mempool_size": 0, "node_id": "3c61749ea5f93b804eea7e6deabf839dc408b3f94f87665de3f13c9a6a86be00", "peak": null, "space": 0, "sub_slot_iters": 134217728, "sync": {"sync_mode": false, "sync_progress_height": 0, "sync_tip_height": 0, "synced": false}}, "success": true}"#;
+
+    #[test]
+    fn blockchain_state_of_a_fresh_node() {
+        let s = parse_blockchain_state(FRESH.as_bytes()).unwrap();
+        assert_eq!(
+            s,
+            BlockchainState {
+                peak_height: None,
+                difficulty: 7,
+                sub_slot_iters: 134_217_728,
+                synced: false,
+                sync_mode: false,
+                sync_progress_height: 0,
+                sync_tip_height: 0,
+            }
+        );
+        let with_peak = FRESH.replace(r#""peak": null"#, r#""peak": {"height": 42, "weight": 9}"#);
+        assert_eq!(
+            parse_blockchain_state(with_peak.as_bytes())
+                .unwrap()
+                .peak_height,
+            Some(42)
+        );
+        assert!(matches!(
+            parse_blockchain_state(b"{\"success\": true}"),
+            Err(RpcError::Malformed { .. })
+        ));
+        assert!(parse_blockchain_state(b"\xff").is_err());
+    }
+}
