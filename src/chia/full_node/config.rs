@@ -1,11 +1,10 @@
 //! A chia root's `config/config.yaml`, read for the few settings the link needs: the selected
-//! network and the full node's peer and RPC ports. The file is the block YAML chia itself writes
-//! (`chia init`, `chia configure`); this reader takes that subset — nested `key: value` maps by
-//! indentation, `&anchor` definitions and `*alias` uses of scalars, quotes, trailing comments —
-//! and skips list items and everything else.
+//! network and the full node's peer and RPC ports (parsed as YAML, anchors and aliases resolved,
+//! as chia's own loader reads it).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use yaml_rust2::{Yaml, YamlLoader};
 
 /// Why the chia root's configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +17,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// What went wrong.
         source: std::io::Error,
+    },
+    /// The file is not YAML.
+    #[error("{path} is not YAML: {reason}")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
     },
     /// A setting is absent.
     #[error("{path} has no `{key}`")]
@@ -63,15 +70,16 @@ impl ChiaRootConfig {
 
     /// Parses the text of a `config.yaml` (`path` names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<ChiaRootConfig, ConfigError> {
-        let values = scalars(text);
+        let docs = YamlLoader::load_from_str(text).map_err(|e| ConfigError::Yaml {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let doc = docs.into_iter().next().unwrap_or(Yaml::Null);
         let get = |key: &str| {
-            values
-                .get(key)
-                .cloned()
-                .ok_or_else(|| ConfigError::Missing {
-                    path: path.to_owned(),
-                    key: key.to_owned(),
-                })
+            scalar(&doc, key).ok_or_else(|| ConfigError::Missing {
+                path: path.to_owned(),
+                key: key.to_owned(),
+            })
         };
         let port = |key: &str| {
             let value = get(key)?;
@@ -90,77 +98,21 @@ impl ChiaRootConfig {
     }
 }
 
-/// Every scalar of the maps in `text`, by dotted key, with aliases resolved.
-fn scalars(text: &str) -> HashMap<String, String> {
-    let mut anchors: HashMap<String, String> = HashMap::new();
-    let mut values = HashMap::new();
-    // (indentation, key) of the maps enclosing the current line.
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    for line in text.lines() {
-        let content = line.trim_start();
-        let indent = line.len() - content.len();
-        if content.is_empty() || content.starts_with('#') {
-            continue;
-        }
-        while stack.last().is_some_and(|(i, _)| *i >= indent) {
-            stack.pop();
-        }
-        if content.starts_with('-') {
-            continue;
-        }
-        let Some((key, rest)) = content.split_once(':') else {
-            continue;
+/// The scalar at the dotted `key` of `doc`'s maps, as text; `None` when absent or not a scalar.
+fn scalar(doc: &Yaml, key: &str) -> Option<String> {
+    let mut node = doc;
+    for part in key.split('.') {
+        node = match node {
+            Yaml::Hash(map) => map.get(&Yaml::String(part.to_owned()))?,
+            _ => return None,
         };
-        let key = unquote(key.trim());
-        let mut value = strip_comment(rest).trim().to_owned();
-        let mut anchor = None;
-        if let Some(after) = value.strip_prefix('&') {
-            let (name, v) = after.split_once(' ').unwrap_or((after, ""));
-            anchor = Some(name.to_owned());
-            value = v.trim().to_owned();
-        }
-        if value.is_empty() {
-            stack.push((indent, key));
-            continue;
-        }
-        let value = match value.strip_prefix('*') {
-            Some(alias) => match anchors.get(alias) {
-                Some(v) => v.clone(),
-                None => continue,
-            },
-            None => unquote(&value),
-        };
-        if let Some(name) = anchor {
-            anchors.insert(name, value.clone());
-        }
-        let mut dotted: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
-        dotted.push(&key);
-        values.insert(dotted.join("."), value);
     }
-    values
-}
-
-fn strip_comment(value: &str) -> &str {
-    let mut quote = None;
-    for (i, c) in value.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '#') if i == 0 || value[..i].ends_with(' ') => return &value[..i],
-            _ => {}
-        }
+    match node {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
     }
-    value
-}
-
-fn unquote(value: &str) -> String {
-    let v = value.trim();
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
-            return inner.to_owned();
-        }
-    }
-    v.to_owned()
 }
 
 #[cfg(test)]
@@ -169,6 +121,7 @@ mod tests {
 
     /// The shape of chia 2.7.5's `config.yaml` around the settings read.
     const SAMPLE: &str = r#"min_mainnet_k_size: 32
+self_hostname: &self_hostname localhost
 network_overrides: &network_overrides
   constants:
     mainnet:
@@ -206,13 +159,19 @@ full_node:
                 full_node_rpc_port: 18555,
             }
         );
-        let values = scalars(SAMPLE);
-        assert_eq!(values["full_node.introducer_peer.port"], "8444");
+        let doc = &YamlLoader::load_from_str(SAMPLE).unwrap()[0];
         assert_eq!(
-            values["network_overrides.config.mainnet.address_prefix"],
-            "xch"
+            scalar(doc, "full_node.introducer_peer.port").as_deref(),
+            Some("8444")
         );
-        assert_eq!(values["harvester.selected_network"], "mainnet");
+        assert_eq!(
+            scalar(doc, "network_overrides.config.mainnet.address_prefix").as_deref(),
+            Some("xch")
+        );
+        assert_eq!(
+            scalar(doc, "harvester.selected_network").as_deref(),
+            Some("mainnet")
+        );
     }
 
     #[test]
