@@ -326,6 +326,10 @@ mod tests {
             "/r",
             "--chia-network-id",
             "regtest",
+            "--chia-signage-interval-ms",
+            "500",
+            "--chia-share-difficulty",
+            "3",
         ]);
         assert_eq!(chia.chain, Chain::Chia);
         assert_eq!(
@@ -337,6 +341,8 @@ mod tests {
             Some(std::path::Path::new("/r"))
         );
         assert_eq!(chia.chia.chia_network_id.as_deref(), Some("regtest"));
+        assert_eq!(chia.chia.chia_signage_interval_ms, Some(500));
+        assert_eq!(chia.chia.chia_share_difficulty, Some(3));
         assert!(Cli::try_parse_from(["p2pool", "run", "--chain", "dogecoin"]).is_err());
     }
 

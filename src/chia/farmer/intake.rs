@@ -65,11 +65,17 @@ impl Refused {
 pub struct Candidate {
     pub content: ShareContent,
     pub message: [u8; 32],
+    /// When the proof's message was read from the connection.
     pub received: std::time::Instant,
 }
 
-/// Checks a `new_proof_of_space` and builds the share content it would be.
-pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, Refused> {
+/// Checks a `new_proof_of_space`, read from the harvester's connection at `received`, and
+/// builds the share content it would be.
+pub fn check_proof(
+    farmer: &Farmer,
+    np: &NewProofOfSpace,
+    received: std::time::Instant,
+) -> Result<Candidate, Refused> {
     let network = farmer.config.network;
     let challenge_hash = np.challenge_hash.to_bytes();
     let sp_hash = np.sp_hash.to_bytes();
@@ -156,7 +162,7 @@ pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, R
     Ok(Candidate {
         content,
         message,
-        received: std::time::Instant::now(),
+        received,
     })
 }
 

@@ -138,7 +138,9 @@ pub struct ShareRecord {
     pub sp_hash: String,
     pub signage_point_index: u8,
     pub difficulty: u64,
-    pub proof_to_share_ms: u64,
+    /// From reading the harvester's `new_proof_of_space` to the share stored and acknowledged
+    /// by the share service (the signature round trip included), in milliseconds (µs precision).
+    pub proof_to_share_ms: f64,
     /// The whole share in hex (re-verifiable).
     pub share: String,
 }

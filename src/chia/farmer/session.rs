@@ -261,7 +261,8 @@ impl Session {
             tokio::select! {
                 frame = recv(ws, &mut last_seen) => {
                     let Some(frame) = frame? else { return Ok(()) };
-                    self.on_frame(ws, frame).await?;
+                    let received = Instant::now();
+                    self.on_frame(ws, frame, received).await?;
                 }
                 changed = announced.changed() => {
                     if changed.is_err() { return Ok(()) }
@@ -335,7 +336,12 @@ impl Session {
         .await
     }
 
-    async fn on_frame(&mut self, ws: &mut Ws, frame: Frame) -> Result<(), SessionError> {
+    async fn on_frame(
+        &mut self,
+        ws: &mut Ws,
+        frame: Frame,
+        received: Instant,
+    ) -> Result<(), SessionError> {
         match frame.msg_type {
             msg::PLOT_SYNC_START => {
                 let m: p::PlotSyncStart = frame.payload("plot_sync_start")?;
@@ -412,7 +418,7 @@ impl Session {
             }
             msg::NEW_PROOF_OF_SPACE => {
                 let m: p::NewProofOfSpace = frame.payload("new_proof_of_space")?;
-                self.on_proof(ws, &m).await
+                self.on_proof(ws, &m, received).await
             }
             msg::RESPOND_SIGNATURES => {
                 let m: p::RespondSignatures = frame.payload("respond_signatures")?;
@@ -462,10 +468,15 @@ impl Session {
         crate::log_limited!(PROOF_LOG, info, harvester = self.id, reason = %refused, "proof refused");
     }
 
-    async fn on_proof(&mut self, ws: &mut Ws, m: &p::NewProofOfSpace) -> Result<(), SessionError> {
+    async fn on_proof(
+        &mut self,
+        ws: &mut Ws,
+        m: &p::NewProofOfSpace,
+        received: Instant,
+    ) -> Result<(), SessionError> {
         self.farmer.count("proofs");
         self.farmer.with_harvester(self.id, |h| h.proofs += 1);
-        let candidate = match intake::check_proof(&self.farmer, m) {
+        let candidate = match intake::check_proof(&self.farmer, m, received) {
             Ok(c) => c,
             Err(refused) => {
                 self.refuse(&refused);
@@ -528,7 +539,7 @@ impl Session {
                 sp_hash: hex::encode(share.content().sp_hash),
                 signage_point_index: share.content().signage_point_index,
                 difficulty: share.content().difficulty,
-                proof_to_share_ms: 0,
+                proof_to_share_ms: 0.0,
                 share: hex::encode(share.to_bytes()),
             };
             match farmer.sink.submit(share).await {
@@ -536,7 +547,7 @@ impl Session {
                     farmer.count("shares");
                     farmer.with_harvester(harvester, |h| h.shares += 1);
                     let record = ShareRecord {
-                        proof_to_share_ms: candidate.received.elapsed().as_millis() as u64,
+                        proof_to_share_ms: candidate.received.elapsed().as_secs_f64() * 1e3,
                         ..record
                     };
                     tracing::info!(harvester, share = %record.hash, difficulty = record.difficulty, "PoSpace share");
