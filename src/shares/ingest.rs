@@ -154,6 +154,19 @@ impl<K: ShareKind> Inner<K> {
     /// Shares found by this node's miners: each inserted on its own (its own verdict), all
     /// stored in one durable commit, then acknowledged and gossiped.
     fn ingest_local(&self, store: &ShareStore, group: Vec<(K::Share, LocalReply<K>)>) {
+        // Proofs and signatures checked before the tracker is locked (shares already held
+        // are left out: nothing would take their results).
+        let fresh: Vec<&K::Share> = {
+            let t = self.tracker.lock();
+            group
+                .iter()
+                .map(|(s, _)| s)
+                .filter(|s| !t.chain().contains(&s.hash()))
+                .collect()
+        };
+        if let Some(update) = K::precheck(self.params, &fresh) {
+            update(self.tracker.lock().verifier_mut());
+        }
         let mut batch = StoreBatch::default();
         let mut best = None;
         let mut stored = Vec::with_capacity(group.len());

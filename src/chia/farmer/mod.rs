@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use sharechain::pospace_share::{ChiaNetwork, KnownSignagePoints, SignagePoint};
+use sharechain::pospace_share::{ChiaNetwork, SignagePoint};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -148,7 +148,6 @@ pub struct ShareRecord {
 #[derive(Default)]
 struct Recent {
     order: VecDeque<(u64, SignagePoint)>,
-    known: KnownSignagePoints,
     /// (plot id, sp hash) already answered.
     answered: HashSet<([u8; 32], [u8; 32])>,
 }
@@ -244,10 +243,8 @@ impl Farmer {
         {
             let mut recent = self.recent.lock();
             recent.order.push_back((n, point));
-            recent.known.insert(point);
             while recent.order.len() > RECENT_SIGNAGE_POINTS {
                 if let Some((_, old)) = recent.order.pop_front() {
-                    recent.known.remove(&old.challenge_hash, &old.sp_hash);
                     recent.answered.retain(|(_, sp)| *sp != old.sp_hash);
                 }
             }
