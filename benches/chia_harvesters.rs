@@ -134,7 +134,7 @@ struct Run {
 
 /// Refusal counters that mean a proof or share the node should have taken was not.
 fn is_refusal(counter: &str) -> bool {
-    counter.starts_with("proof_") && counter != "proofs"
+    counter.starts_with("proof_")
         || counter.starts_with("signature_")
         || counter.starts_with("share_")
         || counter.starts_with("refused_")

@@ -336,3 +336,42 @@ impl<K: ShareKind> Inner<K> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    fn h(n: u8) -> ShareHash {
+        ShareHash::from_byte_array([n; 32])
+    }
+
+    #[test]
+    fn merged_batches_write_as_the_later_one_would_after_the_earlier() {
+        let mut acc = StoreBatch {
+            put: vec![(h(1), vec![1]), (h(2), vec![2])],
+            remove: vec![h(3)],
+            best: Some(h(2)),
+        };
+        // Share 1 pruned by the later batch; share 3 put back; no new best.
+        merge(
+            &mut acc,
+            StoreBatch {
+                put: vec![(h(3), vec![3])],
+                remove: vec![h(1)],
+                best: None,
+            },
+        );
+        assert_eq!(acc.put, vec![(h(2), vec![2]), (h(3), vec![3])]);
+        assert_eq!(acc.remove, vec![h(1)]);
+        assert_eq!(acc.best, Some(h(2)));
+        merge(
+            &mut acc,
+            StoreBatch {
+                best: Some(h(3)),
+                ..StoreBatch::default()
+            },
+        );
+        assert_eq!(acc.best, Some(h(3)));
+    }
+}
