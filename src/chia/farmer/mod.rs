@@ -141,6 +141,9 @@ pub struct ShareRecord {
     /// From reading the harvester's `new_proof_of_space` to the share stored and acknowledged
     /// by the share service (the signature round trip included), in milliseconds (µs precision).
     pub proof_to_share_ms: f64,
+    /// Of `proof_to_share_ms`, the wait for the harvester's `respond_signatures` after
+    /// `request_signatures` was written (the rest is the node's own path).
+    pub signature_wait_ms: f64,
     /// The whole share in hex (re-verifiable).
     pub share: String,
 }

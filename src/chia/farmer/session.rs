@@ -226,8 +226,8 @@ struct Session {
     id: u64,
     /// Plots of the sync in progress, by file name.
     sync: BTreeMap<String, PlotSummary>,
-    /// Signature requests by message id.
-    pending: HashMap<u16, Candidate>,
+    /// Signature requests by message id, with when each was sent.
+    pending: HashMap<u16, (Candidate, Instant)>,
     next_message_id: u16,
     submitting: Arc<tokio::sync::Semaphore>,
 }
@@ -279,7 +279,7 @@ impl Session {
                         last_ping = Instant::now();
                         ws.send(WsMessage::Ping(Vec::new().into())).await?;
                     }
-                    self.pending.retain(|_, c| c.received.elapsed() < SIGNATURE_TIMEOUT);
+                    self.pending.retain(|_, (c, _)| c.received.elapsed() < SIGNATURE_TIMEOUT);
                 }
             }
         }
@@ -497,7 +497,7 @@ impl Session {
             message_data: None,
             rc_block_unfinished: None,
         };
-        self.pending.insert(id, candidate);
+        self.pending.insert(id, (candidate, Instant::now()));
         send(
             ws,
             &Frame::new(
@@ -511,10 +511,11 @@ impl Session {
     }
 
     fn on_signatures(&mut self, id: Option<u16>, m: &p::RespondSignatures) {
-        let Some(candidate) = id.and_then(|id| self.pending.remove(&id)) else {
+        let Some((candidate, requested)) = id.and_then(|id| self.pending.remove(&id)) else {
             self.farmer.count("signature_unrequested");
             return;
         };
+        let signature_wait_ms = requested.elapsed().as_secs_f64() * 1e3;
         let share = match intake::complete(&self.farmer, &candidate, m) {
             Ok(s) => s,
             Err(refused) => {
@@ -540,6 +541,7 @@ impl Session {
                 signage_point_index: share.content().signage_point_index,
                 difficulty: share.content().difficulty,
                 proof_to_share_ms: 0.0,
+                signature_wait_ms,
                 share: hex::encode(share.to_bytes()),
             };
             match farmer.sink.submit(share).await {
