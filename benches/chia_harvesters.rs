@@ -68,8 +68,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .try_init();
@@ -93,7 +92,11 @@ fn main() {
         .map(|n| (cache.join("sim"), n.clone()))
         .collect();
     if chia_venv.is_some() {
-        wanted.extend(REAL_PLOTS.iter().map(|n| (cache.join("real"), (*n).to_owned())));
+        wanted.extend(
+            REAL_PLOTS
+                .iter()
+                .map(|n| (cache.join("real"), (*n).to_owned())),
+        );
     }
     make_plots(&python, &keys, &wanted);
 
@@ -188,7 +191,10 @@ async fn run(run: Run) -> Result<String, String> {
         })
         .map_err(|e| format!("harvester {i}: {e}"))?;
         if harvester.plots().len() != 1 {
-            return Err(format!("{} does not open as a farmable plot", plot.display()));
+            return Err(format!(
+                "{} does not open as a farmable plot",
+                plot.display()
+            ));
         }
         let harvester = harvester.announce_only(announced_only(i, per_connection - 1, &run.keys));
         tasks.push(tokio::spawn(async move { harvester.run().await }));
@@ -263,9 +269,8 @@ async fn run(run: Run) -> Result<String, String> {
         .flat_map(|h| h.lookup_times_us.iter().copied().collect::<Vec<_>>())
         .collect();
 
-    let delta = |name: &str| {
-        after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
-    };
+    let delta =
+        |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
     let proofs = delta("proofs");
     let mut ms: Vec<f64> = shares.iter().map(|r| r.proof_to_share_ms).collect();
     ms.sort_unstable_by(f64::total_cmp);

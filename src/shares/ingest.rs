@@ -21,9 +21,8 @@ use crate::store::{ShareStore, StoreBatch};
 /// Local shares stored in one commit at most.
 const LOCAL_GROUP: usize = 64;
 
-type LocalReply<K> = tokio::sync::oneshot::Sender<
-    Result<ShareHash, SubmitError<<K as ShareKind>::VerifyError>>,
->;
+type LocalReply<K> =
+    tokio::sync::oneshot::Sender<Result<ShareHash, SubmitError<<K as ShareKind>::VerifyError>>>;
 
 /// Adds `later` to `acc`, as if `later` were written after it in its own transaction.
 fn merge(acc: &mut StoreBatch, later: StoreBatch) {

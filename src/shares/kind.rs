@@ -78,7 +78,10 @@ pub trait ShareKind: Send + Sync + 'static {
     /// tracker's lock is taken (so readers of the tracker do not wait on them); the update
     /// hands the results to the verifier, which then does not repeat them. `None` (the
     /// default) when the kind has nothing to gain.
-    fn precheck(_params: &'static Self::Params, _shares: &[&Self::Share]) -> Option<Precheck<Self>> {
+    fn precheck(
+        _params: &'static Self::Params,
+        _shares: &[&Self::Share],
+    ) -> Option<Precheck<Self>> {
         None
     }
 }

@@ -237,8 +237,7 @@ async fn local_shares_submitted_together_are_each_stored_acknowledged_and_publis
         .collect();
     // Submitted at once, they queue behind one another and are stored in few commits.
     let results =
-        futures::future::join_all(shares.iter().map(|s| h.svc.submit_local_share(s.clone())))
-            .await;
+        futures::future::join_all(shares.iter().map(|s| h.svc.submit_local_share(s.clone()))).await;
     let table = h.store.table("shares").unwrap();
     let mut hashes = std::collections::HashSet::new();
     for result in &results {
