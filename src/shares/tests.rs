@@ -232,7 +232,7 @@ async fn a_local_share_is_published_once_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_shares_submitted_together_are_each_stored_acknowledged_and_published() {
     let h = harness().await;
-    let shares: Vec<_> = (1..=40u8)
+    let shares: Vec<_> = (1..=40u32)
         .map(|i| build_chain(params(), 1, &[p2wpkh(i)]).1.remove(0))
         .collect();
     // Submitted at once, they queue behind one another and are stored in few commits.
