@@ -334,6 +334,10 @@ mod tests {
             "/k",
             "--chia-keyring-passphrase-file",
             "/p",
+            "--chia-signage-interval-ms",
+            "500",
+            "--chia-share-difficulty",
+            "3",
         ]);
         assert_eq!(chia.chain, Chain::Chia);
         assert_eq!(
@@ -374,6 +378,8 @@ mod tests {
         );
         assert_eq!(linked.chia.chia_full_node_rpc.as_deref(), Some("127.0.0.1"));
         assert_eq!(linked.chia.chia_full_node_quiet_secs, Some(5));
+        assert_eq!(chia.chia.chia_signage_interval_ms, Some(500));
+        assert_eq!(chia.chia.chia_share_difficulty, Some(3));
         assert!(Cli::try_parse_from(["p2pool", "run", "--chain", "dogecoin"]).is_err());
     }
 

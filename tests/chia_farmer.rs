@@ -294,14 +294,14 @@ fn real_chia_harvester_makes_pospace_shares() {
     assert_eq!(contracts.len(), 2, "{harvesters:?}");
     assert!(harvesters[0].shares >= 4);
     assert!(!harvesters[0].lookup_times_us.is_empty());
-    let mut ms: Vec<u64> = farmer
+    let mut ms: Vec<f64> = farmer
         .shares()
         .iter()
         .map(|r| r.proof_to_share_ms)
         .collect();
-    ms.sort_unstable();
+    ms.sort_unstable_by(f64::total_cmp);
     println!(
-        "{} shares in {:?}; proof_to_share_ms median {} max {}; counters {:?}",
+        "{} shares in {:?}; proof_to_share_ms median {:.3} max {:.3}; counters {:?}",
         shares.len(),
         started.elapsed(),
         ms[ms.len() / 2],

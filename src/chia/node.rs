@@ -64,6 +64,15 @@ pub struct ChiaRunArgs {
     /// (default 60).
     #[arg(long, value_name = "SECS")]
     pub chia_full_node_quiet_secs: Option<u64>,
+    /// Milliseconds between signage points of the embedded regtest clock (default 2000). Every
+    /// node of the share network must use the same: the clock's points depend on it.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chia_signage_interval_ms: Option<u64>,
+    /// A fixed share difficulty instead of the retarget (as Bitcoin's regtest can switch its
+    /// retarget off), e.g. to load-test with every proof a share. Its shares form a network of
+    /// their own: every node of it must be given the same value.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chia_share_difficulty: Option<u64>,
 }
 
 /// What the Chia node needs from the command line.
@@ -157,6 +166,11 @@ impl ChiaNode {
              HOST[:PORT], or use --network regtest",
             network.name
         );
+        let network: &'static ChiaNetwork = match options.chia.chia_share_difficulty {
+            // Leaked once per node start: the network is a constant for the process's life.
+            Some(d) => Box::leak(Box::new(network.with_fixed_difficulty(d))),
+            None => network,
+        };
         let address = options.address.as_deref().with_context(|| {
             format!(
                 "--address is required: a {}… payout address",
@@ -226,7 +240,10 @@ impl ChiaNode {
                 ca_dir: origin.dir(),
                 keys,
                 payout_puzzle_hash: payout,
-                clock_interval: farmer::clock::REGTEST_INTERVAL,
+                clock_interval: options
+                    .chia
+                    .chia_signage_interval_ms
+                    .map_or(farmer::clock::REGTEST_INTERVAL, Duration::from_millis),
                 server_port: worker_addr.port(),
             },
             Arc::new(sink.clone()),

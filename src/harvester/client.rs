@@ -109,6 +109,8 @@ pub struct Harvester {
     tls: Arc<rustls::ClientConfig>,
     plots: Vec<Arc<Plot>>,
     invalid: Vec<String>,
+    /// Plots reported by plot sync but not farmed (see [`Harvester::announce_only`]).
+    announced_only: Vec<p::Plot2>,
     lookups: Arc<Semaphore>,
 }
 
@@ -134,8 +136,17 @@ impl Harvester {
             tls,
             plots,
             invalid,
+            announced_only: Vec::new(),
             lookups: Arc::new(Semaphore::new(MAX_LOOKUPS)),
         })
+    }
+
+    /// Also reports `plots` in plot sync (and `respond_plots`) without farming them: a load
+    /// generator announcing a large farm with no disk behind it. They are never looked up, so
+    /// every proof still comes from an opened plot.
+    pub fn announce_only(mut self, plots: Vec<p::Plot2>) -> Harvester {
+        self.announced_only = plots;
+        self
     }
 
     /// Plots opened.
@@ -261,7 +272,7 @@ impl Harvester {
                                 "farmer keys received"
                             );
                             keys_available = !keys.farmer_public_keys.is_empty() && !keys.pool_public_keys.is_empty();
-                            let infos = ok.iter().map(|p| p.info()).collect();
+                            let infos = ok.iter().map(|p| p.info()).chain(self.announced_only.iter().cloned()).collect();
                             farmable = Arc::new(ok);
                             let mut s = PlotSync::new(infos, self.invalid.clone(), missing, unix_now());
                             if let Some(f) = s.next_frame(unix_now())? { send(ws, &f).await?; }
@@ -298,7 +309,7 @@ impl Harvester {
                         }
                         msg::REQUEST_PLOTS => {
                             let reply = p::RespondPlots2 {
-                                plots: farmable.iter().map(|p| p.info()).collect(),
+                                plots: farmable.iter().map(|p| p.info()).chain(self.announced_only.iter().cloned()).collect(),
                                 failed_to_open_filenames: self.invalid.clone(),
                                 no_key_filenames: Vec::new(),
                             };

@@ -18,6 +18,25 @@ use super::{Inner, Job, SubmitError};
 use crate::p2p::{Offence, Via};
 use crate::store::{ShareStore, StoreBatch};
 
+/// Local shares stored in one commit at most.
+const LOCAL_GROUP: usize = 64;
+
+type LocalReply<K> =
+    tokio::sync::oneshot::Sender<Result<ShareHash, SubmitError<<K as ShareKind>::VerifyError>>>;
+
+/// Adds `later` to `acc`, as if `later` were written after it in its own transaction.
+fn merge(acc: &mut StoreBatch, later: StoreBatch) {
+    let put: HashSet<ShareHash> = later.put.iter().map(|(h, _)| *h).collect();
+    let removed: HashSet<ShareHash> = later.remove.iter().copied().collect();
+    acc.remove.retain(|h| !put.contains(h));
+    acc.put.retain(|(h, _)| !removed.contains(h));
+    acc.put.extend(later.put);
+    acc.remove.extend(later.remove);
+    if later.best.is_some() {
+        acc.best = later.best;
+    }
+}
+
 /// What one insert batch did.
 pub(super) struct Outcome<E> {
     pub(super) batch: StoreBatch,
@@ -45,7 +64,9 @@ impl<E> Default for Outcome<E> {
 impl<K: ShareKind> Inner<K> {
     /// The worker: the insert pipeline, one job at a time.
     pub(super) fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job<K>>, store: ShareStore) {
-        while let Some(job) = jobs.blocking_recv() {
+        // A job taken from the queue while gathering local shares, to run next.
+        let mut next = None;
+        while let Some(job) = next.take().or_else(|| jobs.blocking_recv()) {
             let tip = self.pending_tip.lock().take();
             if let Some(tip) = tip {
                 self.apply_tip(&store, tip);
@@ -53,7 +74,20 @@ impl<K: ShareKind> Inner<K> {
             match job {
                 Job::Shares { from, shares, via } => self.ingest(&store, from, shares, via),
                 Job::Local { share, reply } => {
-                    let _ = reply.send(self.ingest_local(&store, share));
+                    // Local shares waiting together are stored in one commit: one fsync for
+                    // all of them instead of one each, queued behind one another.
+                    let mut group = vec![(share, reply)];
+                    while group.len() < LOCAL_GROUP {
+                        match jobs.try_recv() {
+                            Ok(Job::Local { share, reply }) => group.push((share, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.ingest_local(&store, group);
                 }
                 // Applied above from `pending_tip`, which holds the latest.
                 Job::SetTip => {}
@@ -116,23 +150,53 @@ impl<K: ShareKind> Inner<K> {
         }
     }
 
-    fn ingest_local(
-        &self,
-        store: &ShareStore,
-        share: K::Share,
-    ) -> Result<ShareHash, SubmitError<K::VerifyError>> {
-        let hash = share.hash();
-        let bytes = K::encode(&share);
-        let mut outcome = self.insert_batch(vec![(share, bytes.clone())], None);
-        if let Some(e) = outcome.errors.pop() {
-            return Err(e);
+    /// Shares found by this node's miners: each inserted on its own (its own verdict), all
+    /// stored in one durable commit, then acknowledged and gossiped.
+    fn ingest_local(&self, store: &ShareStore, group: Vec<(K::Share, LocalReply<K>)>) {
+        // Proofs and signatures checked before the tracker is locked (shares already held
+        // are left out: nothing would take their results).
+        let fresh: Vec<&K::Share> = {
+            let t = self.tracker.lock();
+            group
+                .iter()
+                .map(|(s, _)| s)
+                .filter(|s| !t.chain().contains(&s.hash()))
+                .collect()
+        };
+        if let Some(update) = K::precheck(self.params, &fresh) {
+            update(self.tracker.lock().verifier_mut());
         }
-        store.apply(&outcome.batch)?;
-        if outcome.best_changed {
-            self.best_tx.send_replace(outcome.best);
+        let mut batch = StoreBatch::default();
+        let mut best = None;
+        let mut stored = Vec::with_capacity(group.len());
+        for (share, reply) in group {
+            let hash = share.hash();
+            let bytes = K::encode(&share);
+            let mut outcome = self.insert_batch(vec![(share, bytes.clone())], None);
+            if let Some(e) = outcome.errors.pop() {
+                let _ = reply.send(Err(e));
+                continue;
+            }
+            merge(&mut batch, outcome.batch);
+            if outcome.best_changed {
+                best = Some(outcome.best);
+            }
+            stored.push((hash, bytes, reply));
         }
-        self.net.publish_share(bytes);
-        Ok(hash)
+        if let Err(e) = store.apply(&batch) {
+            let e = Arc::new(e);
+            for (_, _, reply) in stored {
+                let _ = reply.send(Err(SubmitError::Store(e.clone())));
+            }
+            return;
+        }
+        if let Some(best) = best {
+            self.best_tx.send_replace(best);
+        }
+        for (hash, bytes, reply) in stored {
+            self.net.publish_share(bytes);
+            let _ = reply.send(Ok(hash));
+        }
     }
 
     pub(super) fn ingest(
@@ -269,5 +333,44 @@ impl<K: ShareKind> Inner<K> {
             peer,
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    fn h(n: u8) -> ShareHash {
+        ShareHash::from_byte_array([n; 32])
+    }
+
+    #[test]
+    fn merged_batches_write_as_the_later_one_would_after_the_earlier() {
+        let mut acc = StoreBatch {
+            put: vec![(h(1), vec![1]), (h(2), vec![2])],
+            remove: vec![h(3)],
+            best: Some(h(2)),
+        };
+        // Share 1 pruned by the later batch; share 3 put back; no new best.
+        merge(
+            &mut acc,
+            StoreBatch {
+                put: vec![(h(3), vec![3])],
+                remove: vec![h(1)],
+                best: None,
+            },
+        );
+        assert_eq!(acc.put, vec![(h(2), vec![2]), (h(3), vec![3])]);
+        assert_eq!(acc.remove, vec![h(1)]);
+        assert_eq!(acc.best, Some(h(2)));
+        merge(
+            &mut acc,
+            StoreBatch {
+                best: Some(h(3)),
+                ..StoreBatch::default()
+            },
+        );
+        assert_eq!(acc.best, Some(h(3)));
     }
 }

@@ -73,7 +73,21 @@ pub trait ShareKind: Send + Sync + 'static {
     /// The share network's names for this kind on `params`' network: gossip topics, the sync
     /// protocol, identify and kad names. Swarms with different names never exchange shares.
     fn names(params: &Self::Params) -> Names;
+
+    /// The costly stand-alone checks of shares about to be inserted together, run before the
+    /// tracker's lock is taken (so readers of the tracker do not wait on them); the update
+    /// hands the results to the verifier, which then does not repeat them. `None` (the
+    /// default) when the kind has nothing to gain.
+    fn precheck(
+        _params: &'static Self::Params,
+        _shares: &[&Self::Share],
+    ) -> Option<Precheck<Self>> {
+        None
+    }
 }
+
+/// Results of [`ShareKind::precheck`], given to the verifier under the tracker's lock.
+pub type Precheck<K> = Box<dyn FnOnce(&mut <K as ShareKind>::Verifier) + Send>;
 
 /// The tracker of a kind.
 pub type KindTracker<K> = ShareTracker<<K as ShareKind>::Share, <K as ShareKind>::Verifier>;

@@ -66,10 +66,17 @@ pub enum SubmitError<E = VerifyError> {
     Insert(#[from] InsertError),
     #[error("share is invalid on the chain: {0}")]
     Invalid(E),
+    /// The store write failed (shared by every share of the commit).
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Store(Arc<StoreError>),
     #[error("share service stopped")]
     Stopped,
+}
+
+impl<E> From<StoreError> for SubmitError<E> {
+    fn from(e: StoreError) -> Self {
+        SubmitError::Store(Arc::new(e))
+    }
 }
 
 /// Why the service could not start.

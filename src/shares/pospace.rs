@@ -8,13 +8,13 @@
 use libp2p::StreamProtocol;
 use sharechain::chain::Chain;
 use sharechain::pospace_share::{
-    check_time, new_pospace_tracker, ChiaNetwork, DecodeError, PoSpaceShare, PoSpaceVerifier,
-    ShareError,
+    check_time, new_pospace_tracker, precheck, ChiaNetwork, DecodeError, PoSpaceShare,
+    PoSpaceVerifier, ShareError,
 };
 use sharechain::ShareHash;
 use thiserror::Error;
 
-use super::kind::{KindTracker, Refusal, ShareKind};
+use super::kind::{KindTracker, Precheck, Refusal, ShareKind};
 use crate::p2p::Names;
 
 /// The Chia proof-of-space share kind.
@@ -75,6 +75,22 @@ impl ShareKind for PoSpace {
     /// PoSpace shares carry no height: the local height of the held chain below the share.
     fn height(chain: &Chain<PoSpaceShare>, hash: &ShareHash) -> u32 {
         chain.height(hash).unwrap_or(0)
+    }
+
+    /// Proofs over up to 4 threads and the BLS signatures in one multi-pairing.
+    fn precheck(params: &'static ChiaNetwork, shares: &[&PoSpaceShare]) -> Option<Precheck<Self>> {
+        if shares.is_empty() {
+            return None;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let results: Vec<_> = shares
+            .iter()
+            .map(|s| s.hash())
+            .zip(precheck(shares, params, threads))
+            .collect();
+        Some(Box::new(move |verifier: &mut PoSpaceVerifier| {
+            verifier.add_prechecked(results);
+        }))
     }
 
     fn names(params: &ChiaNetwork) -> Names {

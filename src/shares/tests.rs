@@ -230,6 +230,38 @@ async fn a_local_share_is_published_once_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_shares_submitted_together_are_each_stored_acknowledged_and_published() {
+    let h = harness().await;
+    let shares: Vec<_> = (1..=40u32)
+        .map(|i| build_chain(params(), 1, &[p2wpkh(i)]).1.remove(0))
+        .collect();
+    // Submitted at once, they queue behind one another and are stored in few commits.
+    let results =
+        futures::future::join_all(shares.iter().map(|s| h.svc.submit_local_share(s.clone()))).await;
+    let table = h.store.table("shares").unwrap();
+    let mut hashes = std::collections::HashSet::new();
+    for result in &results {
+        let hash = result.as_ref().unwrap();
+        assert!(table.contains(hash).unwrap());
+        hashes.insert(*hash);
+    }
+    assert_eq!(hashes.len(), 40);
+    let published: Vec<Vec<u8>> = h
+        .events(40)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Published(bytes) => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published.len(), 40);
+    for share in &shares {
+        assert!(published.contains(&share.share().to_bytes()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synced_shares_without_their_parent_ask_the_sender_for_it() {
     let mut h = harness().await;
     let (_, shares) = build_chain(params(), 3, &[p2wpkh(1)]);

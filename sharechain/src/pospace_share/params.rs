@@ -133,6 +133,29 @@ impl ChiaNetwork {
         self.pool_sub_slot_iters / u64::from(self.signage_points_per_sub_slot.max(1))
     }
 
+    /// This network with its share difficulty fixed at `difficulty` (no retarget: the initial,
+    /// lowest and highest difficulty are all `difficulty`), as Bitcoin's regtest can switch its
+    /// retarget off. Its identity is derived from this one's and the difficulty, so shares of
+    /// the two never validate on each other.
+    pub fn with_fixed_difficulty(&self, difficulty: u64) -> ChiaNetwork {
+        use bitcoin::hashes::{sha256, Hash, HashEngine};
+        let difficulty = difficulty.max(1);
+        let mut engine = sha256::Hash::engine();
+        engine.input(&self.identity);
+        engine.input(b"fixed share difficulty");
+        engine.input(&difficulty.to_be_bytes());
+        let hash = sha256::Hash::from_engine(engine).to_byte_array();
+        let mut identity = [0u8; 8];
+        identity.copy_from_slice(&hash[..8]);
+        ChiaNetwork {
+            identity,
+            initial_difficulty: difficulty,
+            min_difficulty: difficulty,
+            max_difficulty: difficulty,
+            ..self.clone()
+        }
+    }
+
     /// Plot-filter prefix bits at `peak_height` (chia's `calculate_prefix_bits`).
     pub fn plot_filter_prefix_bits(&self, peak_height: u32) -> u8 {
         let reductions = self
@@ -169,5 +192,25 @@ mod tests {
         assert_eq!(ChiaNetwork::TESTNET11.plot_filter_prefix_bits(6_029_568), 7);
         assert_eq!(ChiaNetwork::REGTEST.plot_filter_prefix_bits(u32::MAX), 0);
         assert_eq!(m.iters_limit(), 587_500_000);
+    }
+
+    #[test]
+    fn fixed_difficulty_is_another_network() {
+        let fixed = ChiaNetwork::REGTEST.with_fixed_difficulty(5);
+        assert_eq!(
+            (
+                fixed.initial_difficulty,
+                fixed.min_difficulty,
+                fixed.max_difficulty
+            ),
+            (5, 5, 5)
+        );
+        assert_ne!(fixed.identity, ChiaNetwork::REGTEST.identity);
+        assert_ne!(
+            fixed.identity,
+            ChiaNetwork::REGTEST.with_fixed_difficulty(6).identity
+        );
+        assert_eq!(fixed, ChiaNetwork::REGTEST.with_fixed_difficulty(5));
+        assert_eq!(fixed.name, "regtest");
     }
 }

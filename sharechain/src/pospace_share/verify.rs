@@ -118,9 +118,16 @@ impl PoSpaceVerifier {
     /// threads, signatures in one batch); `verify` then uses the results.
     pub fn precheck(&mut self, shares: &[&PoSpaceShare], threads: usize) {
         let results = precheck(shares, self.network, threads);
-        for (share, result) in shares.iter().zip(results) {
-            self.prechecked.insert(share.hash(), result);
-        }
+        self.add_prechecked(shares.iter().map(|s| s.hash()).zip(results));
+    }
+
+    /// Results of [`precheck`] run elsewhere (e.g. without the tracker's lock), by share hash,
+    /// for `verify` to use once instead of checking the proof and signature again.
+    pub fn add_prechecked(
+        &mut self,
+        results: impl IntoIterator<Item = (ShareHash, Result<Quality, ShareError>)>,
+    ) {
+        self.prechecked.extend(results);
     }
 
     /// The difficulty the chain requires of a share whose parent is `parent`.

@@ -8,9 +8,8 @@ use sharechain::pospace::{
     calculate_iterations_quality, plot_id_og, plot_id_pool, proof_len,
     verify_and_get_quality_string, PosError, ProofRef,
 };
-use sharechain::pospace_share::{
-    check_share, PoSpaceShare, ShareContent, ShareError, SignagePoint,
-};
+use sharechain::pospace_share::check::check_signature;
+use sharechain::pospace_share::{PoSpaceShare, ShareContent, ShareError, SignagePoint};
 
 use super::keys::{sign_aug, taproot_sk};
 use super::{Farmer, LATE_AFTER_SIGNAGE_POINTS};
@@ -71,13 +70,19 @@ impl Refused {
 pub struct Candidate {
     pub content: ShareContent,
     pub message: [u8; 32],
+    /// When the proof's message was read from the connection.
     pub received: std::time::Instant,
     /// The same moment in seconds since the Unix epoch, for the API.
     pub received_at: u64,
 }
 
-/// Checks a `new_proof_of_space` and builds the share content it would be.
-pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, Refused> {
+/// Checks a `new_proof_of_space`, read from the harvester's connection at `received`, and
+/// builds the share content it would be.
+pub fn check_proof(
+    farmer: &Farmer,
+    np: &NewProofOfSpace,
+    received: std::time::Instant,
+) -> Result<Candidate, Refused> {
     if let Some(why) = farmer.gate() {
         return Err(Refused::Gated(why));
     }
@@ -167,7 +172,7 @@ pub fn check_proof(farmer: &Farmer, np: &NewProofOfSpace) -> Result<Candidate, R
     Ok(Candidate {
         content,
         message,
-        received: std::time::Instant::now(),
+        received,
         received_at: super::now_secs(),
     })
 }
@@ -208,7 +213,8 @@ pub fn complete(
         .content
         .sign(&signature, network)
         .map_err(|_| Refused::Malformed("share does not encode"))?;
-    let known = farmer.recent.lock().known.clone();
-    check_share(&share, network, &known).map_err(Refused::Share)?;
+    // The proof, its signage point and its iterations were checked on arrival
+    // (`check_proof`) for this very content: the signature is all that is new.
+    check_signature(&share).map_err(Refused::Share)?;
     Ok(share)
 }

@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use sharechain::pospace_share::{ChiaNetwork, KnownSignagePoints, SignagePoint};
+use sharechain::pospace_share::{ChiaNetwork, SignagePoint};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -158,7 +158,12 @@ pub struct ShareRecord {
     pub sp_hash: String,
     pub signage_point_index: u8,
     pub difficulty: u64,
-    pub proof_to_share_ms: u64,
+    /// From reading the harvester's `new_proof_of_space` to the share stored and acknowledged
+    /// by the share service (the signature round trip included), in milliseconds (µs precision).
+    pub proof_to_share_ms: f64,
+    /// Of `proof_to_share_ms`, the wait for the harvester's `respond_signatures` after
+    /// `request_signatures` was written (the rest is the node's own path).
+    pub signature_wait_ms: f64,
     /// When its proof arrived (seconds since the Unix epoch).
     pub received: u64,
     /// The whole share in hex (re-verifiable).
@@ -168,7 +173,6 @@ pub struct ShareRecord {
 #[derive(Default)]
 struct Recent {
     order: VecDeque<Announced>,
-    known: KnownSignagePoints,
     /// (plot id, sp hash) already answered.
     answered: HashSet<([u8; 32], [u8; 32])>,
 }
@@ -303,10 +307,8 @@ impl Farmer {
                 return;
             }
             recent.order.push_back(announced);
-            recent.known.insert(point);
             while recent.order.len() > RECENT_SIGNAGE_POINTS {
                 if let Some(Announced { point: old, .. }) = recent.order.pop_front() {
-                    recent.known.remove(&old.challenge_hash, &old.sp_hash);
                     recent.answered.retain(|(_, sp)| *sp != old.sp_hash);
                 }
             }

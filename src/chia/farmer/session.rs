@@ -228,8 +228,8 @@ struct Session {
     id: u64,
     /// Plots of the sync in progress, by file name.
     sync: BTreeMap<String, PlotSummary>,
-    /// Signature requests by message id.
-    pending: HashMap<u16, Candidate>,
+    /// Signature requests by message id, with when each was sent.
+    pending: HashMap<u16, (Candidate, Instant)>,
     next_message_id: u16,
     submitting: Arc<tokio::sync::Semaphore>,
     /// Pool contract puzzle hashes of the plot-NFT plots of the last completed plot sync.
@@ -273,9 +273,10 @@ impl Session {
             tokio::select! {
                 frame = recv(ws, &mut last_seen, &self.farmer) => {
                     let Some(frame) = frame? else { return Ok(()) };
+                    let received = Instant::now();
                     let now = super::now_secs();
                     self.farmer.with_harvester(self.id, |h| h.last_seen = now);
-                    self.on_frame(ws, frame).await?;
+                    self.on_frame(ws, frame, received).await?;
                 }
                 changed = announced.changed() => {
                     if changed.is_err() { return Ok(()) }
@@ -292,7 +293,7 @@ impl Session {
                         last_ping = Instant::now();
                         ws.send(WsMessage::Ping(Vec::new().into())).await?;
                     }
-                    self.pending.retain(|_, c| c.received.elapsed() < SIGNATURE_TIMEOUT);
+                    self.pending.retain(|_, (c, _)| c.received.elapsed() < SIGNATURE_TIMEOUT);
                 }
             }
         }
@@ -313,7 +314,12 @@ impl Session {
         .await
     }
 
-    async fn on_frame(&mut self, ws: &mut Ws, frame: Frame) -> Result<(), SessionError> {
+    async fn on_frame(
+        &mut self,
+        ws: &mut Ws,
+        frame: Frame,
+        received: Instant,
+    ) -> Result<(), SessionError> {
         match frame.msg_type {
             msg::PLOT_SYNC_START => {
                 let m: p::PlotSyncStart = frame.payload("plot_sync_start")?;
@@ -396,7 +402,7 @@ impl Session {
             }
             msg::NEW_PROOF_OF_SPACE => {
                 let m: p::NewProofOfSpace = frame.payload("new_proof_of_space")?;
-                self.on_proof(ws, &m).await
+                self.on_proof(ws, &m, received).await
             }
             msg::RESPOND_SIGNATURES => {
                 let m: p::RespondSignatures = frame.payload("respond_signatures")?;
@@ -443,10 +449,15 @@ impl Session {
         crate::log_limited!(PROOF_LOG, info, harvester = self.id, reason = %refused, "proof refused");
     }
 
-    async fn on_proof(&mut self, ws: &mut Ws, m: &p::NewProofOfSpace) -> Result<(), SessionError> {
+    async fn on_proof(
+        &mut self,
+        ws: &mut Ws,
+        m: &p::NewProofOfSpace,
+        received: Instant,
+    ) -> Result<(), SessionError> {
         self.farmer.count("proofs");
         self.farmer.with_harvester(self.id, |h| h.proofs += 1);
-        let candidate = match intake::check_proof(&self.farmer, m) {
+        let candidate = match intake::check_proof(&self.farmer, m, received) {
             Ok(c) => c,
             Err(refused) => {
                 self.refuse(&refused);
@@ -460,7 +471,7 @@ impl Session {
         let id = self.next_message_id;
         self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
         let request = messages::request_signatures(m, &candidate.message);
-        self.pending.insert(id, candidate);
+        self.pending.insert(id, (candidate, Instant::now()));
         send(
             ws,
             &Frame::new(
@@ -474,10 +485,11 @@ impl Session {
     }
 
     fn on_signatures(&mut self, id: Option<u16>, m: &p::RespondSignatures) {
-        let Some(candidate) = id.and_then(|id| self.pending.remove(&id)) else {
+        let Some((candidate, requested)) = id.and_then(|id| self.pending.remove(&id)) else {
             self.farmer.count("signature_unrequested");
             return;
         };
+        let signature_wait_ms = requested.elapsed().as_secs_f64() * 1e3;
         let share = match intake::complete(&self.farmer, &candidate, m) {
             Ok(s) => s,
             Err(refused) => {
@@ -502,7 +514,8 @@ impl Session {
                 sp_hash: hex::encode(share.content().sp_hash),
                 signage_point_index: share.content().signage_point_index,
                 difficulty: share.content().difficulty,
-                proof_to_share_ms: 0,
+                proof_to_share_ms: 0.0,
+                signature_wait_ms,
                 received: candidate.received_at,
                 share: hex::encode(share.to_bytes()),
             };
@@ -517,7 +530,7 @@ impl Session {
                     farmer.count("shares");
                     farmer.with_harvester(harvester, |h| h.shares += 1);
                     let record = ShareRecord {
-                        proof_to_share_ms: candidate.received.elapsed().as_millis() as u64,
+                        proof_to_share_ms: candidate.received.elapsed().as_secs_f64() * 1e3,
                         ..record
                     };
                     tracing::info!(harvester, share = %record.hash, difficulty = record.difficulty, "PoSpace share");

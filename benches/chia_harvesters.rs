@@ -1,0 +1,617 @@
+//! Chia harvester load: the node's farmer endpoint with 100 harvester connections announcing
+//! 10,000 plots, plus chia-blockchain's real harvester, all on 127.0.0.1.
+//!
+//! `cargo bench --no-default-features --bench chia_harvesters` starts the Chia node in-process
+//! as `p2pool run --chain chia --network regtest` does ([`ChiaNode::start`]: TLS on the worker
+//! port, the embedded signage clock, shares stored by the PoSpace share service), with two of
+//! its real options turned for load: `--chia-signage-interval-ms` (one signage point a second)
+//! and `--chia-share-difficulty 1` (every proof good enough for the plot is a share, where the
+//! retarget would soon make proofs rare).
+//!
+//! The load generator is the project's own harvester client (`p2pool::harvester::client`), one
+//! per connection, each with a certificate issued from the node's CA: websocket `/ws`, chia
+//! handshake, plot sync of one real k18 plot plus 99 entries announced only (so 100 connections
+//! report 10,000 plots), a lookup of the real plot at every signage point, `new_proof_of_space`
+//! for each proof found, `request_signatures` answered with the plot's real signature, and
+//! `farming_info`. Every proof comes from a real plot, each plot farmed by one connection. The
+//! plots are made once with chiapos (`tests/harvester/make_keyed_plot.py`, the node's farmer
+//! keys in the memo) and kept in `$CARGO_TARGET_DIR/chia-bench-plots`. Beside them runs
+//! `chia_harvester` from `~/.cache/p2pool-rs/venv-chia` with two plots of its own, pointed at
+//! the worker port as `tests/chia_farmer.rs` does ("skipped: real harvester" without the venv).
+//!
+//! Once every connection has finished its plot sync, the node is watched for
+//! [`MEASURE_SECS`]: `proofs_per_s` is the rate of `new_proof_of_space` messages it took,
+//! `proof_to_share_ms` (median) and `proof_to_share_p99_ms` come from every share of the window
+//! (`ShareRecord::proof_to_share_ms`: from reading the proof to the share stored and
+//! acknowledged, the signature round trip included). `share_check_ms` is the floor measured in
+//! the same run: `check_share` (proof and BLS signature) of those shares on one thread, median.
+//! Refusals are printed by reason (`refused_*`); none is expected. The smoke run under
+//! `cargo test --benches` uses 4 connections, 400 plots, 5 s and no real harvester.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark reports on stdout"
+)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bitcoin::hashes::{sha256, Hash};
+use chia_protocol::Bytes32;
+use p2pool::chia::farmer::{Farmer, FarmerKeys, ShareRecord};
+use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
+use p2pool::harvester::client::{CertSource, FarmConfig, Harvester};
+use p2pool::harvester::plots::Consensus;
+use p2pool::harvester::protocol::Plot2;
+use sharechain::pospace_share::{check_share, KnownSignagePoints, PoSpaceShare};
+
+/// A fixed mnemonic: the same farmer keys every run, so the plots made for them are kept.
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
+/// Seconds of measurement: (full run, smoke run).
+const MEASURE_SECS: (u64, u64) = (40, 5);
+/// Harvester connections and plots they announce in all: (full run, smoke run).
+const HARVESTERS: (usize, usize) = (100, 4);
+const PLOTS: (usize, usize) = (10_000, 400);
+/// Signage clock interval.
+const SIGNAGE_INTERVAL_MS: u64 = 1000;
+/// Plots made at once on a cold cache (chiapos is mostly waiting on its temporary files).
+const PLOTTERS: usize = 6;
+/// Plots of the real harvester.
+const REAL_PLOTS: [&str; 2] = ["real0", "real1"];
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let pick = |pair: (usize, usize)| if full { pair.0 } else { pair.1 };
+    let harvesters = pick(HARVESTERS);
+    let plots = pick(PLOTS);
+    let secs = if full { MEASURE_SECS.0 } else { MEASURE_SECS.1 };
+    let Some(python) = plot_python() else {
+        println!("skipped: no chiapos and chia_rs in ~/.cache/p2pool-rs/venv-chia or venv-plots (scripts/setup.sh)");
+        return;
+    };
+    let chia_venv = if full { chia_venv() } else { None };
+    if full && chia_venv.is_none() {
+        println!("skipped: real harvester (no chia-blockchain in ~/.cache/p2pool-rs/venv-chia)");
+    }
+    let keys = FarmerKeys::from_mnemonic(MNEMONIC).expect("mnemonic");
+    let cache = plot_cache(&keys);
+    let sim_names: Vec<String> = (0..harvesters).map(|i| format!("sim{i:03}")).collect();
+    let mut wanted: Vec<(PathBuf, String)> = sim_names
+        .iter()
+        .map(|n| (cache.join("sim"), n.clone()))
+        .collect();
+    if chia_venv.is_some() {
+        wanted.extend(
+            REAL_PLOTS
+                .iter()
+                .map(|n| (cache.join("real"), (*n).to_owned())),
+        );
+    }
+    make_plots(&python, &keys, &wanted);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let result = rt.block_on(run(Run {
+        harvesters,
+        plots,
+        secs,
+        keys,
+        sim_plots: sim_names
+            .iter()
+            .map(|n| cache.join("sim").join(format!("{n}.plot")))
+            .collect(),
+        real: chia_venv.map(|venv| (venv, cache.join("real"))),
+    }));
+    rt.shutdown_timeout(Duration::from_secs(5));
+    match result {
+        Ok(line) => println!("{line}"),
+        Err(e) => {
+            eprintln!("chia_harvesters: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+struct Run {
+    harvesters: usize,
+    plots: usize,
+    secs: u64,
+    keys: FarmerKeys,
+    sim_plots: Vec<PathBuf>,
+    /// The chia venv and the real harvester's plot directory.
+    real: Option<(PathBuf, PathBuf)>,
+}
+
+/// Refusal counters that mean a proof or share the node should have taken was not.
+fn is_refusal(counter: &str) -> bool {
+    counter.starts_with("proof_")
+        || counter.starts_with("signature_")
+        || counter.starts_with("share_")
+        || counter.starts_with("refused_")
+        || counter.starts_with("dropped_")
+}
+
+async fn run(run: Run) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let root = dir.path().join("ca-root");
+    p2pool::chia::ssl::create_ca(&root.join("config/ssl/ca")).map_err(|e| e.to_string())?;
+    let mnemonic = dir.path().join("mnemonic");
+    std::fs::write(&mnemonic, MNEMONIC).map_err(|e| e.to_string())?;
+    let mut p2p = p2pool::p2p::P2pConfig::new(&sharechain::NetworkParams::REGTEST);
+    p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
+    let node = ChiaNode::start(ChiaNodeOptions {
+        network: "regtest".into(),
+        datadir: Some(dir.path().join("node")),
+        address: Some(TXCH.into()),
+        worker_addr: ("127.0.0.1".parse().expect("ip"), Some(0)),
+        worker: p2pool::worker::WorkerConfig::default(),
+        chia: ChiaRunArgs {
+            chia_root: Some(root),
+            chia_mnemonic_file: Some(mnemonic),
+            chia_signage_interval_ms: Some(SIGNAGE_INTERVAL_MS),
+            chia_share_difficulty: Some(1),
+            ..ChiaRunArgs::default()
+        },
+        p2p,
+    })
+    .await
+    .map_err(|e| format!("node: {e:#}"))?;
+    let farmer = node.farmer.clone();
+    let network = farmer.config().network;
+    let ca_dir = farmer.config().ca_dir.clone();
+    let addr = node.worker_addr.to_string();
+
+    // The load generator: one harvester client per connection, each farming one real plot.
+    let per_connection = run.plots / run.harvesters;
+    let consensus = Consensus {
+        difficulty_constant_factor: network.difficulty_constant_factor,
+        filter_bits: Some(network.plot_filter_prefix_bits(0)),
+    };
+    let mut tasks = Vec::new();
+    for (i, plot) in run.sim_plots.iter().enumerate() {
+        let harvester = Harvester::new(FarmConfig {
+            farmer: addr.clone(),
+            plots: vec![plot.clone()],
+            certs: CertSource::CaDir(ca_dir.clone()),
+            network_id: farmer.config().network_id.clone(),
+            consensus,
+        })
+        .map_err(|e| format!("harvester {i}: {e}"))?;
+        if harvester.plots().len() != 1 {
+            return Err(format!(
+                "{} does not open as a farmable plot",
+                plot.display()
+            ));
+        }
+        let harvester = harvester.announce_only(announced_only(i, per_connection - 1, &run.keys));
+        tasks.push(tokio::spawn(async move { harvester.run().await }));
+    }
+    let real = match &run.real {
+        Some((venv, plots)) => Some(RealHarvester::start(
+            venv,
+            plots,
+            &ca_dir,
+            node.worker_addr.port(),
+            network.difficulty_constant_factor,
+            dir.path(),
+        )?),
+        None => None,
+    };
+
+    // Ready: every connection (and the real harvester) through its first plot sync.
+    let started = Instant::now();
+    let synced = loop {
+        let hs = farmer.harvesters();
+        let sim = hs
+            .iter()
+            .filter(|h| h.software_version.starts_with("p2pool-rs") && h.plot_syncs > 0)
+            .count();
+        let real_ok = real.is_none() || hs.iter().any(|h| is_real(h) && h.plot_syncs > 0);
+        if sim == run.harvesters && real_ok {
+            break hs;
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            let log = real.as_ref().map(RealHarvester::log).unwrap_or_default();
+            return Err(format!(
+                "{sim} of {} harvesters synced (real harvester synced: {real_ok}) after {:?}; \
+                 counters {:?}\nreal harvester log:\n{log}",
+                run.harvesters,
+                started.elapsed(),
+                farmer.counters()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let sim_plots: usize = synced
+        .iter()
+        .filter(|h| !is_real(h))
+        .map(|h| h.plots.len())
+        .sum();
+    let real_id = synced.iter().find(|h| is_real(h)).map(|h| h.id);
+    eprintln!(
+        "{} harvesters with {sim_plots} plots synced in {:.1} s; measuring {} s",
+        synced.len(),
+        started.elapsed().as_secs_f64(),
+        run.secs
+    );
+
+    // The window: counters before and after, every share recorded in between.
+    let mut seen: HashSet<String> = farmer.shares().into_iter().map(|r| r.hash).collect();
+    let mut shares: Vec<ShareRecord> = Vec::new();
+    let before = farmer.counters();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(run.secs) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        collect(&farmer, &mut seen, &mut shares);
+    }
+    let after = farmer.counters();
+    let window = t0.elapsed().as_secs_f64();
+    // Shares of proofs taken in the window may still be on their way.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    collect(&farmer, &mut seen, &mut shares);
+    let lookups: Vec<u64> = farmer
+        .harvesters()
+        .iter()
+        .filter(|h| !is_real(h))
+        .flat_map(|h| h.lookup_times_us.iter().copied().collect::<Vec<_>>())
+        .collect();
+
+    let delta =
+        |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    let proofs = delta("proofs");
+    let mut ms: Vec<f64> = shares.iter().map(|r| r.proof_to_share_ms).collect();
+    ms.sort_unstable_by(f64::total_cmp);
+    // The node's own part: all but the wait for the harvester's signature.
+    let mut node_ms: Vec<f64> = shares
+        .iter()
+        .map(|r| r.proof_to_share_ms - r.signature_wait_ms)
+        .collect();
+    node_ms.sort_unstable_by(f64::total_cmp);
+    let mut wait_ms: Vec<f64> = shares.iter().map(|r| r.signature_wait_ms).collect();
+    wait_ms.sort_unstable_by(f64::total_cmp);
+    let real_shares = shares
+        .iter()
+        .filter(|r| Some(r.harvester) == real_id)
+        .count();
+    let floor = share_check_ms(&farmer, &shares);
+    let mut refused = BTreeMap::new();
+    for name in after.keys().filter(|n| is_refusal(n)) {
+        let n = delta(name);
+        if n > 0 {
+            refused.insert(*name, n);
+        }
+    }
+    let mut lookups = lookups;
+    lookups.sort_unstable();
+
+    for task in &tasks {
+        task.abort();
+    }
+    drop(real);
+    node.shutdown().await;
+
+    let refused_text: String = refused
+        .iter()
+        .map(|(name, n)| format!(" refused_{}={n}", name.trim_start_matches("refused_")))
+        .collect();
+    eprintln!(
+        "{} proofs, {} shares in {window:.1} s; proof_to_share_ms max {:.3}; harvester lookup_us median {}; counters {after:?}",
+        proofs,
+        shares.len(),
+        ms.last().copied().unwrap_or(0.0),
+        percentile_u64(&lookups, 0.5),
+    );
+    let line = format!(
+        "RESULT harvesters={} plots={sim_plots} proofs_per_s={:.1} proof_to_share_ms={:.3} \
+         proof_to_share_p99_ms={:.3} real_harvester_shares={real_shares} shares_per_s={:.1} \
+         shares={} node_ms={:.3} node_p99_ms={:.3} signature_wait_ms={:.3} \
+         signature_wait_p99_ms={:.3} share_check_ms={floor:.3}{}{refused_text}",
+        run.harvesters,
+        proofs as f64 / window,
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        shares.len() as f64 / window,
+        shares.len(),
+        percentile(&node_ms, 0.5),
+        percentile(&node_ms, 0.99),
+        percentile(&wait_ms, 0.5),
+        percentile(&wait_ms, 0.99),
+        if run.real.is_some() {
+            ""
+        } else {
+            " real_harvester_skipped=1"
+        },
+    );
+    let wrong: Vec<_> = refused
+        .keys()
+        .filter(|n| !matches!(**n, "proof_late" | "proof_duplicate"))
+        .collect();
+    if !wrong.is_empty() {
+        return Err(format!("the node refused what it should take: {line}"));
+    }
+    if shares.is_empty() {
+        return Err(format!("no share in the window: {line}"));
+    }
+    Ok(line)
+}
+
+fn is_real(h: &p2pool::chia::farmer::HarvesterInfo) -> bool {
+    !h.software_version.starts_with("p2pool-rs")
+}
+
+/// Adds the shares recorded since the last call (the farmer keeps the latest 1000).
+fn collect(farmer: &Farmer, seen: &mut HashSet<String>, shares: &mut Vec<ShareRecord>) {
+    for record in farmer.shares() {
+        if seen.insert(record.hash.clone()) {
+            shares.push(record);
+        }
+    }
+}
+
+/// `check_share` of up to 500 of the window's shares on this thread: median ms.
+fn share_check_ms(farmer: &Farmer, shares: &[ShareRecord]) -> f64 {
+    let network = farmer.config().network;
+    let mut known = KnownSignagePoints::new();
+    for (_, sp) in farmer.signage_points() {
+        known.insert(sp);
+    }
+    let mut times = Vec::new();
+    for record in shares.iter().rev().take(500) {
+        let Some(share) = hex::decode(&record.share)
+            .ok()
+            .and_then(|b| PoSpaceShare::decode(&b, network).ok())
+        else {
+            continue;
+        };
+        if known
+            .get(&share.content().challenge_hash, &share.content().sp_hash)
+            .is_none()
+        {
+            continue;
+        }
+        let t = Instant::now();
+        let ok = check_share(&share, network, &known).is_ok();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(ok, "a share the node took does not check");
+    }
+    times.sort_unstable_by(f64::total_cmp);
+    percentile(&times, 0.5)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn percentile_u64(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Plot-sync entries for connection `i` beyond its real plot: OG plots of this farmer's keys
+/// at paths no disk holds, never looked up.
+fn announced_only(i: usize, n: usize, keys: &FarmerKeys) -> Vec<Plot2> {
+    (0..n)
+        .map(|j| {
+            let id = sha256::Hash::hash(format!("bench plot {i} {j}").as_bytes()).to_byte_array();
+            Plot2 {
+                filename: format!("/bench/harvester{i:03}/announced{j:03}.plot"),
+                size: 32,
+                plot_id: Bytes32::new(id),
+                pool_public_key: Some(keys.pool_pk()),
+                pool_contract_puzzle_hash: None,
+                plot_public_key: keys.farmer_pk(),
+                file_size: 108_837_106_297,
+                time_modified: 1_700_000_000,
+                compression_level: Some(0),
+                plot_index: 0,
+                meta_group: 0,
+            }
+        })
+        .collect()
+}
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+}
+
+fn python_has(venv: &Path, modules: &str) -> bool {
+    Command::new(venv.join("bin/python"))
+        .args(["-c", &format!("import {modules}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn chia_venv() -> Option<PathBuf> {
+    let venv = std::env::var_os("P2POOL_CHIA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".cache/p2pool-rs/venv-chia"));
+    python_has(&venv, "chia.harvester, chiapos, chia_rs").then_some(venv)
+}
+
+/// A Python with chiapos and chia_rs, to make keyed plots.
+fn plot_python() -> Option<PathBuf> {
+    let chia = std::env::var_os("P2POOL_CHIA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".cache/p2pool-rs/venv-chia"));
+    [chia, home().join(".cache/p2pool-rs/venv-plots")]
+        .into_iter()
+        .find(|v| python_has(v, "chiapos, chia_rs"))
+        .map(|v| v.join("bin/python"))
+}
+
+/// Where the plots of `keys` are kept between runs.
+fn plot_cache(keys: &FarmerKeys) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("chia-bench-plots").join(format!(
+        "farmer-{}",
+        &hex::encode(keys.farmer_pk().to_bytes())[..16]
+    ))
+}
+
+/// Makes the missing plots, [`PLOTTERS`] at a time.
+fn make_plots(python: &Path, keys: &FarmerKeys, wanted: &[(PathBuf, String)]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harvester/make_keyed_plot.py");
+    let farmer_pk = hex::encode(keys.farmer_pk().to_bytes());
+    let pool_pk = hex::encode(keys.pool_pk().to_bytes());
+    let missing: Vec<&(PathBuf, String)> = wanted
+        .iter()
+        .filter(|(dir, name)| !dir.join(format!("{name}.plot")).exists())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    eprintln!("making {} k18 plots (kept for later runs)", missing.len());
+    let started = Instant::now();
+    for batch in missing.chunks(PLOTTERS) {
+        let children: Vec<(String, Child)> = batch
+            .iter()
+            .map(|(dir, name)| {
+                let child = Command::new(python)
+                    .arg(&script)
+                    .arg(dir)
+                    .args([name.as_str(), "og", &farmer_pk, &pool_pk])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+                (name.clone(), child)
+            })
+            .collect();
+        for (name, child) in children {
+            let out = child.wait_with_output().expect("plotter");
+            assert!(
+                out.status.success(),
+                "plotting {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    eprintln!("plots made in {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// chia-blockchain's `chia_harvester`, farming its plots for the node (killed on drop).
+struct RealHarvester {
+    child: Child,
+    log: PathBuf,
+}
+
+impl RealHarvester {
+    fn start(
+        venv: &Path,
+        plots: &Path,
+        ca_dir: &Path,
+        port: u16,
+        dcf: u128,
+        dir: &Path,
+    ) -> Result<RealHarvester, String> {
+        let bin = venv.join("bin");
+        let root = dir.join("chia-root");
+        let keys_root = dir.join("chia-keys");
+        let chia = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new(bin.join("chia"))
+                .args(args)
+                .env("CHIA_ROOT", &root)
+                .env("CHIA_KEYS_ROOT", &keys_root)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "chia {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        chia(&["init"])?;
+        chia(&["init", "-c", &ca_dir.display().to_string()])?;
+        let edit = format!(
+            "import os, yaml\n\
+             p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
+             c = yaml.safe_load(open(p))\n\
+             c['selected_network'] = 'regtest'\n\
+             c['network_overrides']['constants']['regtest'] = {{\n\
+               'DIFFICULTY_CONSTANT_FACTOR': {dcf}, 'NUMBER_ZERO_BITS_PLOT_FILTER_V1': 0,\n\
+               'MIN_PLOT_SIZE_V1': 18 }}\n\
+             c['network_overrides']['config']['regtest'] = {{\n\
+               'address_prefix': 'txch', 'default_full_node_port': 58444 }}\n\
+             h = c['harvester']\n\
+             h['selected_network'] = 'regtest'\n\
+             h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
+             h['plot_directories'] = [{plots:?}]\n\
+             h['rpc_port'] = {rpc}\n\
+             h['logging']['log_stdout'] = True\n\
+             h['logging']['log_level'] = 'WARNING'\n\
+             c['daemon_port'] = {daemon}\n\
+             yaml.safe_dump(c, open(p, 'w'))\n",
+            plots = plots.display().to_string(),
+            rpc = free_port(),
+            daemon = free_port(),
+        );
+        let out = Command::new(bin.join("python"))
+            .args(["-c", &edit])
+            .env("CHIA_ROOT", &root)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "editing the chia config: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let log = dir.join("chia-harvester.log");
+        let file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let child = Command::new(bin.join("chia_harvester"))
+            .env("CHIA_ROOT", &root)
+            .env("CHIA_KEYS_ROOT", &keys_root)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(file)
+            .spawn()
+            .map_err(|e| format!("chia_harvester: {e}"))?;
+        Ok(RealHarvester { child, log })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RealHarvester {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
+}
