@@ -429,8 +429,8 @@ async fn signage_points_of_a_chia_network_reach_a_real_harvester_and_become_shar
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["sp_hash"] == share["sp_hash"]
-                && p["challenge_hash"] == share["challenge_hash"]),
+            .any(|p| p["sp_hash"] == share["signage_point"]["sp_hash"]
+                && p["challenge_hash"] == share["signage_point"]["challenge_hash"]),
         "{share} not on {sps}"
     );
     let harvesters = get(node.worker_addr, "/chia/harvesters").await;
