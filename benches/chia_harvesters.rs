@@ -337,7 +337,12 @@ async fn run(run: Run) -> Result<String, String> {
     );
     let wrong: Vec<_> = refused
         .keys()
-        .filter(|n| !matches!(**n, "proof_late" | "proof_duplicate"))
+        .filter(|n| {
+            !matches!(
+                **n,
+                "proof_late" | "proof_duplicate" | "proof_duplicate_plot_sp"
+            )
+        })
         .collect();
     if !wrong.is_empty() {
         return Err(format!("the node refused what it should take: {line}"));
