@@ -23,11 +23,14 @@ pub mod code {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} ({code})")]
 pub struct RpcError {
+    /// Core's JSON-RPC error code (see [`code`]).
     pub code: i64,
+    /// Core's message for it.
     pub message: String,
 }
 
 impl RpcError {
+    /// An error reply with `code` and `message`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         Self {
             code,

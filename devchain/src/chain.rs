@@ -29,10 +29,13 @@ use super::utxo::UtxoSet;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainError {
+    /// The kernel refused or failed an operation (its message).
     #[error("bitcoin kernel: {0}")]
     Kernel(String),
+    /// The chainstate thread is gone (shut down); nothing more can be asked of it.
     #[error("chainstate thread has stopped")]
     Stopped,
+    /// Reading or writing the data directory failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -46,8 +49,11 @@ impl From<bitcoinkernel::KernelError> for ChainError {
 /// The active tip, as published to async tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TipState {
+    /// The tip's block hash.
     pub hash: BlockHash,
+    /// Its height (0 = genesis).
     pub height: u32,
+    /// Its header.
     pub header: Header,
     /// Mempool change counter (part of the long-poll id).
     pub mempool_updates: u64,
@@ -101,6 +107,7 @@ impl ChainHandle {
         self.tip.clone()
     }
 
+    /// The active tip now.
     pub fn tip(&self) -> TipState {
         self.tip.borrow().clone()
     }

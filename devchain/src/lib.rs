@@ -23,6 +23,9 @@
 //! `utxo.rs`, `mempool.rs`, `template.rs`, `rpc.rs` (HTTP/JSON-RPC), `methods.rs` (the RPC
 //! methods), `views.rs` (their JSON), `p2p.rs` (the P2P protocol).
 
+// Every public item is documented (the node crate follows once its Chia modules are).
+#![warn(missing_docs)]
+
 mod api;
 mod chain;
 mod check;
@@ -62,7 +65,12 @@ pub enum RpcAuth {
     /// A random password for user `__cookie__`, written to `DATADIR/regtest/.cookie`.
     Cookie,
     /// Fixed credentials (no cookie file).
-    UserPassword { user: String, password: String },
+    UserPassword {
+        /// The RPC user name (`-rpcuser`).
+        user: String,
+        /// Its password (`-rpcpassword`).
+        password: String,
+    },
 }
 
 /// Where and how the devchain runs.
@@ -74,6 +82,7 @@ pub struct DevchainConfig {
     pub rpc_addr: SocketAddr,
     /// P2P listen address (port 0 = any free port).
     pub p2p_addr: SocketAddr,
+    /// How RPC clients authenticate (cookie file or fixed credentials).
     pub rpc_auth: RpcAuth,
     /// RPC requests executed at once (Core's `-rpcthreads`).
     pub rpc_threads: usize,
@@ -100,22 +109,31 @@ impl DevchainConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DevchainError {
+    /// The data directory (or the temporary one) could not be created.
     #[error("cannot prepare the data directory: {0}")]
     Datadir(#[source] std::io::Error),
+    /// The RPC or P2P listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why binding failed.
         #[source]
         source: std::io::Error,
     },
+    /// The `.cookie` file could not be written.
     #[error("cannot write the cookie file {path}: {source}")]
     Cookie {
+        /// The cookie file.
         path: PathBuf,
+        /// Why writing failed.
         #[source]
         source: std::io::Error,
     },
+    /// The chainstate (the kernel) failed.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The thread owning the chainstate ended by a panic.
     #[error("the chainstate thread panicked")]
     ThreadPanicked,
     /// The async runtime of `p2pool devchain` could not start, or Ctrl-C could not be watched.
@@ -225,6 +243,7 @@ impl Devchain {
         format!("http://{}/", self.rpc_addr)
     }
 
+    /// The address the JSON-RPC server listens on (the port chosen when 0 was asked for).
     pub fn rpc_addr(&self) -> SocketAddr {
         self.rpc_addr
     }
@@ -239,10 +258,12 @@ impl Devchain {
         self.cookie_path.as_deref()
     }
 
+    /// The address the P2P server listens on (the port chosen when 0 was asked for).
     pub fn p2p_addr(&self) -> SocketAddr {
         self.p2p_addr
     }
 
+    /// The data directory in use (the temporary one when none was configured).
     pub fn datadir(&self) -> &Path {
         &self.datadir
     }

@@ -12,6 +12,9 @@
 //! Only uncompressed v1.0 plots are read; bladebit-compressed and other formats are refused
 //! with a typed [`PlotError`].
 
+// Every public item is documented (the node crate follows once its Chia modules are).
+#![warn(missing_docs)]
+
 mod checkpoint;
 pub mod format;
 pub mod fse;

@@ -15,6 +15,9 @@
 //! - [`tracker`], [`chain`]: the generic share graph and best-chain choice; [`verify`] plugs the
 //!   Bitcoin share rules into it.
 
+// Every public item is documented (the node crate follows once its Chia modules are).
+#![warn(missing_docs)]
+
 pub mod build;
 pub mod chain;
 pub mod encode;
