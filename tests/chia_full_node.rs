@@ -40,24 +40,8 @@ const MNEMONIC: &str =
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn venv() -> Option<PathBuf> {
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let venv = std::env::var_os("P2POOL_CHIA_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
-    let ok = venv.join("bin/chia_full_node").exists()
-        && Command::new(venv.join("bin/python"))
-            .args(["-c", "import chia.full_node, yaml"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if ok {
-        Some(venv)
-    } else {
-        println!(
-            "skipped: no chia-blockchain in {} (P2POOL_TEST_DEPS=1 scripts/setup.sh)",
-            venv.display()
-        );
-        None
-    }
+    chia_net::venv_with("chia.full_node, yaml")
+        .filter(|venv| venv.join("bin/chia_full_node").exists())
 }
 
 fn free_port() -> u16 {

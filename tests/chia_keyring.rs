@@ -8,6 +8,8 @@
 
 #![allow(clippy::print_stdout)] // reason: a test without its tools says it skipped
 
+mod chia_net;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,23 +24,7 @@ const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 
 fn venv() -> Option<PathBuf> {
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let venv = std::env::var_os("P2POOL_CHIA_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
-    let ok = Command::new(venv.join("bin/python"))
-        .args(["-c", "import chia.cmds.keys"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        Some(venv)
-    } else {
-        println!(
-            "skipped: no chia-blockchain in {} (P2POOL_TEST_DEPS=1 scripts/setup.sh)",
-            venv.display()
-        );
-        None
-    }
+    chia_net::venv_with("chia.cmds.keys")
 }
 
 /// Runs `chia ARGS` with the chia root and keys root given; its stdout.

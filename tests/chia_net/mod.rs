@@ -35,15 +35,18 @@ impl Ran {
 
 /// The venv with chia-blockchain, chiavdf and chiapos, or `None` after printing "skipped: …".
 pub fn venv() -> Option<PathBuf> {
+    venv_with("chia.timelord, chia.full_node, chiavdf, chiapos, chia_rs")
+}
+
+/// The chia-blockchain venv (`P2POOL_CHIA_VENV`, default `~/.cache/p2pool-rs/venv-chia`) when
+/// its python imports `modules`, or `None` after printing "skipped: …".
+pub fn venv_with(modules: &str) -> Option<PathBuf> {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let venv = std::env::var_os("P2POOL_CHIA_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".cache/p2pool-rs/venv-chia"));
     let ok = Command::new(venv.join("bin/python"))
-        .args([
-            "-c",
-            "import chia.timelord, chia.full_node, chiavdf, chiapos, chia_rs",
-        ])
+        .args(["-c", &format!("import {modules}")])
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|o| o.status.success());
