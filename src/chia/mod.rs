@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod ssl;
 mod verify;
 pub mod web;
+pub mod wss;
 
 /// Options of `p2pool chia`.
 #[derive(Debug, Clone, clap::Args)]

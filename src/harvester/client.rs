@@ -12,17 +12,16 @@ use std::time::{Duration, Instant};
 use chia_bls::PublicKey;
 use chia_protocol::{Handshake, NodeType};
 use futures::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
 use tokio::sync::{mpsc, Semaphore};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::answer::{answer_signage_point, sign, unix_now};
 use super::plots::{Consensus, Plot};
-use super::protocol::{self as p, msg, Frame, ProtocolError, MAX_MESSAGE_BYTES};
+use super::protocol::{self as p, msg, Frame, ProtocolError};
 use super::sync::PlotSync;
 pub use super::tls::CertSource;
 use super::tls::{self, TlsError};
+use crate::chia::wss::DialError;
 
 /// Signage point lookups running at once; a signage point arriving past this is dropped.
 pub const MAX_LOOKUPS: usize = 4;
@@ -172,33 +171,18 @@ impl Harvester {
     /// One connection: handshake, then serve the farmer until it closes or misbehaves.
     pub async fn session(&self) -> Result<(), SessionError> {
         let addr = self.config.farmer.clone();
-        let connect_err = |reason: String| SessionError::Connect {
-            addr: addr.clone(),
-            reason,
-        };
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+        let mut ws = crate::chia::wss::dial(&addr, self.tls.clone(), CONNECT_TIMEOUT, None)
             .await
-            .map_err(|_| connect_err("timed out".into()))?
-            .map_err(|e| connect_err(e.to_string()))?;
-        tcp.set_nodelay(true).ok();
-        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        // The name is not checked (see `tls`); an unparsable one is replaced.
-        let name = ServerName::try_from(host.to_owned())
-            .unwrap_or_else(|_| ServerName::try_from("chia.net").expect("valid name"));
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(SessionError::Tls)?;
-        let ws_config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE_BYTES + 64))
-            .max_frame_size(Some(MAX_MESSAGE_BYTES + 64));
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-            format!("wss://{addr}/ws"),
-            tls,
-            Some(ws_config),
-        )
-        .await?;
+            .map_err(|e| match e {
+                DialError::Connect { addr, reason } => SessionError::Connect { addr, reason },
+                DialError::Tls(e) => SessionError::Tls(e),
+                DialError::Websocket(e) => SessionError::Websocket(e),
+                // Not asked for a bound on the upgrade: only a future kind of failure.
+                other => SessionError::Connect {
+                    addr: addr.clone(),
+                    reason: other.to_string(),
+                },
+            })?;
 
         let hello = Handshake {
             network_id: self.config.network_id.clone(),

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use chia_protocol::{Handshake, NodeType};
 use futures::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::chia::farmer::source::{ChainPoint, SourceEvent, SourcePoint};
-use crate::chia::protocol::{self as p, msg, Frame, ProtocolError, MAX_MESSAGE_BYTES};
+use crate::chia::protocol::{self as p, msg, Frame, ProtocolError};
+use crate::chia::wss::DialError;
 use sharechain::pospace_share::SignagePoint;
 
 use super::Shared;
@@ -126,32 +126,15 @@ pub(super) async fn session(
     on_up: impl FnOnce(),
 ) -> Result<(), LinkError> {
     let addr = shared.config.peer.clone();
-    let connect_err = |reason: String| LinkError::Connect {
-        addr: addr.clone(),
-        reason,
-    };
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
-        .await
-        .map_err(|_| connect_err("timed out".into()))?
-        .map_err(|e| connect_err(e.to_string()))?;
-    tcp.set_nodelay(true).ok();
-    let tls = tokio_rustls::TlsConnector::from(tls.clone())
-        .connect(super::rpc::server_name(&addr), tcp)
-        .await
-        .map_err(LinkError::Tls)?;
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_BYTES + 64))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES + 64));
-    let (mut ws, _) = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::client_async_with_config(
-            format!("wss://{addr}/ws"),
-            tls,
-            Some(ws_config),
-        ),
-    )
-    .await
-    .map_err(|_| LinkError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+    let mut ws =
+        crate::chia::wss::dial(&addr, tls.clone(), CONNECT_TIMEOUT, Some(HANDSHAKE_TIMEOUT))
+            .await
+            .map_err(|e| match e {
+                DialError::Connect { addr, reason } => LinkError::Connect { addr, reason },
+                DialError::Tls(e) => LinkError::Tls(e),
+                DialError::Websocket(e) => LinkError::Websocket(e),
+                DialError::Timeout(t) => LinkError::HandshakeTimeout(t),
+            })?;
 
     let ours = shared.config.network_id.clone();
     let hello = Handshake {
@@ -265,8 +248,7 @@ pub(super) async fn session(
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+type Ws = crate::chia::wss::ClientWs;
 
 /// The next chia message, `None` when the full node closed.
 async fn recv(ws: &mut Ws, last_seen: &mut Instant) -> Result<Option<Frame>, LinkError> {

@@ -9,7 +9,6 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
 /// Largest RPC answer read.
@@ -186,7 +185,7 @@ impl RpcClient {
                 reason: e.to_string(),
             })?;
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(server_name(&self.addr), tcp)
+            .connect(crate::chia::wss::server_name(&self.addr), tcp)
             .await
             .map_err(RpcError::Tls)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -227,14 +226,6 @@ impl RpcClient {
         driver.abort();
         result
     }
-}
-
-/// The TLS name for `HOST:PORT` (not checked, as chia checks none).
-pub(crate) fn server_name(addr: &str) -> ServerName<'static> {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(host.to_owned())
-        .unwrap_or_else(|_| ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(command: &'static str, body: &[u8]) -> Result<T, RpcError> {
