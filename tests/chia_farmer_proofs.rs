@@ -219,55 +219,101 @@ fn wait_counter(farmer: &Farmer, name: &str, n: u64) {
     }
 }
 
-#[test]
-fn plot_nft_proofs_and_several_proofs_of_one_plot() {
+/// The farmer endpoint on a worker port, with the two keyed plots and a tracker behind it.
+struct Setup {
+    keys: FarmerKeys,
+    og: Plot,
+    nft: Plot,
+    ca_dir: PathBuf,
+    sink: TrackerSink,
+    farmer: Arc<Farmer>,
+    server: worker_common::Server,
+    consensus: Consensus,
+    clock: SignageClock,
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+/// `None` (the test skips) without the plotting venv.
+fn setup() -> Option<Setup> {
     let keys = FarmerKeys::from_mnemonic(MNEMONIC).unwrap();
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let plot_dir = home.join(format!(
         ".cache/p2pool-rs/plots/pool-farmer-{}",
         &hex::encode(keys.farmer_pk().to_bytes())[..16]
     ));
-    let Some(og_path) = keyed_plot(&plot_dir, "fa", "og", &keys) else {
-        return;
-    };
-    let Some(nft_path) = keyed_plot(&plot_dir, "na", "contract:a", &keys) else {
-        return;
-    };
+    let og_path = keyed_plot(&plot_dir, "fa", "og", &keys)?;
+    let nft_path = keyed_plot(&plot_dir, "na", "contract:a", &keys)?;
     let og = Plot::open(&og_path).unwrap();
     let nft = Plot::open(&nft_path).unwrap();
-    let contract = nft.pool_contract_puzzle_hash.expect("a plot-NFT plot");
-    assert!(og.pool_public_key.is_some());
 
     let dir = tempfile::tempdir().unwrap();
     let ca_dir = dir.path().join("ca");
     p2pool::chia::ssl::create_ca(&ca_dir).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let _guard = runtime.enter();
-    let sink = TrackerSink::spawn(NETWORK);
-    let farmer = Farmer::new(
-        FarmerConfig {
-            network: NETWORK,
-            network_id: "regtest".into(),
-            ca_dir: ca_dir.clone(),
-            keys: keys.clone(),
-            payout_puzzle_hash: [5; 32],
-            // The test announces signage points itself.
-            clock_interval: Duration::from_secs(3600),
-            server_port: 0,
-        },
-        Arc::new(sink.clone()),
-    )
-    .unwrap();
-    let server = runtime.block_on(start(TestProvider::new(1e-6, 4e-6), test_config()));
-    server.port.set_chia_farmer(farmer.clone());
-    let consensus = Consensus {
-        difficulty_constant_factor: NETWORK.difficulty_constant_factor,
-        filter_bits: Some(0),
+    let (sink, farmer, server) = {
+        let _guard = runtime.enter();
+        let sink = TrackerSink::spawn(NETWORK);
+        let farmer = Farmer::new(
+            FarmerConfig {
+                network: NETWORK,
+                network_id: "regtest".into(),
+                ca_dir: ca_dir.clone(),
+                keys: keys.clone(),
+                payout_puzzle_hash: [5; 32],
+                // The test announces signage points itself.
+                clock_interval: Duration::from_secs(3600),
+                server_port: 0,
+            },
+            Arc::new(sink.clone()),
+        )
+        .unwrap();
+        let server = runtime.block_on(start(TestProvider::new(1e-6, 4e-6), test_config()));
+        server.port.set_chia_farmer(farmer.clone());
+        (sink, farmer, server)
     };
-    let clock = SignageClock::new(NETWORK, Duration::from_secs(2));
+    Some(Setup {
+        keys,
+        og,
+        nft,
+        ca_dir,
+        sink,
+        farmer,
+        server,
+        consensus: Consensus {
+            difficulty_constant_factor: NETWORK.difficulty_constant_factor,
+            filter_bits: Some(0),
+        },
+        clock: SignageClock::new(NETWORK, Duration::from_secs(2)),
+        runtime,
+        _dir: dir,
+    })
+}
+
+#[test]
+fn plot_nft_proofs_and_several_proofs_of_one_plot() {
+    let Some(Setup {
+        keys,
+        og,
+        nft,
+        ca_dir,
+        sink,
+        farmer,
+        server,
+        consensus,
+        clock,
+        runtime,
+        _dir,
+    }) = setup()
+    else {
+        return;
+    };
+    let contract = nft.pool_contract_puzzle_hash.expect("a plot-NFT plot");
+    assert!(og.pool_public_key.is_some());
     let mut n = clock.current();
 
-    runtime.block_on(async {
+    // The connection stays open until the harvester's figures are read.
+    let _ws = runtime.block_on(async {
         let mut ws = connect(server.addr, &ca_dir).await;
         harvester_session(&mut ws, &[&og, &nft]).await;
 
@@ -338,6 +384,7 @@ fn plot_nft_proofs_and_several_proofs_of_one_plot() {
         }
         assert!(nft_share, "the plot-NFT plot had no proof in 200 signage points");
         assert!(several, "no signage point with several proofs of one plot in 200");
+        ws
     });
 
     let h = farmer.harvesters();
@@ -362,4 +409,98 @@ fn plot_nft_proofs_and_several_proofs_of_one_plot() {
             .count(),
         1
     );
+}
+
+/// A harvester answering `request_signatures` with signatures that do not check: the proof is
+/// refused as `share_invalid` (the service's verdict on the aggregate signature), nothing is
+/// stored, and the same connection's next proof, signed properly, becomes a share.
+#[test]
+fn a_bad_harvester_signature_is_refused_and_the_connection_carries_on() {
+    let Some(Setup {
+        keys,
+        og,
+        ca_dir,
+        sink,
+        farmer,
+        server,
+        consensus,
+        clock,
+        runtime,
+        _dir,
+        ..
+    }) = setup()
+    else {
+        return;
+    };
+    let mut n = clock.current();
+    // The connection stays open until the harvester's figures are read.
+    let _ws = runtime.block_on(async {
+        let mut ws = connect(server.addr, &ca_dir).await;
+        harvester_session(&mut ws, &[&og]).await;
+        let mut bad_sent = false;
+        for _ in 0..200 {
+            n += 1;
+            farmer.announce(n);
+            let sp: p::NewSignagePointHarvester2 =
+                expect(&mut ws, msg::NEW_SIGNAGE_POINT_HARVESTER)
+                    .await
+                    .payload("new_signage_point_harvester")
+                    .unwrap();
+            let found = og.lookup(&sp, &consensus).unwrap();
+            let Some((quality, pos)) = found.first() else {
+                continue;
+            };
+            send(
+                &mut ws,
+                msg::NEW_PROOF_OF_SPACE,
+                None,
+                &new_proof(&sp, &og, *quality, pos),
+            )
+            .await;
+            let request = expect(&mut ws, msg::REQUEST_SIGNATURES).await;
+            if bad_sent {
+                sign(&mut ws, &request, &og, &keys).await;
+                wait_counter(&farmer, "shares", 1);
+                break;
+            }
+            // The plot's local key over other messages: well-formed, but not the share's.
+            let r: p::RequestSignatures = request.payload("request_signatures").unwrap();
+            let reply = p::RespondSignatures {
+                plot_identifier: r.plot_identifier.clone(),
+                challenge_hash: r.challenge_hash,
+                sp_hash: r.sp_hash,
+                local_pk: og.local_sk.public_key(),
+                farmer_pk: keys.farmer_pk(),
+                message_signatures: r
+                    .messages
+                    .iter()
+                    .map(|m| (*m, og.sign(b"not the share's message")))
+                    .collect(),
+                include_source_signature_data: false,
+                farmer_reward_address_override: None,
+            };
+            send(&mut ws, msg::RESPOND_SIGNATURES, request.id, &reply).await;
+            wait_counter(&farmer, "share_invalid", 1);
+            bad_sent = true;
+        }
+        assert!(bad_sent, "the plot had no proof in 200 signage points");
+        ws
+    });
+    assert_eq!(
+        farmer.counter("share_invalid"),
+        1,
+        "{:?}",
+        farmer.counters()
+    );
+    assert_eq!(farmer.counter("shares"), 1, "{:?}", farmer.counters());
+    let h = farmer.harvesters();
+    assert_eq!(h.len(), 1, "the connection was kept");
+    assert_eq!(h[0].refused_proofs, 1, "{h:?}");
+    assert_eq!(
+        h[0].refused_by_reason.get("share_invalid"),
+        Some(&1),
+        "{h:?}"
+    );
+    let chain = runtime.block_on(sink.best_chain());
+    assert_eq!(chain.len(), 1, "only the properly signed share is kept");
 }

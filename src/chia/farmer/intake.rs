@@ -8,7 +8,6 @@ use sharechain::pospace::{
     calculate_iterations_quality, plot_id_og, plot_id_pool, proof_len,
     verify_and_get_quality_string, PosError, ProofRef,
 };
-use sharechain::pospace_share::check::check_signature;
 use sharechain::pospace_share::{PoSpaceShare, ShareContent, ShareError, SignagePoint};
 
 use super::keys::{sign_aug, taproot_sk};
@@ -178,7 +177,8 @@ pub fn check_proof(
 }
 
 /// Completes the share: the harvester's signature plus the farmer key's (and the taproot key's
-/// for plot-NFT plots), then every stand-alone check.
+/// for plot-NFT plots). The keys are checked here; the aggregate signature is verified by the
+/// share service when the share is submitted (once, batched with the shares waiting beside it).
 pub fn complete(
     farmer: &Farmer,
     candidate: &Candidate,
@@ -209,12 +209,12 @@ pub fn complete(
         signature += &sign_aug(t, &candidate.message, &plot_pk);
     }
     let network = farmer.config.network;
-    let share = candidate
+    // The proof, its signage point and its iterations were checked on arrival
+    // (`check_proof`) for this very content. The aggregate signature is checked once, by the
+    // share service, together with the other shares waiting for it (one multi-pairing); a bad
+    // harvester signature comes back from there as `ShareError::Signature`.
+    candidate
         .content
         .sign(&signature, network)
-        .map_err(|_| Refused::Malformed("share does not encode"))?;
-    // The proof, its signage point and its iterations were checked on arrival
-    // (`check_proof`) for this very content: the signature is all that is new.
-    check_signature(&share).map_err(Refused::Share)?;
-    Ok(share)
+        .map_err(|_| Refused::Malformed("share does not encode"))
 }

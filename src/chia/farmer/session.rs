@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::intake::{self, Candidate, Refused};
 use super::messages;
+use super::sink::SinkError;
 use super::{Announced, Farmer, HarvesterInfo, PlotSummary, ShareRecord};
 use crate::chia::protocol::{self as p, msg, Frame, ProtocolError, MAX_MESSAGE_BYTES};
 
@@ -436,17 +437,7 @@ impl Session {
     }
 
     fn refuse(&self, refused: &Refused) {
-        let reason = refused.counter();
-        self.farmer.count(reason);
-        self.farmer.with_harvester(self.id, |h| {
-            *h.refused_by_reason.entry(reason).or_insert(0) += 1;
-            match refused {
-                Refused::Late { .. } => h.late_proofs += 1,
-                Refused::DuplicatePlotSignagePoint => h.duplicate_proofs += 1,
-                _ => h.refused_proofs += 1,
-            }
-        });
-        crate::log_limited!(PROOF_LOG, info, harvester = self.id, reason = %refused, "proof refused");
+        refuse(&self.farmer, self.id, refused);
     }
 
     async fn on_proof(
@@ -537,6 +528,12 @@ impl Session {
                     farmer.record_share(record);
                     farmer.submitting.lock().remove(&hash);
                 }
+                // The harvester's signature (or the proof) does not check: the harvester's
+                // fault, counted as its refused proof.
+                Err(SinkError::Invalid(e)) => {
+                    farmer.submitting.lock().remove(&hash);
+                    refuse(&farmer, harvester, &Refused::Share(e));
+                }
                 Err(e) => {
                     farmer.submitting.lock().remove(&hash);
                     farmer.count("share_refused_by_service");
@@ -545,6 +542,21 @@ impl Session {
             }
         });
     }
+}
+
+/// Counts and logs a refused proof (or share) of harvester `id`.
+fn refuse(farmer: &Farmer, id: u64, refused: &Refused) {
+    let reason = refused.counter();
+    farmer.count(reason);
+    farmer.with_harvester(id, |h| {
+        *h.refused_by_reason.entry(reason).or_insert(0) += 1;
+        match refused {
+            Refused::Late { .. } => h.late_proofs += 1,
+            Refused::DuplicatePlotSignagePoint => h.duplicate_proofs += 1,
+            _ => h.refused_proofs += 1,
+        }
+    });
+    crate::log_limited!(PROOF_LOG, info, harvester = id, reason = %refused, "proof refused");
 }
 
 /// The websocket upgrade is served at `/ws` only (chia's path).
