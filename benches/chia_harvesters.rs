@@ -8,7 +8,10 @@
 //! and `--chia-share-difficulty 1` (every proof good enough for the plot is a share, where the
 //! retarget would soon make proofs rare).
 //!
-//! The load generator is the project's own harvester client (`p2pool::harvester::client`), one
+//! The load generator runs in a process of its own (this binary, started again with
+//! `--load-generator`), as harvesters run on machines of their own: the node's process holds
+//! only the node, and `generator_cpu_s` says what the harvesters cost the machine. It is the
+//! project's own harvester client (`p2pool::harvester::client`), one
 //! per connection, each with a certificate issued from the node's CA: websocket `/ws`, chia
 //! handshake, plot sync of one real k18 plot plus 99 entries announced only (so 100 connections
 //! report 10,000 plots), a lookup of the real plot at every signage point, `new_proof_of_space`
@@ -65,6 +68,10 @@ const PLOTTERS: usize = 6;
 const REAL_PLOTS: [&str; 2] = ["real0", "real1"];
 
 fn main() {
+    if let Some(spec) = std::env::args().skip_while(|a| a != LOAD_GENERATOR).nth(1) {
+        load_generator(&spec);
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -174,31 +181,18 @@ async fn run(run: Run) -> Result<String, String> {
     let ca_dir = farmer.config().ca_dir.clone();
     let addr = node.worker_addr.to_string();
 
-    // The load generator: one harvester client per connection, each farming one real plot.
-    let per_connection = run.plots / run.harvesters;
-    let consensus = Consensus {
+    // The load generator, in a process of its own (as harvesters are on machines of their
+    // own): one harvester client per connection, each farming one real plot.
+    let spec = GeneratorSpec {
+        farmer: addr.clone(),
+        ca_dir: ca_dir.clone(),
+        network_id: farmer.config().network_id.clone(),
         difficulty_constant_factor: network.difficulty_constant_factor,
-        filter_bits: Some(network.plot_filter_prefix_bits(0)),
+        filter_bits: network.plot_filter_prefix_bits(0),
+        plots: run.sim_plots.clone(),
+        announced_per_connection: run.plots / run.harvesters - 1,
     };
-    let mut tasks = Vec::new();
-    for (i, plot) in run.sim_plots.iter().enumerate() {
-        let harvester = Harvester::new(FarmConfig {
-            farmer: addr.clone(),
-            plots: vec![plot.clone()],
-            certs: CertSource::CaDir(ca_dir.clone()),
-            network_id: farmer.config().network_id.clone(),
-            consensus,
-        })
-        .map_err(|e| format!("harvester {i}: {e}"))?;
-        if harvester.plots().len() != 1 {
-            return Err(format!(
-                "{} does not open as a farmable plot",
-                plot.display()
-            ));
-        }
-        let harvester = harvester.announce_only(announced_only(i, per_connection - 1, &run.keys));
-        tasks.push(tokio::spawn(async move { harvester.run().await }));
-    }
+    let generator = LoadGenerator::start(&spec)?;
     let real = match &run.real {
         Some((venv, plots)) => Some(RealHarvester::start(
             venv,
@@ -252,6 +246,7 @@ async fn run(run: Run) -> Result<String, String> {
     let mut seen: HashSet<String> = farmer.shares().into_iter().map(|r| r.hash).collect();
     let mut shares: Vec<ShareRecord> = Vec::new();
     let before = farmer.counters();
+    let cpu0 = cpu_seconds(std::process::id());
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(run.secs) {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -259,6 +254,7 @@ async fn run(run: Run) -> Result<String, String> {
     }
     let after = farmer.counters();
     let window = t0.elapsed().as_secs_f64();
+    let node_cpu_s = cpu_seconds(std::process::id()) - cpu0;
     // Shares of proofs taken in the window may still be on their way.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     collect(&farmer, &mut seen, &mut shares);
@@ -297,9 +293,7 @@ async fn run(run: Run) -> Result<String, String> {
     let mut lookups = lookups;
     lookups.sort_unstable();
 
-    for task in &tasks {
-        task.abort();
-    }
+    let generator_cpu_s = generator.stop();
     drop(real);
     node.shutdown().await;
 
@@ -318,7 +312,8 @@ async fn run(run: Run) -> Result<String, String> {
         "RESULT harvesters={} plots={sim_plots} proofs_per_s={:.1} proof_to_share_ms={:.3} \
          proof_to_share_p99_ms={:.3} real_harvester_shares={real_shares} shares_per_s={:.1} \
          shares={} node_ms={:.3} node_p99_ms={:.3} signature_wait_ms={:.3} \
-         signature_wait_p99_ms={:.3} share_check_ms={floor:.3}{}{refused_text}",
+         signature_wait_p99_ms={:.3} share_check_ms={floor:.3} \
+         node_cpu_ms_per_share={:.3} generator_cpu_s={generator_cpu_s:.1}{}{refused_text}",
         run.harvesters,
         proofs as f64 / window,
         percentile(&ms, 0.5),
@@ -329,6 +324,7 @@ async fn run(run: Run) -> Result<String, String> {
         percentile(&node_ms, 0.99),
         percentile(&wait_ms, 0.5),
         percentile(&wait_ms, 0.99),
+        node_cpu_s * 1e3 / shares.len().max(1) as f64,
         if run.real.is_some() {
             ""
         } else {
@@ -351,6 +347,124 @@ async fn run(run: Run) -> Result<String, String> {
         return Err(format!("no share in the window: {line}"));
     }
     Ok(line)
+}
+
+/// The argument that makes this binary the load generator; the spec (JSON) follows it.
+const LOAD_GENERATOR: &str = "--load-generator";
+
+/// What the load generator process runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GeneratorSpec {
+    farmer: String,
+    ca_dir: PathBuf,
+    network_id: String,
+    difficulty_constant_factor: u128,
+    filter_bits: u8,
+    /// One real plot per connection.
+    plots: Vec<PathBuf>,
+    /// Plot-sync entries each connection announces beside its real plot.
+    announced_per_connection: usize,
+}
+
+/// The load generator process (this binary with [`LOAD_GENERATOR`]); it stops when it is
+/// killed or its standard input closes.
+struct LoadGenerator(Child);
+
+impl LoadGenerator {
+    fn start(spec: &GeneratorSpec) -> Result<LoadGenerator, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let spec = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+        Command::new(exe)
+            .args([LOAD_GENERATOR, &spec])
+            .stdin(Stdio::piped())
+            .spawn()
+            .map(LoadGenerator)
+            .map_err(|e| format!("load generator: {e}"))
+    }
+
+    /// Stops the process; the CPU seconds it used (user + system), 0 when unknown.
+    fn stop(mut self) -> f64 {
+        let cpu = cpu_seconds(self.0.id());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        cpu
+    }
+}
+
+impl Drop for LoadGenerator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// User + system CPU seconds of process `pid` so far (`/proc/PID/stat`), 0 when unknown.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// The load generator's main: the harvester clients of `spec` until standard input closes.
+fn load_generator(spec: &str) {
+    let spec: GeneratorSpec = match serde_json::from_str(spec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("load generator: bad spec: {e}");
+            std::process::exit(2);
+        }
+    };
+    let keys = FarmerKeys::from_mnemonic(MNEMONIC).expect("mnemonic");
+    let consensus = Consensus {
+        difficulty_constant_factor: spec.difficulty_constant_factor,
+        filter_bits: Some(spec.filter_bits),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for (i, plot) in spec.plots.iter().enumerate() {
+            let harvester = match Harvester::new(FarmConfig {
+                farmer: spec.farmer.clone(),
+                plots: vec![plot.clone()],
+                certs: CertSource::CaDir(spec.ca_dir.clone()),
+                network_id: spec.network_id.clone(),
+                consensus,
+            }) {
+                Ok(h) if h.plots().len() == 1 => h,
+                Ok(_) => {
+                    eprintln!("load generator: {} is not a farmable plot", plot.display());
+                    std::process::exit(2);
+                }
+                Err(e) => {
+                    eprintln!("load generator: harvester {i}: {e}");
+                    std::process::exit(2);
+                }
+            };
+            let harvester =
+                harvester.announce_only(announced_only(i, spec.announced_per_connection, &keys));
+            tokio::spawn(async move { harvester.run().await });
+        }
+        // The bench closes standard input (or dies): stop.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        })
+        .await;
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
 }
 
 fn is_real(h: &p2pool::chia::farmer::HarvesterInfo) -> bool {

@@ -345,3 +345,29 @@ fn every_field_mutation_is_refused_with_its_reason() {
         }
     );
 }
+
+/// Signing checked content (no curve point validated again) gives exactly the share its bytes
+/// decode to: the same bytes, hash, message, plot id, signature and batch points.
+#[test]
+fn signing_content_equals_decoding_its_bytes() {
+    let mut n = 0;
+    for v in vectors()
+        .into_iter()
+        .filter(|v| v.outcome.parse::<u64>().is_ok())
+    {
+        let decoded = PoSpaceShare::decode(&v.share, v.network).unwrap();
+        let signed = decoded
+            .content()
+            .sign(decoded.signature(), v.network)
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name));
+        assert_eq!(signed.to_bytes(), v.share, "{}", v.name);
+        assert_eq!(signed.hash(), decoded.hash(), "{}", v.name);
+        assert_eq!(signed.message(), decoded.message(), "{}", v.name);
+        assert_eq!(signed.plot_id(), decoded.plot_id(), "{}", v.name);
+        assert_eq!(signed.signature(), decoded.signature(), "{}", v.name);
+        assert_eq!(signed.curve_points(), decoded.curve_points(), "{}", v.name);
+        assert_eq!(signed.content(), decoded.content(), "{}", v.name);
+        n += 1;
+    }
+    assert!(n > 0, "no valid vector");
+}

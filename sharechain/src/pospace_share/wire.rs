@@ -165,16 +165,37 @@ impl ShareContent {
         message_of(&unsigned, network)
     }
 
-    /// The share with this signature, checked exactly as decoding checks received bytes.
+    /// The share with this signature. Its fields are checked as decoding checks received
+    /// bytes (format version, v1 proof, one pool target, plot size, proof length), with the same
+    /// errors; the curve points are not validated again: the keys and `signature` are chia-bls
+    /// values, validated when they were decoded (and a sum of valid points is valid), so this
+    /// costs no square root or subgroup check. The result equals decoding its own bytes.
     pub fn sign(
         &self,
         signature: &Signature,
         network: &ChiaNetwork,
     ) -> Result<PoSpaceShare, DecodeError> {
+        if self.version != SHARE_FORMAT_VERSION {
+            return Err(DecodeError::UnknownVersion(self.version));
+        }
+        check_proof_shape(&self.proof_of_space, network)?;
         let mut bytes = Vec::with_capacity(MAX_SHARE_LEN);
         self.encode(&mut bytes);
+        let unsigned_len = bytes.len();
         bytes.extend_from_slice(&signature.to_bytes());
-        PoSpaceShare::decode(&bytes, network)
+        if bytes.len() > MAX_SHARE_LEN {
+            return Err(DecodeError::TooLong(bytes.len()));
+        }
+        let points = CurvePoints::new(&self.proof_of_space.plot_public_key, signature)
+            .ok_or(DecodeError::SignatureEncoding)?;
+        PoSpaceShare::assemble(
+            self.clone(),
+            signature.clone(),
+            points,
+            &bytes,
+            unsigned_len,
+            network,
+        )
     }
 }
 
@@ -238,30 +259,37 @@ impl<'a> Reader<'a> {
             e => DecodeError::ProofOfSpace(e),
         })?;
         self.pos += cursor.position() as usize;
-        if pos.version != 0 {
-            return Err(DecodeError::V2Proof);
-        }
-        if pos.pool_public_key.is_some() == pos.pool_contract_puzzle_hash.is_some() {
-            return Err(DecodeError::PoolTarget);
-        }
-        let k = pos.size;
-        if k < network.min_k || k > network.max_k {
-            return Err(DecodeError::PlotSize {
-                k,
-                min: network.min_k,
-                max: network.max_k,
-            });
-        }
-        let expected = crate::pospace::proof_len(k);
-        if pos.proof.len() != expected {
-            return Err(DecodeError::ProofLength {
-                k,
-                expected,
-                got: pos.proof.len(),
-            });
-        }
+        check_proof_shape(&pos, network)?;
         Ok(pos)
     }
+}
+
+/// What a share's proof of space must look like before anything is computed from it: v1, one
+/// pool target, a plot size of the network, a proof as long as its size says.
+fn check_proof_shape(pos: &ProofOfSpace, network: &ChiaNetwork) -> Result<(), DecodeError> {
+    if pos.version != 0 {
+        return Err(DecodeError::V2Proof);
+    }
+    if pos.pool_public_key.is_some() == pos.pool_contract_puzzle_hash.is_some() {
+        return Err(DecodeError::PoolTarget);
+    }
+    let k = pos.size;
+    if k < network.min_k || k > network.max_k {
+        return Err(DecodeError::PlotSize {
+            k,
+            min: network.min_k,
+            max: network.max_k,
+        });
+    }
+    let expected = crate::pospace::proof_len(k);
+    if pos.proof.len() != expected {
+        return Err(DecodeError::ProofLength {
+            k,
+            expected,
+            got: pos.proof.len(),
+        });
+    }
+    Ok(())
 }
 
 impl PoSpaceShare {
@@ -292,10 +320,24 @@ impl PoSpaceShare {
         if r.pos != bytes.len() {
             return Err(DecodeError::TrailingBytes(bytes.len() - r.pos));
         }
-        let pos = &content.proof_of_space;
-        let plot_key = pos.plot_public_key.to_bytes();
+        let plot_key = content.proof_of_space.plot_public_key.to_bytes();
         let (signature, points) = CurvePoints::validate_signature(&plot_key, &signature_bytes)
             .ok_or(DecodeError::SignatureEncoding)?;
+        Self::assemble(content, signature, points, bytes, unsigned_len, network)
+    }
+
+    /// The share of checked `content` and signature, from its encoding `bytes` (the signature
+    /// starts at `unsigned_len`).
+    fn assemble(
+        content: ShareContent,
+        signature: Signature,
+        points: CurvePoints,
+        bytes: &[u8],
+        unsigned_len: usize,
+        network: &ChiaNetwork,
+    ) -> Result<Self, DecodeError> {
+        let pos = &content.proof_of_space;
+        let plot_key = pos.plot_public_key.to_bytes();
         let plot_id = match (&pos.pool_public_key, &pos.pool_contract_puzzle_hash) {
             (Some(pool), _) => crate::pospace::plot_id_og(&pool.to_bytes(), &plot_key),
             (None, Some(contract)) => {
