@@ -84,12 +84,13 @@ pub struct ChiaNodeOptions {
     pub network: String,
     /// `--datadir`; `None` means `~/.p2pool-rs/chia-NETWORK`.
     pub datadir: Option<PathBuf>,
-    /// `--address`: the `xch…`/`txch…` address this node's farmer is paid at; starting fails without it.
+    /// `--address`: the `xch…`/`txch…` address this node's farmer is paid at; starting fails
+    /// without it.
     pub address: Option<String>,
     /// Bind address of the worker port harvesters connect to, and its port (`None` means
     /// [`DEFAULT_WORKER_PORT`]).
     pub worker_addr: (std::net::IpAddr, Option<u16>),
-    /// Connection limits of the worker port.
+    /// The worker port's connection limits and timeouts.
     pub worker: WorkerConfig,
     /// The `--chia-*` options.
     pub chia: ChiaRunArgs,

@@ -374,11 +374,11 @@ pub struct PlotSyncIdentifier {
 pub struct PlotSyncStart {
     /// The message's identifier.
     pub identifier: PlotSyncIdentifier,
-    /// Whether this is the harvester's first sync since it connected: the farmer then forgets what
-    /// it had.
+    /// Whether this sync follows the harvester's initial plot refresh (after it started or
+    /// reconnected): the farmer then forgets what it had.
     pub initial: bool,
-    /// The `sync_id` of the previous completed sync (0 if none), so the farmer can detect a missed
-    /// one.
+    /// The `sync_id` of the previous completed sync (0 if none); chia's farmer refuses the sync
+    /// (error 3) when it is not the last sync it completed.
     pub last_sync_id: u64,
     /// How many plot files the harvester found on disk.
     pub plot_file_count: u32,

@@ -88,10 +88,10 @@ impl<E> From<StoreError> for SubmitError<E> {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The share store in the data directory could not be opened or read.
+    /// The share store in the data directory could not be created, opened or read.
     #[error("{0}")]
     Store(#[from] StoreError),
-    /// The share network could not start (listen address, key, bootstrap peers).
+    /// The share network could not start (node key, transport, or a listen address).
     #[error("share network: {0}")]
     P2p(#[from] crate::p2p::P2pError),
 }

@@ -83,8 +83,8 @@ pub enum TlsRefusal {
     /// signature).
     #[error("client certificate not issued by the farmer's CA")]
     ForeignCa,
-    /// The harvester's certificate was refused for another reason (expired, malformed, wrong
-    /// usage).
+    /// The harvester's certificate was refused for another reason (any other certificate error
+    /// rustls reports, e.g. expired).
     #[error("client certificate refused")]
     BadCertificate,
     /// The harvester sent no certificate (chia's mutual TLS requires one).
