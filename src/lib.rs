@@ -2,6 +2,8 @@
 //!
 //! See `docs/ARCHITECTURE.md` for what each module owns and how data flows between them.
 
+#![warn(missing_docs)]
+
 pub mod bitcoind;
 pub mod chia;
 pub mod cli;

@@ -14,12 +14,13 @@ use super::{default_p2p_port, BitcoindP2p, P2pConfig};
 pub struct BitcoindArgs {
     /// bitcoind's JSON-RPC URL [default: http://127.0.0.1:<the network's RPC port>/, or
     /// `rpcconnect`/`rpcport` from bitcoin.conf].
+    // The brackets are clap's help convention for a default, not a rustdoc link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long = "bitcoind-rpc", value_name = "URL")]
     pub rpc_url: Option<String>,
     /// RPC user (with --bitcoind-rpc-password).
     #[arg(long = "bitcoind-rpc-user", requires = "rpc_password")]
     pub rpc_user: Option<String>,
-    /// RPC password (with --bitcoind-rpc-user).
     /// RPC password (with --bitcoind-rpc-user); also read from `BITCOIND_RPC_PASSWORD`.
     #[arg(
         long = "bitcoind-rpc-password",
@@ -28,8 +29,8 @@ pub struct BitcoindArgs {
         requires = "rpc_user"
     )]
     pub rpc_password: Option<String>,
-    /// bitcoind's `.cookie` file [default: found in the bitcoin data directory].
-    /// bitcoind's `.cookie` file (conflicts with --bitcoind-rpc-user).
+    /// bitcoind's `.cookie` file [default: found in the bitcoin data directory] (conflicts with
+    /// --bitcoind-rpc-user).
     #[arg(
         long = "bitcoind-rpc-cookie",
         value_name = "FILE",

@@ -9,10 +9,19 @@ use sharechain::pospace_share::ChiaNetwork;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AddressError {
+    /// Not valid bech32m (bad characters, checksum, or mixed case); holds the decoder's message.
     #[error("not a bech32m address: {0}")]
     Encoding(String),
+    /// A bech32m string whose prefix is not this network's (`xch` for mainnet, `txch` for the
+    /// test networks).
     #[error("address prefix {got:?}: this network's addresses start with {want:?}")]
-    Prefix { got: String, want: &'static str },
+    Prefix {
+        /// The prefix found, lowercased.
+        got: String,
+        /// This network's prefix.
+        want: &'static str,
+    },
+    /// The data part is not 32 bytes; holds its length in bytes.
     #[error("address holds {0} bytes, a puzzle hash is 32")]
     Length(usize),
 }

@@ -20,6 +20,7 @@ pub mod wss;
 /// Options of `p2pool chia`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChiaArgs {
+    /// The `p2pool chia` subcommand to run.
     #[command(subcommand)]
     pub command: ChiaCommand,
 }

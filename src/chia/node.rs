@@ -78,11 +78,21 @@ pub struct ChiaRunArgs {
 /// What the Chia node needs from the command line.
 #[derive(Debug, Clone)]
 pub struct ChiaNodeOptions {
+    /// `--network`: the share chain's Chia network (`regtest`, or with a full node `mainnet`,
+    /// `testnet11` or `simulator0`; regtest follows the full node's network when the share chain
+    /// knows it).
     pub network: String,
+    /// `--datadir`; `None` means `~/.p2pool-rs/chia-NETWORK`.
     pub datadir: Option<PathBuf>,
+    /// `--address`: the `xch…`/`txch…` address this node's farmer is paid at; starting fails
+    /// without it.
     pub address: Option<String>,
+    /// Bind address of the worker port harvesters connect to, and its port (`None` means
+    /// [`DEFAULT_WORKER_PORT`]).
     pub worker_addr: (std::net::IpAddr, Option<u16>),
+    /// The worker port's connection limits and timeouts.
     pub worker: WorkerConfig,
+    /// The `--chia-*` options.
     pub chia: ChiaRunArgs,
     /// The share network: listen addresses and bootstrap peers (its names are the PoSpace
     /// kind's; its key and address book live in the data directory).

@@ -161,91 +161,157 @@ impl Frame {
 /// A pool's partial threshold for plot-NFT plots.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct PoolDifficulty {
+    /// The pool's difficulty for this plot NFT: a proof is a partial when its required iterations
+    /// at this difficulty are below `sub_slot_iters / 64`.
     pub difficulty: u64,
+    /// The pool's sub-slot iterations (chia pools use `POOL_SUB_SLOT_ITERS`, 37,600,000,000).
     pub sub_slot_iters: u64,
+    /// The plot NFT's pool contract (p2 singleton) puzzle hash: the plots this difficulty applies
+    /// to.
     pub pool_contract_puzzle_hash: Bytes32,
 }
 
-/// `harvester_handshake`: the keys the farmer farms with.
+/// `harvester_handshake` (message 3, farmer → harvester): the keys the farmer farms with.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct HarvesterHandshake {
+    /// BLS G1 farmer keys. Plots made for another farmer key are not loaded; an empty list makes
+    /// the harvester ignore every signage point.
     pub farmer_public_keys: Vec<PublicKey>,
+    /// BLS G1 pool keys for OG (non plot-NFT) plots. OG plots whose pool key is missing are not
+    /// loaded.
     pub pool_public_keys: Vec<PublicKey>,
 }
 
-/// `new_signage_point_harvester` in the layout for protocol ≥ 0.0.38.
+/// `new_signage_point_harvester` (message 66, farmer → harvester) in the layout for protocol
+/// ≥ 0.0.38 (chia's `NewSignagePointHarvester2`); the older layout is not accepted by a 2.7.5
+/// harvester.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct NewSignagePointHarvester2 {
+    /// The challenge chain's challenge for the current sub-slot.
     pub challenge_hash: Bytes32,
+    /// The chain's current block difficulty.
     pub difficulty: u64,
+    /// The chain's current sub-slot iterations (a multiple of 64); a proof counts when its required
+    /// iterations are below `sub_slot_iters / 64`.
     pub sub_slot_iters: u64,
+    /// Index of the signage point in its sub-slot, 0 to 63 (0 is the end of the previous sub-slot).
     pub signage_point_index: u8,
+    /// The challenge chain signage point hash (equal to `challenge_hash` at index 0); it enters the
+    /// plot filter and the proof's challenge.
     pub sp_hash: Bytes32,
+    /// Pool partial thresholds, one per plot NFT the farmer pools with.
     pub pool_difficulties: Vec<PoolDifficulty>,
+    /// Height of the full node's peak: the harvester derives the v1 plot filter's prefix bits from
+    /// it.
     pub peak_height: u32,
+    /// Height of the latest transaction block.
     pub last_tx_height: u32,
+    /// Challenge for the v2 plot filter, taken from an earlier completed sub-slot (signage points
+    /// 0-15 use the sub-slot before last, 16-63 the last one); `None` when the chain has no such
+    /// history.
     pub filter_challenge: Option<Bytes32>,
 }
 
-/// Fee information a third-party harvester may attach to a proof.
+/// Fee information a third-party (CHIP-22) harvester may attach to a proof.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct ProofOfSpaceFeeInfo {
+    /// The fee threshold the harvester applied, as the third-party harvester reports it (opaque to
+    /// this node).
     pub applied_fee_threshold: u32,
 }
 
-/// `new_proof_of_space`.
+/// `new_proof_of_space` (message 5, harvester → farmer): one proof whose required iterations
+/// are below the signage point's (or a pool's) threshold.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct NewProofOfSpace {
+    /// The sub-slot challenge of the signage point this proof answers.
     pub challenge_hash: Bytes32,
+    /// The signage point hash this proof answers.
     pub sp_hash: Bytes32,
     /// 64 hex characters of the quality, then the plot's path.
     pub plot_identifier: String,
+    /// The proof of space itself (plot keys, k, and the 64 x-values).
     pub proof: ProofOfSpace,
+    /// Index of the answered signage point in its sub-slot, 0 to 63.
     pub signage_point_index: u8,
+    /// Whether the harvester wants the farmer to send the data behind each hash in
+    /// `request_signatures` (CHIP-22 third-party harvesters).
     pub include_source_signature_data: bool,
+    /// A puzzle hash the harvester asks the farmer reward to go to instead of the farmer's own
+    /// (CHIP-22); `None` normally.
     pub farmer_reward_address_override: Option<Bytes32>,
+    /// Fee information the third-party harvester reports, if any.
     pub fee_info: Option<ProofOfSpaceFeeInfo>,
 }
 
-/// What a signed hash is the hash of (CHIP-22 harvesters only).
+/// What a signed hash is the hash of (CHIP-22 third-party harvesters only).
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct SignatureRequestSourceData {
+    /// chia's `SigningDataKind`: 1 foliage block data, 2 foliage transaction block, 3 challenge
+    /// chain VDF, 4 reward chain VDF, 5 challenge chain sub-slot, 6 reward chain sub-slot, 7 pool
+    /// partial.
     pub kind: u8,
+    /// The Streamable serialization of that object; its hash is the message to sign.
     pub data: Bytes,
 }
 
-/// `request_signatures`.
+/// `request_signatures` (message 6, farmer → harvester): hashes to sign with a plot's local key;
+/// answered by [`RespondSignatures`] with the same message id.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct RequestSignatures {
+    /// The `plot_identifier` of the `new_proof_of_space` being signed for.
     pub plot_identifier: String,
+    /// The sub-slot challenge of the proof's signage point.
     pub challenge_hash: Bytes32,
+    /// The signage point hash of the proof.
     pub sp_hash: Bytes32,
+    /// The 32-byte hashes to sign with the plot's local key.
     pub messages: Vec<Bytes32>,
+    /// For CHIP-22 harvesters only: the object behind each hash in `messages`, same order (`None`
+    /// for a hash without one).
     pub message_data: Option<Vec<Option<SignatureRequestSourceData>>>,
+    /// For CHIP-22 harvesters only: the unfinished block's reward chain data the hashes come from.
     pub rc_block_unfinished: Option<RewardChainBlockUnfinished>,
 }
 
-/// `respond_signatures`.
+/// `respond_signatures` (message 7, harvester → farmer): the local key's signatures over the
+/// requested hashes.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct RespondSignatures {
+    /// The request's `plot_identifier`.
     pub plot_identifier: String,
+    /// The request's sub-slot challenge.
     pub challenge_hash: Bytes32,
+    /// The request's signage point hash.
     pub sp_hash: Bytes32,
+    /// The plot's local public key (BLS G1).
     pub local_pk: PublicKey,
+    /// The farmer public key the plot was made for (BLS G1).
     pub farmer_pk: PublicKey,
+    /// Each requested hash with its `AugSchemeMPL` signature (BLS G2) by the local key, augmented
+    /// with the plot public key.
     pub message_signatures: Vec<(Bytes32, Signature)>,
+    /// Echo of the proof's CHIP-22 flag.
     pub include_source_signature_data: bool,
+    /// Echo of the proof's CHIP-22 farmer reward override, if any.
     pub farmer_reward_address_override: Option<Bytes32>,
 }
 
-/// `farming_info` (farmer protocol type, sent by the harvester once per signage point).
+/// `farming_info` (message 12, a farmer protocol type the harvester sends once per signage point):
+/// its lookup statistics.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct FarmingInfo {
+    /// The sub-slot challenge of the signage point.
     pub challenge_hash: Bytes32,
+    /// The signage point hash.
     pub sp_hash: Bytes32,
+    /// When the lookup finished, Unix seconds.
     pub timestamp: u64,
+    /// How many plots passed the plot filter.
     pub passed: u32,
+    /// How many proofs were found and sent.
     pub proofs: u32,
+    /// How many plots the harvester has loaded.
     pub total_plots: u32,
     /// Microseconds.
     pub lookup_time: u64,
@@ -254,66 +320,99 @@ pub struct FarmingInfo {
 /// A loaded plot as the farmer lists it (`Plot2`).
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct Plot2 {
+    /// The plot file's path on the harvester.
     pub filename: String,
     /// k for v1 plots.
     pub size: u8,
+    /// The plot id: SHA-256 of the pool key (OG plots) or pool contract puzzle hash (plot-NFT
+    /// plots) followed by the plot public key.
     pub plot_id: Bytes32,
+    /// The OG pool public key; `None` for plot-NFT plots.
     pub pool_public_key: Option<PublicKey>,
+    /// The plot NFT's pool contract puzzle hash; `None` for OG plots.
     pub pool_contract_puzzle_hash: Option<Bytes32>,
+    /// The plot public key (local key + farmer key, plus a taproot key for plot-NFT plots).
     pub plot_public_key: PublicKey,
+    /// The file's size in bytes.
     pub file_size: u64,
+    /// The file's modification time, Unix seconds.
     pub time_modified: u64,
+    /// The plot's compression level (0 for uncompressed); `None` if unknown.
     pub compression_level: Option<u8>,
+    /// Index of a v2 plot within its group (0 for v1 plots).
     pub plot_index: u16,
+    /// Meta group of a v2 plot (0 for v1 plots).
     pub meta_group: u8,
 }
 
-/// `respond_plots2`.
+/// `respond_plots2` (message 113, harvester → farmer): the answer to `request_plots` (67).
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct RespondPlots2 {
+    /// The loaded plots.
     pub plots: Vec<Plot2>,
+    /// Paths of plot files that could not be opened or parsed.
     pub failed_to_open_filenames: Vec<String>,
+    /// Paths of plots whose farmer key (or OG pool key) the farmer did not send.
     pub no_key_filenames: Vec<String>,
 }
 
 /// Names one plot sync message; the farmer echoes it.
 #[derive(Streamable, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlotSyncIdentifier {
+    /// When the message was sent, Unix seconds; the harvester drops a response older than its
+    /// message timeout.
     pub timestamp: u64,
+    /// The sync this message belongs to (chia uses the start time in Unix seconds; 0 between
+    /// syncs).
     pub sync_id: u64,
+    /// Position of the message in its sync, from 0.
     pub message_id: u64,
 }
 
-/// `plot_sync_start`.
+/// `plot_sync_start` (message 78, harvester → farmer): opens a plot sync.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct PlotSyncStart {
+    /// The message's identifier.
     pub identifier: PlotSyncIdentifier,
+    /// Whether this sync follows the harvester's initial plot refresh (after it started or
+    /// reconnected): the farmer then forgets what it had.
     pub initial: bool,
+    /// The `sync_id` of the previous completed sync (0 if none); chia's farmer refuses the sync
+    /// (error 3) when it is not the last sync it completed.
     pub last_sync_id: u64,
+    /// How many plot files the harvester found on disk.
     pub plot_file_count: u32,
     /// 1 = CPU.
     pub harvesting_mode: u8,
 }
 
-/// `plot_sync_removed`, `_invalid`, `_keys_missing`, `_duplicates`.
+/// `plot_sync_removed` (80), `_invalid` (81), `_keys_missing` (82) and `_duplicates` (83),
+/// harvester → farmer: one batch of plot paths.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct PlotSyncPathList {
+    /// The message's identifier.
     pub identifier: PlotSyncIdentifier,
+    /// Plot file paths.
     pub data: Vec<String>,
+    /// Whether this is the last batch of this list in the sync.
     pub r#final: bool,
 }
 
-/// `plot_sync_loaded2`.
+/// `plot_sync_loaded2` (message 112, harvester → farmer): one batch of loaded plots.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct PlotSyncPlotList2 {
+    /// The message's identifier.
     pub identifier: PlotSyncIdentifier,
+    /// Loaded plots in this batch.
     pub data: Vec<Plot2>,
+    /// Whether this is the last batch of loaded plots in the sync.
     pub r#final: bool,
 }
 
-/// `plot_sync_done`.
+/// `plot_sync_done` (message 84, harvester → farmer): closes a plot sync.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct PlotSyncDone {
+    /// The message's identifier.
     pub identifier: PlotSyncIdentifier,
     /// Seconds.
     pub duration: u64,
@@ -322,52 +421,80 @@ pub struct PlotSyncDone {
 /// Why the farmer refused a plot sync message.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct PlotSyncError {
+    /// chia's plot sync `ErrorCodes`: -1 unknown, 0 invalid state, 1 invalid peer id, 2 invalid
+    /// identifier, 3 invalid last sync id, 4 invalid connection type, 5 plot already available, 6
+    /// plot not available, 7 sync ids match.
     pub code: i16,
+    /// Human-readable reason.
     pub message: String,
+    /// The identifier the farmer expected instead, when the error is about ordering.
     pub expected_identifier: Option<PlotSyncIdentifier>,
 }
 
-/// `plot_sync_response`.
+/// `plot_sync_response` (message 85, farmer → harvester): acknowledges or refuses one plot sync
+/// message.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct PlotSyncResponse {
+    /// The identifier of the acknowledged message, echoed.
     pub identifier: PlotSyncIdentifier,
+    /// The acknowledged message's type ([`msg`] number: 78, 80 to 84, 112).
     pub message_type: i16,
+    /// Why the message was refused; `None` when it was accepted.
     pub error: Option<PlotSyncError>,
 }
 
-/// What an end of sub-slot signage point was made from (farmer protocol).
+/// What an end of sub-slot signage point was made from (farmer protocol, part of
+/// [`SignagePointSourceData`]).
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct SpSubSlotSourceData {
+    /// The challenge chain's end of sub-slot data.
     pub cc_sub_slot: ChallengeChainSubSlot,
+    /// The reward chain's end of sub-slot data.
     pub rc_sub_slot: RewardChainSubSlot,
 }
 
-/// What a signage point's VDF outputs were (farmer protocol).
+/// What a signage point's VDF outputs were (farmer protocol, part of [`SignagePointSourceData`]).
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct SpVdfSourceData {
+    /// The challenge chain VDF output at the signage point.
     pub cc_vdf: ClassgroupElement,
+    /// The reward chain VDF output at the signage point.
     pub rc_vdf: ClassgroupElement,
 }
 
-/// `SignagePointSourceData`: one of the two.
+/// `SignagePointSourceData`: what a signage point was made from; exactly one of the two is set.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct SignagePointSourceData {
+    /// Set for an end of sub-slot (index 0).
     pub sub_slot_data: Option<SpSubSlotSourceData>,
+    /// Set for a signage point inside a sub-slot.
     pub vdf_data: Option<SpVdfSourceData>,
 }
 
-/// `new_signage_point` (full node → farmer), chia-blockchain 2.7.5's layout.
+/// `new_signage_point` (message 8, full node → farmer), chia-blockchain 2.7.5's layout.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct NewSignagePoint {
+    /// The challenge chain's challenge for the current sub-slot.
     pub challenge_hash: Bytes32,
+    /// The challenge chain signage point hash (what harvesters get as `sp_hash`).
     pub challenge_chain_sp: Bytes32,
+    /// The reward chain signage point hash, which the block's reward chain signature signs.
     pub reward_chain_sp: Bytes32,
+    /// The chain's current block difficulty.
     pub difficulty: u64,
+    /// The chain's current sub-slot iterations.
     pub sub_slot_iters: u64,
+    /// Index of the signage point in its sub-slot, 0 to 63 (0 is an end of sub-slot).
     pub signage_point_index: u8,
+    /// Height of the full node's peak.
     pub peak_height: u32,
+    /// Height of the latest transaction block.
     pub last_tx_height: u32,
+    /// What the signage point was made from (the farmer uses it to give CHIP-22 harvesters the
+    /// data behind the hashes they sign).
     pub sp_source_data: Option<SignagePointSourceData>,
+    /// Challenge for the v2 plot filter from the completed sub-slot history; `None` when there is
+    /// none.
     pub filter_challenge: Option<Bytes32>,
 }
 

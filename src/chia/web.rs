@@ -82,13 +82,17 @@ struct Held {
 /// One payee of `/chia/payouts`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PayoutView {
+    /// The payee's address on the share chain's network (`xch…` or `txch…`).
     pub address: String,
+    /// The payee's puzzle hash, hex.
     pub puzzle_hash: String,
     /// Sum of the difficulties of its shares in the window.
     pub difficulty: u64,
     /// Its part of the pool reward (0 to 1).
     pub fraction: f64,
+    /// Its mojos of one block's pool reward, as `sharechain`'s split gives them.
     pub mojos: u64,
+    /// `mojos` in XCH (10^12 mojos), for display.
     pub xch: f64,
 }
 

@@ -23,8 +23,10 @@ use plotfile::{FileStorage, HttpStorage, Prover, Storage};
 #[derive(Debug, Clone, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct HarvesterArgs {
+    /// `check` or `prove`; `None` farms with [`HarvesterArgs::farm`].
     #[command(subcommand)]
     pub command: Option<HarvesterCommand>,
+    /// The farming options (used without a subcommand, which they conflict with).
     #[command(flatten)]
     pub farm: FarmArgs,
 }

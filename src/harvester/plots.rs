@@ -54,13 +54,23 @@ impl Default for Consensus {
 pub struct Plot {
     /// Absolute path, as chia names plots in `plot_identifier`.
     pub path: PathBuf,
+    /// The open plot file: its header (id, k, memo) and the table reads for qualities and proofs.
     pub prover: Prover<FileStorage>,
+    /// The OG pool public key from the plot's memo; `None` for a plot-NFT plot.
     pub pool_public_key: Option<PublicKey>,
+    /// The plot NFT's pool contract puzzle hash from the memo; `None` for an OG plot.
     pub pool_contract_puzzle_hash: Option<Bytes32>,
+    /// The farmer public key the plot was made for, from the memo.
     pub farmer_public_key: PublicKey,
+    /// The plot's local secret key, derived from the memo's local master key (`m/12381/8444/3/0`);
+    /// it signs `request_signatures`.
     pub local_sk: SecretKey,
+    /// The plot public key (local key + farmer key, plus the taproot key for plot-NFT plots); the
+    /// plot id was checked against it.
     pub plot_public_key: PublicKey,
+    /// The file's size in bytes.
     pub file_size: u64,
+    /// The file's modification time, Unix seconds (0 if unknown).
     pub time_modified: u64,
 }
 

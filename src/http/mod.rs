@@ -34,6 +34,7 @@ pub const VERSION: &str = concat!("p2pool-rs/", env!("CARGO_PKG_VERSION"));
 /// Where the page and the API learn about connected peers. The share network fills this in;
 /// until then the node has none.
 pub trait PeerSource: Send + Sync + std::fmt::Debug + 'static {
+    /// The share-network peers connected now, in no particular order.
     fn peers(&self) -> Vec<Peer>;
 }
 

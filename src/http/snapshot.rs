@@ -21,6 +21,7 @@ use crate::stats::{single, unix_now, Snapshot};
 pub struct Peer {
     /// `host:port`.
     pub addr: String,
+    /// Whether the peer dialed this node (`false`: this node dialed it).
     pub incoming: bool,
     /// The peer's software version, when known.
     pub version: String,
@@ -29,19 +30,26 @@ pub struct Peer {
 /// The share chain at a glance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChainSummary {
+    /// Hash of the best share, the one new shares build on; `None` while the chain is empty.
     pub best: Option<String>,
+    /// The best share's absolute height (`absheight`).
     pub best_height: Option<u32>,
     /// Shares held.
     pub len: usize,
+    /// Shares without children: the chain's tips, forks included.
     pub heads: usize,
+    /// Verified shares without verified children.
     pub verified_heads: usize,
     /// Hashes per second of the pool's accepted shares over the last hour of shares.
     pub pool_nonstale_hash_rate: Option<f64>,
     /// Including the share chain's stale (orphan and dead) shares.
     pub pool_hash_rate: Option<f64>,
+    /// Stale proportion over the window: orphan and dead shares over all shares counted (P2Pool's
+    /// `get_average_stale_prop`), 0 to 1.
     pub pool_stale_prop: Option<f64>,
     /// Orphan and dead shares the miners of the window reported.
     pub orphan: u64,
+    /// Dead-on-arrival shares the miners of the window reported.
     pub dead: u64,
     /// Shares the rate was measured over.
     pub lookbehind: usize,

@@ -1,7 +1,7 @@
 //! The share network over libp2p: TCP + noise + yamux, gossipsub (new shares, found blocks, new
 //! bitcoin tips), request-response share sync, identify, ping, kad, connection limits and bans.
 //!
-//! One event loop ([`event_loop`]) owns the swarm. The rest of the node talks to it through a
+//! One event loop (`event_loop`) owns the swarm. The rest of the node talks to it through a
 //! cloneable [`P2pHandle`] (bounded command channel, oneshot replies) and receives what the network
 //! delivers as [`Inbound`] values on a bounded channel. The loop never decodes or verifies a share:
 //! it hands bytes to the share service ([`crate::shares`]) and acts on its verdicts (forward or

@@ -62,13 +62,18 @@ const JOB_QUEUE: usize = 256;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SubmitError<E = VerifyError> {
+    /// The tracker refused the share: it was found invalid before, or it builds on an invalid
+    /// share.
     #[error("{0}")]
     Insert(#[from] InsertError),
+    /// The tracker took the share but the kind's verification on the chain found it invalid (`E` is
+    /// the kind's verify error); it is removed again.
     #[error("share is invalid on the chain: {0}")]
     Invalid(E),
     /// The store write failed (shared by every share of the commit).
     #[error("{0}")]
     Store(Arc<StoreError>),
+    /// The service's worker has stopped (the node is shutting down), so nothing was done.
     #[error("share service stopped")]
     Stopped,
 }
@@ -83,8 +88,10 @@ impl<E> From<StoreError> for SubmitError<E> {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StartError {
+    /// The share store in the data directory could not be created, opened or read.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The share network could not start (node key, transport, or a listen address).
     #[error("share network: {0}")]
     P2p(#[from] crate::p2p::P2pError),
 }
@@ -92,14 +99,24 @@ pub enum StartError {
 /// A read-only summary for the HTTP API.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ShareSnapshot {
+    /// Hash of the best share, hex; `None` while the chain is empty.
     pub best: Option<String>,
+    /// The best share's height as the kind counts it (0 with no best share).
     pub height: u32,
+    /// Shares held in the tracker.
     pub shares: usize,
+    /// Verified shares without verified children.
     pub verified_heads: usize,
+    /// Parents not held below shares that still want history (being requested from peers).
     pub missing_parents: usize,
+    /// Share-network peers whose chain status this node tracks (connected and not penalised).
     pub peers: usize,
+    /// Shares received from peers since start, by gossip or sync, before any check.
     pub received: u64,
+    /// Peer messages since start that held an undecodable or invalid share (each penalised the
+    /// peer).
     pub invalid: u64,
+    /// Whether the node is caught up enough with its peers to hand out work.
     pub sync: SyncStatus,
 }
 

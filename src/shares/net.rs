@@ -1,6 +1,6 @@
 //! The share network as the worker sees it: a small trait ([`ShareNet`]) for what the worker
 //! tells the network (publish a share, the verdict on a gossip message, penalise a peer), so the
-//! pipeline is tested without sockets. [`Live`] is the real network, through [`P2pHandle`]'s own
+//! pipeline is tested without sockets. `Live` is the real network, through [`P2pHandle`]'s own
 //! methods; none of them blocks the worker.
 
 use libp2p::gossipsub::{MessageAcceptance, MessageId};

@@ -25,8 +25,10 @@ pub struct PoSpace;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ArrivalError {
+    /// The bytes are not a well-formed PoSpace share of this network.
     #[error("undecodable PoSpace share: {0}")]
     Decode(#[from] DecodeError),
+    /// The share decodes but fails the arrival check: its timestamp is too far in the future.
     #[error("PoSpace share: {0}")]
     Check(#[from] ShareError),
 }

@@ -105,10 +105,15 @@ pub struct Announced {
 /// A plot as a harvester's plot sync reported it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PlotSummary {
+    /// The plot file's path on the harvester.
     pub filename: String,
+    /// k for a v1 plot (a v2 plot's strength with the top bit set), as in chia's `Plot2`.
     pub size: u8,
+    /// The plot id, hex.
     pub plot_id: String,
+    /// The plot public key (BLS G1), hex.
     pub plot_public_key: String,
+    /// The plot NFT's pool contract puzzle hash, hex; `None` for an OG plot.
     pub pool_contract_puzzle_hash: Option<String>,
     /// Bytes on the harvester's disk.
     pub file_size: u64,
@@ -119,23 +124,33 @@ pub struct PlotSummary {
 pub struct HarvesterInfo {
     /// Connection number.
     pub id: u64,
+    /// The harvester's socket address (`ip:port`).
     pub peer: String,
     /// SHA-256 of its certificate (chia's node id).
     pub node_id: String,
+    /// The `software_version` of its chia handshake.
     pub software_version: String,
+    /// When its chia handshake completed (seconds since the Unix epoch).
     pub connected_at: u64,
     /// When its last message arrived (seconds since the Unix epoch).
     pub last_seen: u64,
     /// Plots after the last completed plot sync.
     pub plots: Vec<PlotSummary>,
+    /// Plot paths it could not open, from its latest `plot_sync_invalid`.
     pub invalid: Vec<String>,
+    /// Plot paths whose farmer or pool key this farmer did not send, from its latest
+    /// `plot_sync_keys_missing`.
     pub keys_missing: Vec<String>,
+    /// Duplicate plot files, from its latest `plot_sync_duplicates`.
     pub duplicates: Vec<String>,
+    /// Plot syncs completed (`plot_sync_done` received) on this connection.
     pub plot_syncs: u64,
     /// `new_proof_of_space` messages received.
     pub proofs: u64,
     /// Proofs that became shares taken by the share service.
     pub shares: u64,
+    /// Proofs refused as late: more than [`LATE_AFTER_SIGNAGE_POINTS`] signage points behind the
+    /// latest one.
     pub late_proofs: u64,
     /// Further proofs of a plot for a signage point it already had a proof for (not signed).
     pub duplicate_proofs: u64,
@@ -150,13 +165,21 @@ pub struct HarvesterInfo {
 /// An accepted share, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShareRecord {
+    /// The share's hash, hex.
     pub hash: String,
+    /// Connection number of the harvester whose proof it is ([`HarvesterInfo::id`]).
     pub harvester: u64,
+    /// The plot id, hex.
     pub plot_id: String,
+    /// The plot's size k.
     pub k: u8,
+    /// The sub-slot challenge of the answered signage point, hex.
     pub challenge_hash: String,
+    /// The answered signage point's hash, hex.
     pub sp_hash: String,
+    /// The answered signage point's index in its sub-slot, 0 to 63.
     pub signage_point_index: u8,
+    /// The share's difficulty (what the share chain required at that point).
     pub difficulty: u64,
     /// From reading the harvester's `new_proof_of_space` to the share stored and acknowledged
     /// by the share service (the signature round trip included), in milliseconds (µs precision).

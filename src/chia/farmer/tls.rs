@@ -79,18 +79,28 @@ pub fn server_config(ca_dir: &Path) -> Result<rustls::ServerConfig, TlsError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsRefusal {
+    /// The harvester's certificate is not signed by the farmer's private CA (unknown issuer or bad
+    /// signature).
     #[error("client certificate not issued by the farmer's CA")]
     ForeignCa,
+    /// The harvester's certificate was refused for another reason (any other certificate error
+    /// rustls reports, e.g. expired).
     #[error("client certificate refused")]
     BadCertificate,
+    /// The harvester sent no certificate (chia's mutual TLS requires one).
     #[error("no client certificate")]
     NoCertificate,
+    /// The harvester aborted with a `decrypt_error`, `bad_certificate` or `unknown_ca` alert: it
+    /// does not trust the CA that issued this node's server certificate.
     #[error("harvester refused the node's certificate (its CA is another)")]
     PeerDistrustsCa,
+    /// The peer's bytes were not a TLS handshake (malformed or unexpected record).
     #[error("not a TLS handshake")]
     NotTls,
+    /// The connection reached end of file before the handshake finished.
     #[error("closed during the TLS handshake")]
     Closed,
+    /// Any other TLS or I/O failure (protocol version, cipher suite, reset connection).
     #[error("TLS handshake failed")]
     Other,
 }

@@ -74,8 +74,9 @@ pub enum StartError {
 /// The link's state, as the API shows it.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct LinkStatus {
-    /// `HOST:PORT` of the peer port and the RPC.
+    /// `HOST:PORT` of the full node's peer port.
     pub peer: String,
+    /// `HOST:PORT` of its RPC.
     pub rpc: String,
     /// `connecting`, `connected`, `down` or `refused` (another network).
     pub link: &'static str,
@@ -93,9 +94,14 @@ pub struct LinkStatus {
     pub network: Option<String>,
     /// From `get_blockchain_state`.
     pub peak_height: Option<u32>,
+    /// The chain's block difficulty (`get_blockchain_state`; `None` before its first answer).
     pub difficulty: Option<u64>,
+    /// The chain's sub-slot iterations (`get_blockchain_state`; `None` before its first answer).
     pub sub_slot_iters: Option<u64>,
+    /// Whether the full node believes it is at the network's tip (`None` before the first answer).
     pub synced: Option<bool>,
+    /// Whether the full node is in its initial sync, when proofs are refused (`None` before the
+    /// first answer).
     pub sync_mode: Option<bool>,
     /// Full nodes the full node is connected to (`get_connections`).
     pub full_node_peers: Option<usize>,

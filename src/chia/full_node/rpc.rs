@@ -76,8 +76,9 @@ pub struct BlockchainState {
     pub synced: bool,
     /// It is syncing now.
     pub sync_mode: bool,
-    /// How far a sync has got, and toward which height.
+    /// The height a sync has reached (0 when not syncing).
     pub sync_progress_height: u32,
+    /// The height a sync is heading for (0 when not syncing).
     pub sync_tip_height: u32,
 }
 
