@@ -64,6 +64,11 @@ pub struct ChiaRunArgs {
     /// (default 60).
     #[arg(long, value_name = "SECS")]
     pub chia_full_node_quiet_secs: Option<u64>,
+    /// Seconds a peer's PoSpace share on a signage point the chia full node does not know (yet)
+    /// is held before it is dropped and its sender penalised (default 60; with
+    /// `--chia-full-node` only).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chia_sp_grace_secs: Option<u64>,
     /// Milliseconds between signage points of the embedded regtest clock (default 2000). Every
     /// node of the share network must use the same: the clock's points depend on it.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -274,11 +279,14 @@ impl ChiaNode {
                             server_port: worker_addr.port(),
                             poll_every: full_node::POLL_EVERY,
                             quiet_after: plan.quiet_after,
+                            sp_grace: plan.sp_grace,
                         },
                         events,
                     )
                     .context("starting the chia full node link")?,
                 );
+                // Peers' shares wait for their signage point to be known to the full node.
+                sink.service().set_context(link.oracle());
                 tracing::info!(
                     full_node = %plan.peer,
                     rpc = %plan.rpc,
@@ -359,6 +367,7 @@ struct FullNodePlan {
     /// The chia root's `selected_network`.
     network: String,
     quiet_after: Duration,
+    sp_grace: Duration,
 }
 
 /// `HOST[:PORT]` with `default_port` when no port is given (an IPv6 host in brackets).
@@ -401,12 +410,17 @@ fn full_node_plan(options: &ChiaNodeOptions, peer: &str) -> anyhow::Result<FullN
         .chia
         .chia_full_node_quiet_secs
         .map_or(full_node::QUIET_AFTER, Duration::from_secs);
+    let sp_grace = options
+        .chia
+        .chia_sp_grace_secs
+        .map_or(full_node::signage::DEFAULT_GRACE, Duration::from_secs);
     Ok(FullNodePlan {
         peer,
         rpc,
         chia_root,
         network: config.selected_network,
         quiet_after,
+        sp_grace,
     })
 }
 

@@ -216,9 +216,14 @@ pub(super) async fn session(
                     seen.pop_front();
                 }
                 let number = shared.next_number();
-                shared.signage_point_received(&m);
+                let reverted = shared.signage_point_received(&m);
                 if shared.events.send(SourceEvent::Point(source_point(number, &m))).await.is_err() {
                     return Err(LinkError::Stopped);
+                }
+                if let Some(old) = reverted {
+                    if shared.events.send(SourceEvent::Reverted(old)).await.is_err() {
+                        return Err(LinkError::Stopped);
+                    }
                 }
             }
             _ = tick.tick() => {
