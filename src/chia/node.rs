@@ -299,9 +299,15 @@ impl ChiaNode {
         let link_metrics = link.clone();
         let mut extra = axum::Router::new();
         if let Some(link) = link.clone() {
+            let service = sink.service().clone();
             extra = extra.route(
                 "/chia/full_node",
-                axum::routing::get(move || async move { axum::Json(link.status()) }),
+                axum::routing::get(move || async move {
+                    axum::Json(FullNodeView {
+                        link: link.status(),
+                        held_shares: service.context_counts(),
+                    })
+                }),
             );
         }
         let http = super::web::router_with(
@@ -356,6 +362,14 @@ impl ChiaNode {
         }
         self.sink.service().shutdown().await;
     }
+}
+
+/// `/chia/full_node`: the link's state and the peers' shares held for their signage point.
+#[derive(serde::Serialize)]
+struct FullNodeView {
+    #[serde(flatten)]
+    link: full_node::LinkStatus,
+    held_shares: crate::shares::ContextCounts,
 }
 
 /// Where the full node is and what the chia root says.
