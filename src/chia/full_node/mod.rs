@@ -112,6 +112,8 @@ pub struct LinkStatus {
     pub rpc_updated_at: Option<u64>,
     /// The signage points known to check peers' shares against.
     pub signage_oracle: OracleCounts,
+    /// Set while a connected full node sends no signage point (the warning logged).
+    pub quiet: Option<String>,
 }
 
 /// State shared by the link's tasks.
@@ -148,9 +150,14 @@ impl Shared {
     }
 
     fn peak_text(&self) -> String {
-        match self.status.lock().peak_height {
+        let status = self.status.lock();
+        let peak = match status.peak_height {
             Some(h) => format!("peak {h}"),
             None => "no peak".to_owned(),
+        };
+        match status.difficulty {
+            Some(d) => format!("{peak}, difficulty {d}"),
+            None => peak,
         }
     }
 }
@@ -384,11 +391,27 @@ async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
     let mut tick = tokio::time::interval(shared.config.poll_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gate: Option<Option<String>> = None;
+    // What was last logged of the chain (peak known?, synced?): logged again when it changes.
+    let mut reported: Option<(bool, bool)> = None;
     loop {
         tick.tick().await;
         let reason = match rpc.blockchain_state().await {
             Ok(state) => {
                 let peers = full_node_peers(&rpc).await;
+                let now = (state.peak_height.is_some(), state.synced);
+                if reported != Some(now) {
+                    reported = Some(now);
+                    tracing::info!(
+                        rpc = %shared.config.rpc,
+                        "chia full node: {}, difficulty {}, sub-slot iterations {}, {}",
+                        state
+                            .peak_height
+                            .map_or_else(|| "no peak".to_owned(), |h| format!("peak {h}")),
+                        state.difficulty,
+                        state.sub_slot_iters,
+                        if state.synced { "synced" } else { "not synced" }
+                    );
+                }
                 {
                     let mut status = shared.status.lock();
                     status.full_node_peers = peers;
@@ -408,6 +431,7 @@ async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
                 if changed {
                     tracing::warn!(rpc = %shared.config.rpc, error = %text, "chia full node RPC failed");
                 }
+                reported = None;
                 shared.status.lock().rpc_error = Some(text.clone());
                 Some(format!("the chia full node's state is unknown ({text})"))
             }

@@ -239,14 +239,18 @@ pub(super) async fn session(
                 let due = quiet_logged_at.is_none_or(|at| at.elapsed() >= quiet * 10);
                 if quiet_since.elapsed() >= quiet && due {
                     quiet_logged_at = Some(Instant::now());
-                    let peak = shared.peak_text();
-                    tracing::warn!(
-                        "connected to the chia full node at {addr}: {peak}, no signage points \
-                         received in {} s (a simulator, or a node without a timelord?)",
+                    let text = format!(
+                        "connected to the chia full node at {addr}: {}, no signage point \
+                         received in {} s (a simulator sends none; else a node without a \
+                         timelord or cut off from its peers)",
+                        shared.peak_text(),
                         quiet.as_secs()
                     );
+                    tracing::warn!("{text}");
+                    shared.status.lock().quiet = Some(text);
                 } else if quiet_since.elapsed() < quiet {
                     quiet_logged_at = None;
+                    shared.status.lock().quiet = None;
                 }
             }
         }
