@@ -238,7 +238,7 @@ async fn links_to_chias_simulator_reports_its_peak_and_says_it_sends_no_signage_
         "farm failed:\n{}\n{}",
         farm.stdout, farm.stderr
     );
-    let status = wait_status(node.worker_addr, "peak reported", |s| {
+    wait_status(node.worker_addr, "peak reported", |s| {
         s["peak_height"].as_u64().is_some_and(|h| h >= 2) && s["difficulty"].as_u64().is_some()
     })
     .await;

@@ -264,7 +264,7 @@ fn parse<T: for<'de> Deserialize<'de>>(command: &'static str, body: &[u8]) -> Re
 }
 
 /// `get_recent_signage_point_or_eos`'s answer, the fields the link uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecentSignagePoint {
     /// The sub-slot challenge the signage point's challenge-chain VDF starts from (for an end
     /// of sub-slot: `None`).

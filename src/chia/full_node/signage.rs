@@ -445,7 +445,6 @@ mod tests {
         use libp2p::PeerId;
         use sharechain::pospace_share::testkit::ProofBook;
         use sharechain::pospace_share::ChiaNetwork;
-        use sharechain::tracker::TrackedShare;
 
         use super::*;
         use crate::p2p::{Inbound, Offence, P2pHandle, Via};
