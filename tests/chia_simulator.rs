@@ -1,7 +1,8 @@
 //! The node linked to chia's simulator full node (chia-blockchain 2.7.5's
 //! `chia_full_node_simulator`, what `chia dev sim` runs, offline on 127.0.0.1): the root made as
 //! `chia dev sim create` makes it (`tests/chia_sim/chia_sim.py`: keyring from a mnemonic in a
-//! temporary `CHIA_KEYS_ROOT`, k19 plots kept in `~/.cache/p2pool-rs/sim-plots`), chia's daemon
+//! temporary `CHIA_KEYS_ROOT`, plots kept in
+//! `~/.cache/p2pool-rs/chia-sim/simulator/plots`), chia's daemon
 //! for the simulator's keys, blocks farmed on demand (`chia dev sim farm`).
 //!
 //! - the link handshakes on network `simulator0` and `/chia/full_node` reports the simulator's
@@ -150,9 +151,10 @@ async fn links_to_chias_simulator_reports_its_peak_and_says_it_sends_no_signage_
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let root = dir.join("sim/main");
-    // The plots depend only on the key: kept between runs.
+    // The plots depend only on the key: kept between runs (chia's plot manager finds them by
+    // a path ending in `simulator/plots`, after links are resolved).
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let plots = home.join(".cache/p2pool-rs/sim-plots");
+    let plots = home.join(".cache/p2pool-rs/chia-sim/simulator/plots");
     std::fs::create_dir_all(&plots).unwrap();
     std::fs::create_dir_all(dir.join("sim/simulator")).unwrap();
     std::os::unix::fs::symlink(&plots, dir.join("sim/simulator/plots")).unwrap();

@@ -3,8 +3,9 @@
     CHIA_ROOT=ROOT python chia_sim.py init ROOT MNEMONIC_FILE FULL_NODE_PORT RPC_PORT DAEMON_PORT
 
 ROOT: the chia root to create (`chia dev sim --root-path PARENT -n NAME` with ROOT=PARENT/NAME);
-the plots go to PARENT/simulator/plots, where chia's simulator looks for them (a symbolic link to
-a kept directory saves making them again: they depend only on the key); the key from
+the plots go to PARENT/simulator/plots, where chia's simulator looks for them (a symbolic link to a
+kept directory whose path also ends in `simulator/plots` saves making them again: they depend
+only on the key); the key from
 MNEMONIC_FILE goes into the keyring under $CHIA_KEYS_ROOT. The ports are set in the root's
 config. Unlike `chia dev sim create`, nothing is started: the test runs `chia_daemon` (the
 simulator takes its keys from the daemon's keychain) and `chia_full_node_simulator` itself.
