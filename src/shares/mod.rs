@@ -2,7 +2,8 @@
 //! network's [`P2pHandle`], and runs the insert pipeline
 //!
 //! ```text
-//! bytes (gossip / sync) ─► decode + stand-alone checks ─► tracker insert (verify) ─► store (durable)
+//! bytes (gossip / sync) ─► decode + stand-alone checks ─► context (gossip: held until known)
+//!      ─► tracker insert (verify) ─► store (durable)
 //!      ─► forward gossip / publish ─► request missing parents ─► penalise senders of invalid shares
 //! ```
 //!
