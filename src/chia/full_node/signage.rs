@@ -571,6 +571,28 @@ mod tests {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_share_on_a_signage_point_the_rpc_confirms_is_taken() {
+            let s = setup(Duration::from_secs(30)).await;
+            // What `run_lookups` does with the full node's answer (the link never saw it).
+            let answer = RecentSignagePoint {
+                cc_challenge: Some(s.sp.challenge_hash),
+                time_received: 1.0,
+                reverted: false,
+            };
+            assert!(!s.oracle.confirm(s.sp.sp_hash, false, Some(answer)));
+            let mut best = s.svc.subscribe_best();
+            tokio::time::timeout(Duration::from_secs(10), best.wait_for(|b| b.is_some()))
+                .await
+                .expect("taken in time")
+                .unwrap();
+            assert!(s
+                .svc
+                .with_tracker(|t| t.chain().is_verified(&s.share.hash())));
+            assert_eq!(s.oracle.counts().confirmed_by_rpc, 1);
+            s.svc.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_share_whose_signage_point_stays_unknown_is_dropped_and_its_sender_penalised() {
             let s = setup(Duration::from_secs(1)).await;
             let deadline = Instant::now() + Duration::from_secs(10);
