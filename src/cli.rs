@@ -370,6 +370,8 @@ mod tests {
             "127.0.0.1",
             "--chia-full-node-quiet-secs",
             "5",
+            "--chia-sp-grace-secs",
+            "30",
         ]);
         assert_eq!(linked.network, "mainnet");
         assert_eq!(
@@ -378,6 +380,7 @@ mod tests {
         );
         assert_eq!(linked.chia.chia_full_node_rpc.as_deref(), Some("127.0.0.1"));
         assert_eq!(linked.chia.chia_full_node_quiet_secs, Some(5));
+        assert_eq!(linked.chia.chia_sp_grace_secs, Some(30));
         assert_eq!(chia.chia.chia_signage_interval_ms, Some(500));
         assert_eq!(chia.chia.chia_share_difficulty, Some(3));
         assert!(Cli::try_parse_from(["p2pool", "run", "--chain", "dogecoin"]).is_err());

@@ -64,6 +64,11 @@ pub struct ChiaRunArgs {
     /// (default 60).
     #[arg(long, value_name = "SECS")]
     pub chia_full_node_quiet_secs: Option<u64>,
+    /// Seconds a peer's PoSpace share on a signage point the chia full node does not know (yet)
+    /// is held before it is dropped and its sender penalised (default 60; with
+    /// `--chia-full-node` only).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chia_sp_grace_secs: Option<u64>,
     /// Milliseconds between signage points of the embedded regtest clock (default 2000). Every
     /// node of the share network must use the same: the clock's points depend on it.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -284,11 +289,14 @@ impl ChiaNode {
                             server_port: worker_addr.port(),
                             poll_every: full_node::POLL_EVERY,
                             quiet_after: plan.quiet_after,
+                            sp_grace: plan.sp_grace,
                         },
                         events,
                     )
                     .context("starting the chia full node link")?,
                 );
+                // Peers' shares wait for their signage point to be known to the full node.
+                sink.service().set_context(link.oracle());
                 tracing::info!(
                     full_node = %plan.peer,
                     rpc = %plan.rpc,
@@ -301,9 +309,15 @@ impl ChiaNode {
         let link_metrics = link.clone();
         let mut extra = axum::Router::new();
         if let Some(link) = link.clone() {
+            let service = sink.service().clone();
             extra = extra.route(
                 "/chia/full_node",
-                axum::routing::get(move || async move { axum::Json(link.status()) }),
+                axum::routing::get(move || async move {
+                    axum::Json(FullNodeView {
+                        link: link.status(),
+                        held_shares: service.context_counts(),
+                    })
+                }),
             );
         }
         let http = super::web::router_with(
@@ -360,6 +374,14 @@ impl ChiaNode {
     }
 }
 
+/// `/chia/full_node`: the link's state and the peers' shares held for their signage point.
+#[derive(serde::Serialize)]
+struct FullNodeView {
+    #[serde(flatten)]
+    link: full_node::LinkStatus,
+    held_shares: crate::shares::ContextCounts,
+}
+
 /// Where the full node is and what the chia root says.
 #[derive(Debug, Clone)]
 struct FullNodePlan {
@@ -369,6 +391,7 @@ struct FullNodePlan {
     /// The chia root's `selected_network`.
     network: String,
     quiet_after: Duration,
+    sp_grace: Duration,
 }
 
 /// `HOST[:PORT]` with `default_port` when no port is given (an IPv6 host in brackets).
@@ -411,12 +434,17 @@ fn full_node_plan(options: &ChiaNodeOptions, peer: &str) -> anyhow::Result<FullN
         .chia
         .chia_full_node_quiet_secs
         .map_or(full_node::QUIET_AFTER, Duration::from_secs);
+    let sp_grace = options
+        .chia
+        .chia_sp_grace_secs
+        .map_or(full_node::signage::DEFAULT_GRACE, Duration::from_secs);
     Ok(FullNodePlan {
         peer,
         rpc,
         chia_root,
         network: config.selected_network,
         quiet_after,
+        sp_grace,
     })
 }
 

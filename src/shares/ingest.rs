@@ -12,6 +12,7 @@ use sharechain::tracker::{Changes, InsertError, TrackedShare};
 use sharechain::ShareHash;
 use tokio::sync::mpsc;
 
+use super::context::{ContextVerdict, Held};
 use super::kind::{Refusal, ShareKind};
 use super::seen::unix_now;
 use super::{Inner, Job, SubmitError};
@@ -92,6 +93,7 @@ impl<K: ShareKind> Inner<K> {
                 // Applied above from `pending_tip`, which holds the latest.
                 Job::SetTip => {}
                 Job::Rules(update) => self.apply_rules(&store, update),
+                Job::Recheck => self.recheck_held(&store),
                 Job::Stop(done) => {
                     drop(store);
                     let _ = done.send(());
@@ -223,6 +225,9 @@ impl<K: ShareKind> Inner<K> {
                 },
             }
         }
+        if let (Via::Gossip(_), Some(context)) = (&via, self.context.lock().clone()) {
+            checked = self.check_context(&*context, checked, from, &mut offence);
+        }
         let outcome = self.insert_batch(checked, Some(from));
         if let Some(e) = outcome.errors.first() {
             offence = Some(Offence::InvalidShare(e.to_string()));
@@ -276,6 +281,134 @@ impl<K: ShareKind> Inner<K> {
         }
         for hash in outcome.missing {
             self.request_shares(from, hash);
+        }
+    }
+
+    /// Sorts gossiped shares by what `context` knows of them: known ones are returned (the
+    /// verifier given their facts), unknown ones held, contradicting ones set `offence`.
+    fn check_context(
+        &self,
+        context: &dyn super::ShareContext<K>,
+        shares: Vec<(K::Share, Vec<u8>)>,
+        from: PeerId,
+        offence: &mut Option<Offence>,
+    ) -> Vec<(K::Share, Vec<u8>)> {
+        let mut known = Vec::with_capacity(shares.len());
+        for (share, bytes) in shares {
+            let hash = share.hash();
+            let in_chain = self.tracker.lock().chain().contains(&hash);
+            if in_chain || self.held.lock().contains(&hash) {
+                continue;
+            }
+            match context.check(&share) {
+                ContextVerdict::Known => {
+                    context.admit(&share, self.tracker.lock().verifier_mut());
+                    known.push((share, bytes));
+                }
+                ContextVerdict::Unknown(reason) => {
+                    tracing::debug!(kind = K::NAME, peer = %from, share = %hash, %reason, "share held until its context is known");
+                    let held = Held {
+                        share,
+                        bytes,
+                        from,
+                        since: std::time::Instant::now(),
+                        reason,
+                    };
+                    if !self.held.lock().hold(held) {
+                        tracing::warn!(
+                            kind = K::NAME,
+                            peer = %from,
+                            share = %hash,
+                            "share dropped: {} shares already wait for their context",
+                            super::context::MAX_HELD
+                        );
+                    }
+                }
+                ContextVerdict::Invalid(reason) => {
+                    tracing::warn!(kind = K::NAME, peer = %from, share = %hash, %reason, "share refused");
+                    {
+                        let mut held = self.held.lock();
+                        held.counts.refused += 1;
+                        held.count_reason(&reason);
+                    }
+                    *offence = Some(Offence::InvalidShare(reason));
+                }
+            }
+        }
+        known
+    }
+
+    /// Checks held shares against their context again: known ones are inserted, stored and
+    /// gossiped on; ones past the grace period are dropped and their senders penalised.
+    fn recheck_held(self: &Arc<Self>, store: &ShareStore) {
+        let Some(context) = self.context.lock().clone() else {
+            return;
+        };
+        let grace = context.grace();
+        let held = self.held.lock().take();
+        for mut h in held {
+            let verdict = context.check(&h.share);
+            let hash = h.share.hash();
+            let offence = match verdict {
+                ContextVerdict::Known => {
+                    self.held.lock().counts.released += 1;
+                    context.admit(&h.share, self.tracker.lock().verifier_mut());
+                    let outcome = self.insert_batch(vec![(h.share, h.bytes.clone())], Some(h.from));
+                    if let Err(e) = store.apply(&outcome.batch) {
+                        tracing::error!(kind = K::NAME, "share store write failed: {e}");
+                    }
+                    if outcome.best_changed {
+                        self.best_tx.send_replace(outcome.best);
+                    }
+                    tracing::debug!(
+                        kind = K::NAME,
+                        share = %hash,
+                        waited_ms = h.since.elapsed().as_millis() as u64,
+                        "held share's context is known"
+                    );
+                    if let Some(e) = outcome.errors.first() {
+                        Some(Offence::InvalidShare(e.to_string()))
+                    } else {
+                        if !outcome.batch.put.is_empty() {
+                            self.net.publish_share(h.bytes);
+                        }
+                        for missing in outcome.missing {
+                            self.request_shares(h.from, missing);
+                        }
+                        None
+                    }
+                }
+                ContextVerdict::Unknown(reason) if h.since.elapsed() < grace => {
+                    h.reason = reason;
+                    self.held.lock().hold_again(h);
+                    continue;
+                }
+                ContextVerdict::Unknown(reason) => {
+                    let text = format!("{reason} after {} s", grace.as_secs());
+                    tracing::warn!(
+                        kind = K::NAME,
+                        peer = %h.from,
+                        share = %hash,
+                        "share dropped, its sender penalised: {text}"
+                    );
+                    let mut held = self.held.lock();
+                    held.counts.expired += 1;
+                    held.count_reason(&reason);
+                    Some(Offence::InvalidShare(text))
+                }
+                ContextVerdict::Invalid(reason) => {
+                    tracing::warn!(kind = K::NAME, peer = %h.from, share = %hash, %reason, "held share refused");
+                    let mut held = self.held.lock();
+                    held.counts.refused += 1;
+                    held.count_reason(&reason);
+                    Some(Offence::InvalidShare(reason))
+                }
+            };
+            if let Some(offence) = offence {
+                self.invalid.fetch_add(1, Ordering::Relaxed);
+                self.peers.lock().remove(&h.from);
+                self.net.penalise(h.from, offence);
+            }
         }
     }
 

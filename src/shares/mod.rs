@@ -2,7 +2,8 @@
 //! network's [`P2pHandle`], and runs the insert pipeline
 //!
 //! ```text
-//! bytes (gossip / sync) ─► decode + stand-alone checks ─► tracker insert (verify) ─► store (durable)
+//! bytes (gossip / sync) ─► decode + stand-alone checks ─► context (gossip: held until known)
+//!      ─► tracker insert (verify) ─► store (durable)
 //!      ─► forward gossip / publish ─► request missing parents ─► penalise senders of invalid shares
 //! ```
 //!
@@ -15,6 +16,8 @@
 //! kind's, [`PoSpaceService`] the Chia proof-of-space kind's. The module is split by job:
 //!
 //! - [`kind`]: the [`ShareKind`] trait; [`bitcoin`] and [`pospace`] implement it.
+//! - [`context`]: outside facts peers' shares are checked against before verification
+//!   ([`ShareContext`], e.g. a chia full node's signage points); shares waiting for them are held.
 //! - `ingest`: the worker: shares in, verdicts on gossip, bans, the store written.
 //! - [`net`]: the network as the worker sees it ([`ShareNet`]: publish, verdicts, penalties).
 //! - `sync`: the sync protocol (answering peers, the initial sync, re-requesting parents).
@@ -23,6 +26,7 @@
 //! - `seen`: the first-seen log ([`FirstSeen`]).
 
 pub mod bitcoin;
+pub mod context;
 mod height;
 mod ingest;
 pub mod kind;
@@ -46,6 +50,8 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use self::bitcoin::Bitcoin;
+use self::context::HeldShares;
+pub use self::context::{ContextCounts, ContextVerdict, ShareContext};
 use self::height::PeerChain;
 pub use self::height::{SyncStatus, BEHIND_THRESHOLD};
 pub use self::kind::{KindTracker, Refusal, ShareKind};
@@ -137,6 +143,8 @@ enum Job<K: ShareKind> {
     SetTip,
     /// New facts for the verifier; pending shares are verified again after it.
     Rules(RulesUpdate<K>),
+    /// Held shares are checked against their context again.
+    Recheck,
     Stop(oneshot::Sender<()>),
 }
 
@@ -158,6 +166,10 @@ struct Inner<K: ShareKind> {
     /// The latest tip not yet applied: set without waiting on the job queue, applied by the
     /// worker after whatever job it is on.
     pending_tip: Mutex<Option<Option<K::Tip>>>,
+    /// What peers' gossiped shares are checked against before verification (none: nothing).
+    context: Mutex<Option<Arc<dyn ShareContext<K>>>>,
+    /// Peers' shares waiting for their context.
+    held: Mutex<HeldShares<K::Share>>,
 }
 
 /// The share service of kind `K`. Cheap to clone.
@@ -264,6 +276,8 @@ impl<K: ShareKind> Service<K> {
             seen: Mutex::new(SeenLog::default()),
             pending_tip: Mutex::new(None),
             invalid: AtomicU64::new(0),
+            context: Mutex::new(None),
+            held: Mutex::new(HeldShares::default()),
         });
         let worker = Arc::clone(&inner);
         std::thread::Builder::new()
@@ -272,6 +286,7 @@ impl<K: ShareKind> Service<K> {
             .expect("spawning a thread");
         tokio::spawn(sync::dispatch(Arc::clone(&inner), inbound));
         tokio::spawn(sync::sync_ticker(Arc::downgrade(&inner)));
+        tokio::spawn(context_ticker(Arc::downgrade(&inner)));
         Ok(Service { inner })
     }
 
@@ -352,6 +367,16 @@ impl<K: ShareKind> Service<K> {
             .map_err(|_| SubmitError::Stopped)
     }
 
+    /// Checks peers' gossiped shares against `context` from now on (see [`context`]).
+    pub fn set_context(&self, context: Arc<dyn ShareContext<K>>) {
+        *self.inner.context.lock() = Some(context);
+    }
+
+    /// What the held set has done (shares held, released, expired, refused and why).
+    pub fn context_counts(&self) -> ContextCounts {
+        self.inner.held.lock().counts.clone()
+    }
+
     /// Whether the node is too far behind its peers to hand out work, and why.
     pub fn sync_status(&self) -> SyncStatus {
         self.inner.sync_status()
@@ -392,6 +417,21 @@ impl<K: ShareKind> Service<K> {
             let _ = rx.await;
         }
         self.inner.p2p.shutdown().await;
+    }
+}
+
+/// Asks the worker to check held shares again every [`context::RECHECK_EVERY`] while any is
+/// held.
+async fn context_ticker<K: ShareKind>(inner: std::sync::Weak<Inner<K>>) {
+    let mut tick = tokio::time::interval(context::RECHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if !inner.held.lock().is_empty() {
+            // A full queue means the worker is busy: the next tick asks again.
+            let _ = inner.jobs.try_send(Job::Recheck);
+        }
     }
 }
 

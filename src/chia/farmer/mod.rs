@@ -298,6 +298,7 @@ impl Farmer {
             match event {
                 SourceEvent::Point(point) => self.publish(point),
                 SourceEvent::Gate(reason) => self.set_gate(reason),
+                SourceEvent::Reverted(sp_hash) => self.revert(&sp_hash),
             }
         }
     }
@@ -344,6 +345,18 @@ impl Farmer {
             difficulty = announced.difficulty,
             "signage point"
         );
+    }
+
+    /// Forgets a reverted signage point: proofs on it are refused from now on (as on an unknown
+    /// one); shares already made on it stay.
+    pub fn revert(&self, sp_hash: &[u8; 32]) {
+        let mut recent = self.recent.lock();
+        let before = recent.order.len();
+        recent.order.retain(|a| a.point.sp_hash != *sp_hash);
+        if recent.order.len() != before {
+            recent.answered.retain(|(_, sp)| sp != sp_hash);
+            tracing::info!(sp = %hex::encode(sp_hash), "signage point reverted: proofs on it are refused");
+        }
     }
 
     /// Refuses proofs from now on, saying why (`Some`), or takes them again (`None`).

@@ -48,6 +48,8 @@ pub enum SourceEvent {
     Point(SourcePoint),
     /// Proofs may become shares (`None`), or not, and why (e.g. the full node is syncing).
     Gate(Option<String>),
+    /// The signage point with this `challenge_chain_sp` hash was reverted: no new shares on it.
+    Reverted([u8; 32]),
 }
 
 /// A source's sending side.

@@ -5,15 +5,19 @@
 //! - [`config`]: the chia root's `config.yaml` (network, ports).
 //! - [`peer`]: one peer connection (TLS with a `chia_ca` certificate, websocket, handshake,
 //!   keepalive, `new_signage_point`).
-//! - [`rpc`]: the RPC client (`get_blockchain_state`, `get_network_info`).
+//! - [`rpc`]: the RPC client (`get_blockchain_state`, `get_network_info`,
+//!   `get_recent_signage_point_or_eos`).
+//! - [`signage`]: the signage points the full node knows ([`SignageOracle`]), against which
+//!   peers' PoSpace shares are checked.
 //!
-//! [`FullNodeLink::start`] runs two tasks: the peer connection, reconnecting with back-off (one
-//! warning per outage), and the RPC poll, which closes the farmer endpoint's gate on proofs
-//! while the full node is not synced.
+//! [`FullNodeLink::start`] runs three tasks: the peer connection, reconnecting with back-off (one
+//! warning per outage), the RPC poll, which closes the farmer endpoint's gate on proofs while
+//! the full node is not synced, and the oracle's RPC look-ups of signage points.
 
 pub mod config;
 pub mod peer;
 pub mod rpc;
+pub mod signage;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +34,7 @@ use crate::chia::ssl::{self, TlsError};
 pub use config::{ChiaRootConfig, ConfigError};
 pub use peer::LinkError;
 pub use rpc::{BlockchainState, RpcClient, RpcError};
+pub use signage::{OracleCounts, SignageOracle};
 
 /// First wait before reconnecting; doubled per failure up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -60,6 +65,8 @@ pub struct FullNodeConfig {
     pub poll_every: Duration,
     /// After how long without signage points a connected full node is reported.
     pub quiet_after: Duration,
+    /// How long a peer's share may wait for its signage point to be known.
+    pub sp_grace: Duration,
 }
 
 /// Why the link could not start.
@@ -109,6 +116,10 @@ pub struct LinkStatus {
     pub rpc_error: Option<String>,
     /// Unix seconds of the last RPC answer.
     pub rpc_updated_at: Option<u64>,
+    /// The signage points known to check peers' shares against.
+    pub signage_oracle: OracleCounts,
+    /// Set while a connected full node sends no signage point (the warning logged).
+    pub quiet: Option<String>,
 }
 
 /// State shared by the link's tasks.
@@ -118,6 +129,7 @@ pub(crate) struct Shared {
     status: Mutex<LinkStatus>,
     numbers: AtomicU64,
     last_signage_point: Mutex<Option<Instant>>,
+    oracle: Arc<SignageOracle>,
 }
 
 impl Shared {
@@ -125,7 +137,9 @@ impl Shared {
         self.numbers.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn signage_point_received(&self, m: &p::NewSignagePoint) {
+    /// Records a new signage point; returns the one it replaces (reverted), if any.
+    fn signage_point_received(&self, m: &p::NewSignagePoint) -> Option<[u8; 32]> {
+        let reverted = self.oracle.record(m);
         *self.last_signage_point.lock() = Some(Instant::now());
         let mut status = self.status.lock();
         status.signage_points += 1;
@@ -134,6 +148,7 @@ impl Shared {
         status.peak_height = Some(m.peak_height);
         status.difficulty = Some(m.difficulty);
         status.sub_slot_iters = Some(m.sub_slot_iters);
+        reverted
     }
 
     fn last_signage_point(&self) -> Option<Instant> {
@@ -141,9 +156,14 @@ impl Shared {
     }
 
     fn peak_text(&self) -> String {
-        match self.status.lock().peak_height {
+        let status = self.status.lock();
+        let peak = match status.peak_height {
             Some(h) => format!("peak {h}"),
             None => "no peak".to_owned(),
+        };
+        match status.difficulty {
+            Some(d) => format!("{peak}, difficulty {d}"),
+            None => peak,
         }
     }
 }
@@ -210,6 +230,7 @@ impl FullNodeLink {
         let rpc_id = rpc_identity(&config.chia_root)?;
         let rpc_tls = Arc::new(ssl::client_config(&rpc_id.ca, &rpc_id.cert, &rpc_id.key)?);
         let rpc = RpcClient::new(config.rpc.clone(), rpc_tls);
+        let (oracle, lookups) = SignageOracle::new(config.sp_grace);
         let shared = Arc::new(Shared {
             status: Mutex::new(LinkStatus {
                 peer: config.peer.clone(),
@@ -221,18 +242,37 @@ impl FullNodeLink {
             events,
             numbers: AtomicU64::new(0),
             last_signage_point: Mutex::new(None),
+            oracle: oracle.clone(),
         });
         let peer_task = tokio::spawn(run_peer(shared.clone(), peer_tls, rpc.clone()));
+        let events = shared.events.clone();
+        let lookup_task = tokio::spawn(signage::run_lookups(
+            oracle,
+            rpc.clone(),
+            lookups,
+            move |sp| {
+                // Full queue: the farmer is busy; the point stays announced, harmlessly.
+                let _ = events.try_send(SourceEvent::Reverted(sp));
+            },
+        ));
         let rpc_task = tokio::spawn(run_rpc(shared.clone(), rpc));
         Ok(FullNodeLink {
             shared,
-            tasks: vec![peer_task, rpc_task],
+            tasks: vec![peer_task, rpc_task, lookup_task],
         })
     }
 
     /// The link's state now.
     pub fn status(&self) -> LinkStatus {
-        self.shared.status.lock().clone()
+        let mut status = self.shared.status.lock().clone();
+        status.signage_oracle = self.shared.oracle.counts();
+        status
+    }
+
+    /// The signage points the full node is known to have, against which peers' shares are
+    /// checked (give it to the PoSpace share service: `set_context`).
+    pub fn oracle(&self) -> Arc<SignageOracle> {
+        self.shared.oracle.clone()
     }
 
     /// Stops its tasks.
@@ -357,11 +397,27 @@ async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
     let mut tick = tokio::time::interval(shared.config.poll_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gate: Option<Option<String>> = None;
+    // What was last logged of the chain (peak known?, synced?): logged again when it changes.
+    let mut reported: Option<(bool, bool)> = None;
     loop {
         tick.tick().await;
         let reason = match rpc.blockchain_state().await {
             Ok(state) => {
                 let peers = full_node_peers(&rpc).await;
+                let now = (state.peak_height.is_some(), state.synced);
+                if reported != Some(now) {
+                    reported = Some(now);
+                    tracing::info!(
+                        rpc = %shared.config.rpc,
+                        "chia full node: {}, difficulty {}, sub-slot iterations {}, {}",
+                        state
+                            .peak_height
+                            .map_or_else(|| "no peak".to_owned(), |h| format!("peak {h}")),
+                        state.difficulty,
+                        state.sub_slot_iters,
+                        if state.synced { "synced" } else { "not synced" }
+                    );
+                }
                 {
                     let mut status = shared.status.lock();
                     status.full_node_peers = peers;
@@ -381,6 +437,7 @@ async fn run_rpc(shared: Arc<Shared>, rpc: RpcClient) {
                 if changed {
                     tracing::warn!(rpc = %shared.config.rpc, error = %text, "chia full node RPC failed");
                 }
+                reported = None;
                 shared.status.lock().rpc_error = Some(text.clone());
                 Some(format!("the chia full node's state is unknown ({text})"))
             }

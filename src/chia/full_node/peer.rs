@@ -216,9 +216,14 @@ pub(super) async fn session(
                     seen.pop_front();
                 }
                 let number = shared.next_number();
-                shared.signage_point_received(&m);
+                let reverted = shared.signage_point_received(&m);
                 if shared.events.send(SourceEvent::Point(source_point(number, &m))).await.is_err() {
                     return Err(LinkError::Stopped);
+                }
+                if let Some(old) = reverted {
+                    if shared.events.send(SourceEvent::Reverted(old)).await.is_err() {
+                        return Err(LinkError::Stopped);
+                    }
                 }
             }
             _ = tick.tick() => {
@@ -234,14 +239,18 @@ pub(super) async fn session(
                 let due = quiet_logged_at.is_none_or(|at| at.elapsed() >= quiet * 10);
                 if quiet_since.elapsed() >= quiet && due {
                     quiet_logged_at = Some(Instant::now());
-                    let peak = shared.peak_text();
-                    tracing::warn!(
-                        "connected to the chia full node at {addr}: {peak}, no signage points \
-                         received in {} s (a simulator, or a node without a timelord?)",
+                    let text = format!(
+                        "connected to the chia full node at {addr}: {}, no signage point \
+                         received in {} s (a simulator sends none; else a node without a \
+                         timelord or cut off from its peers)",
+                        shared.peak_text(),
                         quiet.as_secs()
                     );
+                    tracing::warn!("{text}");
+                    shared.status.lock().quiet = Some(text);
                 } else if quiet_since.elapsed() < quiet {
                     quiet_logged_at = None;
+                    shared.status.lock().quiet = None;
                 }
             }
         }

@@ -171,14 +171,42 @@ impl RpcClient {
         parse(command, &body)
     }
 
+    /// `get_recent_signage_point_or_eos` for a signage point (`sp_hash`), or for an end of
+    /// sub-slot (index 0: its challenge hash): `None` when the full node does not have it in its
+    /// cache of recent ones.
+    pub async fn recent_signage_point(
+        &self,
+        hash: &[u8; 32],
+        end_of_slot: bool,
+    ) -> Result<Option<RecentSignagePoint>, RpcError> {
+        const COMMAND: &str = "get_recent_signage_point_or_eos";
+        let key = if end_of_slot {
+            "challenge_hash"
+        } else {
+            "sp_hash"
+        };
+        let body = serde_json::json!({ key: hex::encode(hash) });
+        match self.call_with(COMMAND, body.to_string().into()).await {
+            Ok(body) => parse_recent_signage_point(&body).map(Some),
+            // chia: "Did not find sp … in cache" / "Did not find eos … in cache".
+            Err(RpcError::Failed { error, .. }) if error.contains("Did not find") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// POSTs `{}` to `/<command>`; the answer's bytes when it says `success: true`.
     async fn call(&self, command: &'static str) -> Result<Bytes, RpcError> {
-        tokio::time::timeout(CALL_TIMEOUT, self.call_once(command))
+        self.call_with(command, Bytes::from_static(b"{}")).await
+    }
+
+    /// POSTs `body` to `/<command>`.
+    async fn call_with(&self, command: &'static str, body: Bytes) -> Result<Bytes, RpcError> {
+        tokio::time::timeout(CALL_TIMEOUT, self.call_once(command, body))
             .await
             .map_err(|_| RpcError::Timeout(command))?
     }
 
-    async fn call_once(&self, command: &'static str) -> Result<Bytes, RpcError> {
+    async fn call_once(&self, command: &'static str, body: Bytes) -> Result<Bytes, RpcError> {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
             .await
             .map_err(|e| RpcError::Connect {
@@ -198,7 +226,7 @@ impl RpcClient {
         let request = hyper::Request::post(format!("/{command}"))
             .header(hyper::header::HOST, self.addr.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from_static(b"{}")))
+            .body(Full::new(body))
             .map_err(|e| RpcError::Http(e.to_string()))?;
         let result = async {
             let response = sender
@@ -233,6 +261,62 @@ fn parse<T: for<'de> Deserialize<'de>>(command: &'static str, body: &[u8]) -> Re
     serde_json::from_slice(body).map_err(|e| RpcError::Malformed {
         command,
         reason: e.to_string(),
+    })
+}
+
+/// `get_recent_signage_point_or_eos`'s answer, the fields the link uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentSignagePoint {
+    /// The sub-slot challenge the signage point's challenge-chain VDF starts from (for an end
+    /// of sub-slot: `None`).
+    pub cc_challenge: Option<[u8; 32]>,
+    /// When the full node received it (Unix seconds).
+    pub time_received: f64,
+    /// It is no longer on the full node's chain.
+    pub reverted: bool,
+}
+
+#[derive(Deserialize)]
+struct RawVdf {
+    challenge: String,
+}
+
+#[derive(Deserialize)]
+struct RawSp {
+    cc_vdf: Option<RawVdf>,
+}
+
+#[derive(Deserialize)]
+struct RecentReply {
+    signage_point: Option<RawSp>,
+    time_received: f64,
+    reverted: bool,
+}
+
+/// A hash as chia's JSON writes it (`0x` and 64 hex digits).
+fn hash_of(command: &'static str, text: &str) -> Result<[u8; 32], RpcError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim_start_matches("0x"), &mut out).map_err(|e| {
+        RpcError::Malformed {
+            command,
+            reason: format!("hash {text:?}: {e}"),
+        }
+    })?;
+    Ok(out)
+}
+
+/// Parses a `get_recent_signage_point_or_eos` answer.
+pub fn parse_recent_signage_point(body: &[u8]) -> Result<RecentSignagePoint, RpcError> {
+    const COMMAND: &str = "get_recent_signage_point_or_eos";
+    let reply: RecentReply = parse(COMMAND, body)?;
+    let cc_challenge = match reply.signage_point.and_then(|sp| sp.cc_vdf) {
+        Some(vdf) => Some(hash_of(COMMAND, &vdf.challenge)?),
+        None => None,
+    };
+    Ok(RecentSignagePoint {
+        cc_challenge,
+        time_received: reply.time_received,
+        reverted: reply.reverted,
     })
 }
 
@@ -285,5 +369,22 @@ mod tests {
             Err(RpcError::Malformed { .. })
         ));
         assert!(parse_blockchain_state(b"\xff").is_err());
+    }
+
+    #[test]
+    fn recent_signage_point_answers() {
+        let sp = format!(
+            r#"{{"signage_point": {{"cc_vdf": {{"challenge": "0x{}", "number_of_iterations": 5, "output": {{"data": "0x00"}}}}, "cc_proof": null, "rc_vdf": null, "rc_proof": null}}, "time_received": 1700000000.5, "reverted": true, "success": true}}"#,
+            "ab".repeat(32)
+        );
+        let r = parse_recent_signage_point(sp.as_bytes()).unwrap();
+        assert_eq!(r.cc_challenge, Some([0xab; 32]));
+        assert!(r.reverted);
+        let eos = r#"{"eos": {}, "time_received": 1.0, "reverted": false, "success": true}"#;
+        let r = parse_recent_signage_point(eos.as_bytes()).unwrap();
+        assert_eq!(r.cc_challenge, None);
+        assert!(!r.reverted);
+        let bad = sp.replace(&"ab".repeat(32), "zz");
+        assert!(parse_recent_signage_point(bad.as_bytes()).is_err());
     }
 }
