@@ -4,23 +4,30 @@
 //! `cargo bench --no-default-features --bench chia_harvesters` starts the Chia node in-process
 //! as `p2pool run --chain chia --network regtest` does ([`ChiaNode::start`]: TLS on the worker
 //! port, the embedded signage clock, shares stored by the PoSpace share service), with two of
-//! its real options turned for load: `--chia-signage-interval-ms` (one signage point a second)
-//! and `--chia-share-difficulty 1` (every proof good enough for the plot is a share, where the
+//! its real options turned for load: `--chia-signage-interval-ms` and
+//! `--chia-share-difficulty 1` (every proof good enough for the plot is a share, where the
 //! retarget would soon make proofs rare).
 //!
 //! The load generator runs in a process of its own (this binary, started again with
 //! `--load-generator`), as harvesters run on machines of their own: the node's process holds
-//! only the node, and `generator_cpu_s` says what the harvesters cost the machine. It is the
-//! project's own harvester client (`p2pool::harvester::client`), one
-//! per connection, each with a certificate issued from the node's CA: websocket `/ws`, chia
-//! handshake, plot sync of one real k18 plot plus 99 entries announced only (so 100 connections
-//! report 10,000 plots), a lookup of the real plot at every signage point, `new_proof_of_space`
-//! for each proof found, `request_signatures` answered with the plot's real signature, and
-//! `farming_info`. Every proof comes from a real plot, each plot farmed by one connection. The
-//! plots are made once with chiapos (`tests/harvester/make_keyed_plot.py`, the node's farmer
-//! keys in the memo) and kept in `$CARGO_TARGET_DIR/chia-bench-plots`. Beside them runs
-//! `chia_harvester` from `~/.cache/p2pool-rs/venv-chia` with two plots of its own, pointed at
-//! the worker port as `tests/chia_farmer.rs` does ("skipped: real harvester" without the venv).
+//! only the node; `node_cpu_ms_per_share` is the node process's CPU time over the window per
+//! share, `generator_cpu_s` what the harvesters cost the machine. It is the project's own
+//! harvester client (`p2pool::harvester::client`), one per connection, each with a certificate
+//! issued from the node's CA: websocket `/ws`, chia handshake, plot sync of 100 plots per
+//! connection (10,000 in all), `new_proof_of_space` for each proof found,
+//! `request_signatures` answered with the plot's real signature, and `farming_info`. The
+//! answering connections farm one real k18 plot each (the rest of their plots, and all plots
+//! of the others, are announced only); every proof comes from a real plot, each plot farmed by
+//! one connection. The plots are made once with chiapos (`tests/harvester/make_keyed_plot.py`,
+//! the node's farmer keys in the memo) and kept in `$CARGO_TARGET_DIR/chia-bench-plots`. Beside
+//! them runs `chia_harvester` from `~/.cache/p2pool-rs/venv-chia` with two plots of its own,
+//! pointed at the worker port as `tests/chia_farmer.rs` does ("skipped: real harvester" without
+//! the venv).
+//!
+//! Two scenarios, one line each ([`FULL`]): `filter`, the per-signage-point burst of 10,000
+//! plots on mainnet (its plot filter lets about 20 of them look up a signage point: 20
+//! answering connections) at five signage points a second; and `every_plot`, all 100
+//! connections answering every signage point, once a second.
 //!
 //! Once every connection has finished its plot sync, the node is watched for
 //! [`MEASURE_SECS`]: `proofs_per_s` is the rate of `new_proof_of_space` messages it took,
@@ -29,7 +36,8 @@
 //! acknowledged, the signature round trip included). `share_check_ms` is the floor measured in
 //! the same run: `check_share` (proof and BLS signature) of those shares on one thread, median.
 //! Refusals are printed by reason (`refused_*`); none is expected. The smoke run under
-//! `cargo test --benches` uses 4 connections, 400 plots, 5 s and no real harvester.
+//! `cargo test --benches` uses 4 connections (2 answering), 400 plots, 5 s and no real
+//! harvester.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -60,8 +68,37 @@ const MEASURE_SECS: (u64, u64) = (40, 5);
 /// Harvester connections and plots they announce in all: (full run, smoke run).
 const HARVESTERS: (usize, usize) = (100, 4);
 const PLOTS: (usize, usize) = (10_000, 400);
-/// Signage clock interval.
-const SIGNAGE_INTERVAL_MS: u64 = 1000;
+/// What is measured, one after the other on a fresh node each.
+struct Scenario {
+    name: &'static str,
+    /// Connections farming a real plot (the others only announce plots).
+    answering: usize,
+    /// Signage clock interval.
+    interval_ms: u64,
+}
+
+/// Full run: `filter` is the burst 10,000 plots make on mainnet, where the plot filter (1 in
+/// 512) lets about 20 plots look up each signage point: 20 connections answer every signage
+/// point (regtest's filter passes every plot), five signage points a second (47 times
+/// mainnet's rate). `every_plot` has every connection answer every signage point, once a
+/// second: a burst five times mainnet's for 10,000 plots.
+const FULL: [Scenario; 2] = [
+    Scenario {
+        name: "filter",
+        answering: 20,
+        interval_ms: 200,
+    },
+    Scenario {
+        name: "every_plot",
+        answering: 100,
+        interval_ms: 1000,
+    },
+];
+const SMOKE: [Scenario; 1] = [Scenario {
+    name: "smoke",
+    answering: 2,
+    interval_ms: 500,
+}];
 /// Plots made at once on a cold cache (chiapos is mostly waiting on its temporary files).
 const PLOTTERS: usize = 6;
 /// Plots of the real harvester.
@@ -93,7 +130,9 @@ fn main() {
     }
     let keys = FarmerKeys::from_mnemonic(MNEMONIC).expect("mnemonic");
     let cache = plot_cache(&keys);
-    let sim_names: Vec<String> = (0..harvesters).map(|i| format!("sim{i:03}")).collect();
+    let scenarios: &'static [Scenario] = if full { &FULL } else { &SMOKE };
+    let answering = scenarios.iter().map(|s| s.answering).max().unwrap_or(0);
+    let sim_names: Vec<String> = (0..answering).map(|i| format!("sim{i:03}")).collect();
     let mut wanted: Vec<(PathBuf, String)> = sim_names
         .iter()
         .map(|n| (cache.join("sim"), n.clone()))
@@ -111,28 +150,33 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let result = rt.block_on(run(Run {
-        harvesters,
-        plots,
-        secs,
-        keys,
-        sim_plots: sim_names
-            .iter()
-            .map(|n| cache.join("sim").join(format!("{n}.plot")))
-            .collect(),
-        real: chia_venv.map(|venv| (venv, cache.join("real"))),
-    }));
-    rt.shutdown_timeout(Duration::from_secs(5));
-    match result {
-        Ok(line) => println!("{line}"),
-        Err(e) => {
-            eprintln!("chia_harvesters: {e}");
-            std::process::exit(1);
+    for scenario in scenarios {
+        let result = rt.block_on(run(Run {
+            scenario,
+            harvesters,
+            plots,
+            secs,
+            keys: keys.clone(),
+            sim_plots: sim_names
+                .iter()
+                .take(scenario.answering)
+                .map(|n| cache.join("sim").join(format!("{n}.plot")))
+                .collect(),
+            real: chia_venv.clone().map(|venv| (venv, cache.join("real"))),
+        }));
+        match result {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("chia_harvesters: {e}");
+                std::process::exit(1);
+            }
         }
     }
+    rt.shutdown_timeout(Duration::from_secs(5));
 }
 
 struct Run {
+    scenario: &'static Scenario,
     harvesters: usize,
     plots: usize,
     secs: u64,
@@ -168,7 +212,7 @@ async fn run(run: Run) -> Result<String, String> {
         chia: ChiaRunArgs {
             chia_root: Some(root),
             chia_mnemonic_file: Some(mnemonic),
-            chia_signage_interval_ms: Some(SIGNAGE_INTERVAL_MS),
+            chia_signage_interval_ms: Some(run.scenario.interval_ms),
             chia_share_difficulty: Some(1),
             ..ChiaRunArgs::default()
         },
@@ -189,8 +233,9 @@ async fn run(run: Run) -> Result<String, String> {
         network_id: farmer.config().network_id.clone(),
         difficulty_constant_factor: network.difficulty_constant_factor,
         filter_bits: network.plot_filter_prefix_bits(0),
+        connections: run.harvesters,
         plots: run.sim_plots.clone(),
-        announced_per_connection: run.plots / run.harvesters - 1,
+        announced_per_connection: run.plots / run.harvesters,
     };
     let generator = LoadGenerator::start(&spec)?;
     let real = match &run.real {
@@ -309,11 +354,14 @@ async fn run(run: Run) -> Result<String, String> {
         percentile_u64(&lookups, 0.5),
     );
     let line = format!(
-        "RESULT harvesters={} plots={sim_plots} proofs_per_s={:.1} proof_to_share_ms={:.3} \
+        "RESULT scenario={} answering={} signage_interval_ms={} harvesters={} plots={sim_plots} proofs_per_s={:.1} proof_to_share_ms={:.3} \
          proof_to_share_p99_ms={:.3} real_harvester_shares={real_shares} shares_per_s={:.1} \
          shares={} node_ms={:.3} node_p99_ms={:.3} signature_wait_ms={:.3} \
          signature_wait_p99_ms={:.3} share_check_ms={floor:.3} \
          node_cpu_ms_per_share={:.3} generator_cpu_s={generator_cpu_s:.1}{}{refused_text}",
+        run.scenario.name,
+        run.scenario.answering,
+        run.scenario.interval_ms,
         run.harvesters,
         proofs as f64 / window,
         percentile(&ms, 0.5),
@@ -360,9 +408,11 @@ struct GeneratorSpec {
     network_id: String,
     difficulty_constant_factor: u128,
     filter_bits: u8,
-    /// One real plot per connection.
+    /// Harvester connections.
+    connections: usize,
+    /// One real plot for each of the first connections.
     plots: Vec<PathBuf>,
-    /// Plot-sync entries each connection announces beside its real plot.
+    /// Plots each connection reports in plot sync (its real one included).
     announced_per_connection: usize,
 }
 
@@ -435,17 +485,18 @@ fn load_generator(spec: &str) {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        for (i, plot) in spec.plots.iter().enumerate() {
+        for i in 0..spec.connections {
+            let plots: Vec<PathBuf> = spec.plots.get(i).cloned().into_iter().collect();
             let harvester = match Harvester::new(FarmConfig {
                 farmer: spec.farmer.clone(),
-                plots: vec![plot.clone()],
+                plots: plots.clone(),
                 certs: CertSource::CaDir(spec.ca_dir.clone()),
                 network_id: spec.network_id.clone(),
                 consensus,
             }) {
-                Ok(h) if h.plots().len() == 1 => h,
+                Ok(h) if h.plots().len() == plots.len() => h,
                 Ok(_) => {
-                    eprintln!("load generator: {} is not a farmable plot", plot.display());
+                    eprintln!("load generator: {plots:?} is not a farmable plot");
                     std::process::exit(2);
                 }
                 Err(e) => {
@@ -453,8 +504,8 @@ fn load_generator(spec: &str) {
                     std::process::exit(2);
                 }
             };
-            let harvester =
-                harvester.announce_only(announced_only(i, spec.announced_per_connection, &keys));
+            let announced = spec.announced_per_connection - plots.len();
+            let harvester = harvester.announce_only(announced_only(i, announced, &keys));
             tokio::spawn(async move { harvester.run().await });
         }
         // The bench closes standard input (or dies): stop.
