@@ -170,14 +170,32 @@ impl RpcClient {
         parse(command, &body)
     }
 
+    /// A command with arguments (`{"height": 7}`, say), its answer as JSON (e.g.
+    /// `get_block_record_by_height`).
+    pub async fn call_json_with(
+        &self,
+        command: &'static str,
+        arguments: &serde_json::Value,
+    ) -> Result<serde_json::Value, RpcError> {
+        let body = self
+            .call_with(command, Bytes::from(arguments.to_string()))
+            .await?;
+        parse(command, &body)
+    }
+
     /// POSTs `{}` to `/<command>`; the answer's bytes when it says `success: true`.
     async fn call(&self, command: &'static str) -> Result<Bytes, RpcError> {
-        tokio::time::timeout(CALL_TIMEOUT, self.call_once(command))
+        self.call_with(command, Bytes::from_static(b"{}")).await
+    }
+
+    /// POSTs `body` to `/<command>`, bounded by [`CALL_TIMEOUT`].
+    async fn call_with(&self, command: &'static str, body: Bytes) -> Result<Bytes, RpcError> {
+        tokio::time::timeout(CALL_TIMEOUT, self.call_once(command, body))
             .await
             .map_err(|_| RpcError::Timeout(command))?
     }
 
-    async fn call_once(&self, command: &'static str) -> Result<Bytes, RpcError> {
+    async fn call_once(&self, command: &'static str, body: Bytes) -> Result<Bytes, RpcError> {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
             .await
             .map_err(|e| RpcError::Connect {
@@ -197,7 +215,7 @@ impl RpcClient {
         let request = hyper::Request::post(format!("/{command}"))
             .header(hyper::header::HOST, self.addr.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from_static(b"{}")))
+            .body(Full::new(body))
             .map_err(|e| RpcError::Http(e.to_string()))?;
         let result = async {
             let response = sender
