@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use chia_bls::{PublicKey, Signature};
 use chia_protocol::{Bytes32, PoolTarget, ProofOfSpace};
-use chia_traits::Streamable as _;
 use parking_lot::Mutex;
 use serde::Serialize;
 use sharechain::pospace::{
@@ -81,7 +80,7 @@ pub enum Uplink {
     /// `declare_proof_of_space` of attempt `attempt`.
     Declare {
         attempt: u64,
-        message: p::DeclareProofOfSpace,
+        message: Box<p::DeclareProofOfSpace>,
     },
     /// `signed_values` of attempt `attempt`.
     SignedValues {
@@ -314,6 +313,36 @@ fn plot_signature(
     Ok(signature)
 }
 
+/// The signatures a declaration carries: the plot key's of the two signage points, and the pool
+/// target with the pool key's signature (a plot made with the pool public key) or none (a
+/// plot-NFT plot).
+type Declaration = (Signature, Signature, Option<PoolTarget>, Option<Signature>);
+
+fn sign_declaration(
+    keys: &FarmerKeys,
+    reply: &p::RespondSignatures,
+    block: &BlockProof,
+    farmer_ph: [u8; 32],
+) -> Result<Declaration, BlockError> {
+    let cc_sp = block.point.sp_hash;
+    let rc_sp = block.chain.reward_chain_sp;
+    let cc = plot_signature(keys, reply, &block.proof, &cc_sp, "the challenge-chain SP")?;
+    let rc = plot_signature(keys, reply, &block.proof, &rc_sp, "the reward-chain SP")?;
+    let (pool_target, pool_signature) = match &block.proof.pool_public_key {
+        Some(pool_pk) => {
+            if *pool_pk != keys.pool_pk() {
+                return Err(BlockError::ForeignPoolKey);
+            }
+            let target = PoolTarget::new(Bytes32::new(farmer_ph), 0);
+            let bytes = chia_traits::Streamable::to_bytes(&target).unwrap_or_default();
+            let signature = keys.sign_pool(&bytes);
+            (Some(target), Some(signature))
+        }
+        None => (None, None),
+    };
+    Ok((cc, rc, pool_target, pool_signature))
+}
+
 fn hex32(b: &[u8; 32]) -> String {
     hex::encode(b)
 }
@@ -472,22 +501,7 @@ impl Farmer {
         let rc_sp = block.chain.reward_chain_sp;
         let keys = &self.config.keys;
         let farmer_ph = self.config.payout_puzzle_hash;
-        let signed = (|| {
-            let cc = plot_signature(keys, reply, &block.proof, &cc_sp, "the challenge-chain SP")?;
-            let rc = plot_signature(keys, reply, &block.proof, &rc_sp, "the reward-chain SP")?;
-            let (pool_target, pool_signature) = match &block.proof.pool_public_key {
-                Some(pool_pk) => {
-                    if *pool_pk != keys.pool_pk() {
-                        return Err(BlockError::ForeignPoolKey);
-                    }
-                    let target = PoolTarget::new(Bytes32::new(farmer_ph), 0);
-                    let bytes = target.to_bytes().unwrap_or_default();
-                    (Some(target), Some(keys.sign_pool(&bytes)))
-                }
-                None => (None, None),
-            };
-            Ok((cc, rc, pool_target, pool_signature))
-        })();
+        let signed = sign_declaration(keys, reply, block, farmer_ph);
         let mut attempt = BlockAttempt {
             id,
             time: super::now_secs(),
@@ -542,7 +556,7 @@ impl Farmer {
                 match state.uplink.as_ref().map(|u| {
                     u.try_send(Uplink::Declare {
                         attempt: id,
-                        message,
+                        message: Box::new(message),
                     })
                 }) {
                     Some(Ok(())) => Ok(()),
@@ -806,6 +820,115 @@ mod tests {
             }
             .sp_interval_iters(64),
             64
+        );
+    }
+
+    const MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+    fn reply_for(
+        keys: &FarmerKeys,
+        local_pk: PublicKey,
+        signatures: Vec<(Bytes32, Signature)>,
+    ) -> p::RespondSignatures {
+        p::RespondSignatures {
+            plot_identifier: String::new(),
+            challenge_hash: Bytes32::new([1; 32]),
+            sp_hash: Bytes32::new([2; 32]),
+            local_pk,
+            farmer_pk: keys.farmer_pk(),
+            message_signatures: signatures,
+            include_source_signature_data: false,
+            farmer_reward_address_override: None,
+        }
+    }
+
+    #[test]
+    fn plot_signatures_aggregate_as_chias_farmer() {
+        let keys = FarmerKeys::from_mnemonic(MNEMONIC).unwrap();
+        let local_sk = chia_bls::SecretKey::from_seed(&[3; 32]);
+        let local_pk = local_sk.public_key();
+        let message = [5u8; 32];
+        for contract in [false, true] {
+            let (plot_pk, _) = plot_key(&reply_for(&keys, local_pk, Vec::new()), contract);
+            let proof = ProofOfSpace {
+                challenge: Bytes32::new([4; 32]),
+                pool_public_key: (!contract).then(|| keys.pool_pk()),
+                pool_contract_puzzle_hash: contract.then(|| Bytes32::new([9; 32])),
+                plot_public_key: plot_pk,
+                version: 0,
+                plot_index: 0,
+                meta_group: 0,
+                strength: 0,
+                size: 18,
+                proof: vec![0; 144].into(),
+            };
+            // chia's harvester: AugSchemeMPL.sign(local_sk, message, plot_pk).
+            let harvester = sign_aug(&local_sk, &message, &plot_pk);
+            let reply = reply_for(&keys, local_pk, vec![(Bytes32::new(message), harvester)]);
+            let signature = plot_signature(&keys, &reply, &proof, &message, "m").unwrap();
+            assert!(chia_bls::verify(&signature, &plot_pk, message));
+            assert_eq!(
+                plot_signature(&keys, &reply, &proof, &[6; 32], "m"),
+                Err(BlockError::MissingSignature("m"))
+            );
+            // A harvester signature by another key does not add up.
+            let other = chia_bls::SecretKey::from_seed(&[8; 32]);
+            let forged = reply_for(
+                &keys,
+                local_pk,
+                vec![(Bytes32::new(message), sign_aug(&other, &message, &plot_pk))],
+            );
+            assert_eq!(
+                plot_signature(&keys, &forged, &proof, &message, "m"),
+                Err(BlockError::BadSignature("m"))
+            );
+            let foreign = reply_for(&keys, other.public_key(), Vec::new());
+            assert_eq!(
+                plot_signature(&keys, &foreign, &proof, &message, "m"),
+                Err(BlockError::PlotKeyMismatch)
+            );
+        }
+        // The pool target as chia's full node checks it: AugSchemeMPL over its 36 bytes.
+        let target = PoolTarget::new(Bytes32::new([7; 32]), 0);
+        let bytes = chia_traits::Streamable::to_bytes(&target).unwrap();
+        assert_eq!(bytes.len(), 36);
+        assert!(chia_bls::verify(&keys.sign_pool(&bytes), &keys.pool_pk(), &bytes));
+    }
+
+    #[test]
+    fn harvesters_get_the_easier_of_the_share_and_chain_thresholds() {
+        use super::super::messages::harvester_difficulty;
+        use super::super::Announced;
+        let network = &sharechain::pospace_share::ChiaNetwork::REGTEST;
+        assert_eq!(network.pool_sub_slot_iters, 32_768);
+        let chain = ChainPoint {
+            difficulty: 2048,
+            sub_slot_iters: 65_536,
+            reward_chain_sp: [0; 32],
+            last_tx_height: 0,
+            filter_challenge: None,
+        };
+        let a = Announced {
+            number: 1,
+            point: SignagePoint {
+                challenge_hash: [1; 32],
+                sp_hash: [2; 32],
+                index: 3,
+                peak_height: 4,
+            },
+            difficulty: 5000,
+            time: 0,
+            chain: Some(chain),
+        };
+        // Twice the sub-slot iterations: the chain's threshold is difficulty 1024 at the pool's.
+        assert_eq!(harvester_difficulty(network, &a), 1024);
+        assert_eq!(
+            harvester_difficulty(network, &Announced { difficulty: 100, ..a }),
+            100
+        );
+        assert_eq!(
+            harvester_difficulty(network, &Announced { chain: None, ..a }),
+            5000
         );
     }
 

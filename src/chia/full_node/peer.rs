@@ -255,7 +255,7 @@ pub(super) async fn session(
                         msg::DECLARE_PROOF_OF_SPACE,
                         None,
                         "declare_proof_of_space",
-                        message,
+                        message.as_ref(),
                     )?,
                     Uplink::SignedValues { message, .. } => {
                         Frame::new(msg::SIGNED_VALUES, None, "signed_values", message)?
