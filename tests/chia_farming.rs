@@ -101,7 +101,11 @@ async fn check_in_chain(rpc: &RpcClient, attempt: &Value, payout: &str) {
         .await
         .unwrap();
     let record = &record["block_record"];
-    assert_eq!(hex_of(&record["header_hash"]), attempt["header_hash"], "{record}");
+    assert_eq!(
+        hex_of(&record["header_hash"]),
+        attempt["header_hash"],
+        "{record}"
+    );
     assert_eq!(hex_of(&record["farmer_puzzle_hash"]), payout, "{record}");
     assert_eq!(attempt["block_farmer_puzzle_hash"], payout, "{attempt}");
     // An OG plot: the pool target signed with the node's pool key, to the payout puzzle hash.
@@ -296,7 +300,11 @@ async fn blocks_are_farmed_through_the_node_and_again_after_a_full_node_restart(
         count("rejected"),
         count("declared") + count("signed_values")
     );
-    assert_eq!(count("rejected"), 0, "{blocks}\ncounters before: {counters}");
+    assert_eq!(
+        count("rejected"),
+        0,
+        "{blocks}\ncounters before: {counters}"
+    );
     println!(
         "RESULT chia_farming_test_ms={}",
         started.elapsed().as_millis()

@@ -272,7 +272,10 @@ impl std::fmt::Debug for Blocks {
 }
 
 /// The plot key of a harvester's answer: local + farmer (+ taproot for a plot-NFT plot).
-fn plot_key(reply: &p::RespondSignatures, contract: bool) -> (PublicKey, Option<chia_bls::SecretKey>) {
+fn plot_key(
+    reply: &p::RespondSignatures,
+    contract: bool,
+) -> (PublicKey, Option<chia_bls::SecretKey>) {
     let mut plot_pk: PublicKey = reply.local_pk + &reply.farmer_pk;
     let taproot = contract.then(|| taproot_sk(&reply.local_pk, &reply.farmer_pk));
     if let Some(t) = &taproot {
@@ -539,7 +542,9 @@ impl Farmer {
                 "rejected: {MAX_WAITING} attempts already wait for the full node"
             )),
             Ok((cc, rc, pool_target, pool_signature)) => {
-                attempt.pool_target = pool_target.as_ref().map(|t| hex32(&t.puzzle_hash.to_bytes()));
+                attempt.pool_target = pool_target
+                    .as_ref()
+                    .map(|t| hex32(&t.puzzle_hash.to_bytes()));
                 let message = p::DeclareProofOfSpace {
                     challenge_hash: Bytes32::new(block.point.challenge_hash),
                     challenge_chain_sp: Bytes32::new(cc_sp),
@@ -656,7 +661,8 @@ impl Farmer {
             self.count("blocks_rejected");
             let why = "rejected: the harvester that found the proof is gone or busy";
             tracing::warn!(attempt = live.attempt, "chia block: {why}");
-            self.blocks.finish(live.attempt, Stage::Rejected, why.into());
+            self.blocks
+                .finish(live.attempt, Stage::Rejected, why.into());
         }
     }
 
@@ -774,7 +780,11 @@ impl Farmer {
             } => {
                 let split = self.blocks.state.lock().split.clone();
                 let payouts = split.map(|f| f()).unwrap_or_default();
-                self.blocks.finish(id, Stage::InChain, format!("in the chain at height {height}"));
+                self.blocks.finish(
+                    id,
+                    Stage::InChain,
+                    format!("in the chain at height {height}"),
+                );
                 self.blocks.update(id, |a| {
                     a.height = Some(height);
                     a.header_hash = Some(hex32(&header_hash));
@@ -892,7 +902,11 @@ mod tests {
         let target = PoolTarget::new(Bytes32::new([7; 32]), 0);
         let bytes = chia_traits::Streamable::to_bytes(&target).unwrap();
         assert_eq!(bytes.len(), 36);
-        assert!(chia_bls::verify(&keys.sign_pool(&bytes), &keys.pool_pk(), &bytes));
+        assert!(chia_bls::verify(
+            &keys.sign_pool(&bytes),
+            &keys.pool_pk(),
+            &bytes
+        ));
     }
 
     #[test]
@@ -923,7 +937,13 @@ mod tests {
         // Twice the sub-slot iterations: the chain's threshold is difficulty 1024 at the pool's.
         assert_eq!(harvester_difficulty(network, &a), 1024);
         assert_eq!(
-            harvester_difficulty(network, &Announced { difficulty: 100, ..a }),
+            harvester_difficulty(
+                network,
+                &Announced {
+                    difficulty: 100,
+                    ..a
+                }
+            ),
             100
         );
         assert_eq!(

@@ -235,7 +235,10 @@ enum Pending {
         block: Option<Box<BlockProof>>,
     },
     /// The foliage of a block attempt the full node asked signed values for.
-    Values { attempt: u64, messages: Vec<Bytes32> },
+    Values {
+        attempt: u64,
+        messages: Vec<Bytes32>,
+    },
 }
 
 struct Session {
@@ -527,7 +530,11 @@ impl Session {
         id
     }
 
-    async fn on_command(&mut self, ws: &mut Ws, command: SessionCommand) -> Result<(), SessionError> {
+    async fn on_command(
+        &mut self,
+        ws: &mut Ws,
+        command: SessionCommand,
+    ) -> Result<(), SessionError> {
         match command {
             SessionCommand::SignValues { attempt, request } => {
                 let id = self.next_id();

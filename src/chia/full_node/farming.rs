@@ -66,7 +66,11 @@ async fn outcome(rpc: &RpcClient, w: &Waiting, peak: u32) -> Result<Option<Resol
                 )
                 .await
                 .ok();
-            let field = |name: &str| record.as_ref().and_then(|r| hash_field(&r["block_record"][name]));
+            let field = |name: &str| {
+                record
+                    .as_ref()
+                    .and_then(|r| hash_field(&r["block_record"][name]))
+            };
             return Ok(Some(Resolution::InChain {
                 height,
                 header_hash,

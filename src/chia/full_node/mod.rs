@@ -253,7 +253,11 @@ impl FullNodeLink {
         let mut tasks = vec![peer_task];
         if let Some(farmer) = farmer {
             let every = shared.config.poll_every;
-            tasks.push(tokio::spawn(farming::run_outcomes(farmer, rpc.clone(), every)));
+            tasks.push(tokio::spawn(farming::run_outcomes(
+                farmer,
+                rpc.clone(),
+                every,
+            )));
         }
         tasks.push(tokio::spawn(run_rpc(shared.clone(), rpc)));
         Ok(FullNodeLink { shared, tasks })

@@ -206,7 +206,10 @@ pub(super) async fn session(
         // Messages queued for the previous connection are for signage points it had.
         if let Some(rx) = uplink.as_mut() {
             while let Ok(stale) = rx.try_recv() {
-                tracing::debug!(?stale, "block message for the previous full node connection dropped");
+                tracing::debug!(
+                    ?stale,
+                    "block message for the previous full node connection dropped"
+                );
             }
         }
         farmer.block_link_connected(shared.status.lock().connections);
