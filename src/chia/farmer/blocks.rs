@@ -563,9 +563,10 @@ impl Farmer {
                         attempt: id,
                         message: Box::new(message),
                     })
+                    .is_ok()
                 }) {
-                    Some(Ok(())) => Ok(()),
-                    Some(Err(_)) => Err("rejected: the full node link is busy or gone".into()),
+                    Some(true) => Ok(()),
+                    Some(false) => Err("rejected: the full node link is busy or gone".into()),
                     None => Err("rejected: no full node link".into()),
                 }
             }
@@ -714,8 +715,11 @@ impl Farmer {
                     foliage_block_data_signature: data,
                     foliage_transaction_block_signature: tx,
                 };
-                match uplink.map(|u| u.try_send(Uplink::SignedValues { attempt, message })) {
-                    Some(Ok(())) => Ok(()),
+                match uplink.map(|u| {
+                    u.try_send(Uplink::SignedValues { attempt, message })
+                        .is_ok()
+                }) {
+                    Some(true) => Ok(()),
                     _ => Err("not included: the full node link is busy or gone".into()),
                 }
             }
