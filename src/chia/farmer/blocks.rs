@@ -402,6 +402,19 @@ impl Blocks {
         self.state.lock().sessions.remove(&harvester);
     }
 
+    /// Connection `connection` is up: the attempts declared on an earlier one and not asked for
+    /// signed values (to resolve).
+    fn connected(&self, connection: u64) -> Vec<u64> {
+        let mut state = self.state.lock();
+        state.connection = connection;
+        state
+            .attempts
+            .iter()
+            .filter(|a| a.stage == Stage::Declared && a.connection < connection)
+            .map(|a| a.id)
+            .collect()
+    }
+
     /// Applies `f` to attempt `id`.
     fn update(&self, id: u64, f: impl FnOnce(&mut BlockAttempt)) {
         let mut state = self.state.lock();
@@ -753,17 +766,7 @@ impl Farmer {
     /// earlier one and never asked for signed values are over (that full node's candidate is
     /// gone with it).
     pub fn block_link_connected(&self, connection: u64) {
-        let stale: Vec<u64> = {
-            let mut state = self.blocks.state.lock();
-            state.connection = connection;
-            state
-                .attempts
-                .iter()
-                .filter(|a| a.stage == Stage::Declared && a.connection < connection)
-                .map(|a| a.id)
-                .collect()
-        };
-        for id in stale {
+        for id in self.blocks.connected(connection) {
             self.resolve_block(
                 id,
                 Resolution::NotIncluded(
@@ -954,6 +957,83 @@ mod tests {
             harvester_difficulty(network, &Announced { chain: None, ..a }),
             5000
         );
+    }
+
+    fn attempt(id: u64, connection: u64, stage: Stage) -> BlockAttempt {
+        BlockAttempt {
+            id,
+            time: 0,
+            harvester: 1,
+            plot_id: String::new(),
+            k: 18,
+            challenge_hash: String::new(),
+            sp_hash: String::new(),
+            reward_chain_sp: String::new(),
+            signage_point_index: 0,
+            sp_peak_height: 0,
+            quality_string: String::new(),
+            required_iters: 1,
+            sp_interval_iters: 2,
+            chain_difficulty: 1,
+            sub_slot_iters: 128,
+            farmer_puzzle_hash: String::new(),
+            pool_target: None,
+            connection,
+            stage,
+            outcome: String::new(),
+            signed_values: 0,
+            height: None,
+            header_hash: None,
+            block_farmer_puzzle_hash: None,
+            block_pool_puzzle_hash: None,
+            resolved_at: None,
+            payouts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_new_connection_ends_the_old_ones_declared_attempts() {
+        let blocks = Blocks::default();
+        {
+            let mut state = blocks.state.lock();
+            state.attempts.extend([
+                attempt(1, 1, Stage::Declared),
+                attempt(2, 1, Stage::SignedValues),
+                attempt(3, 1, Stage::InChain),
+                attempt(4, 2, Stage::Declared),
+            ]);
+            for id in [1, 2, 4] {
+                let live = Live {
+                    attempt: id,
+                    harvester: 1,
+                    plot_identifier: String::new(),
+                    challenge_hash: Bytes32::new([0; 32]),
+                    sp_hash: Bytes32::new([0; 32]),
+                    proof: ProofOfSpace {
+                        challenge: Bytes32::new([4; 32]),
+                        pool_public_key: None,
+                        pool_contract_puzzle_hash: Some(Bytes32::new([9; 32])),
+                        plot_public_key: chia_bls::SecretKey::from_seed(&[id as u8; 32])
+                            .public_key(),
+                        version: 0,
+                        plot_index: 0,
+                        meta_group: 0,
+                        strength: 0,
+                        size: 18,
+                        proof: vec![0; 144].into(),
+                    },
+                };
+                state.live.insert([id as u8; 32], live);
+            }
+        }
+        // Only the one declared on connection 1 and never asked for signed values.
+        assert_eq!(blocks.connected(2), vec![1]);
+        blocks.finish(1, Stage::NotIncluded, "not included: link lost".into());
+        let waiting: Vec<u64> = blocks.waiting().iter().map(|w| w.id).collect();
+        assert_eq!(waiting, vec![2, 4]);
+        assert_eq!(blocks.attempts()[3].stage, Stage::NotIncluded);
+        assert!(blocks.attempts()[3].resolved_at.is_some());
+        assert_eq!(blocks.connected(3), vec![4]);
     }
 
     #[test]
