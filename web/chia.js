@@ -95,8 +95,13 @@ async function refreshChia() {
   ]), 4, "no shares yet");
 
   fillTable("chia-blocks", blocks.blocks.map((b) => [
-    new Date(b.time * 1000).toLocaleString(), { text: String(b.height), cls: "num" }, short(b.header_hash), b.outcome,
-  ]), 4, "none yet");
+    new Date(b.time * 1000).toLocaleString(),
+    { text: b.height == null ? "—" : String(b.height), cls: "num" },
+    b.header_hash ? short(b.header_hash) : "—",
+    { text: String(b.signage_point_index), cls: "num" },
+    { text: b.required_iters + " / " + b.sp_interval_iters, cls: "num" },
+    b.outcome,
+  ]), 6, "none yet");
 
   const refusals = Object.entries(harvesters.counters)
     .filter(([k]) => k !== "proofs" && k !== "shares")

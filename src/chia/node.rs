@@ -278,8 +278,12 @@ impl ChiaNode {
                     "waiting for the state of the chia full node at {}",
                     plan.rpc
                 )));
+                // Blocks are farmed with the chain's constants from the chia root.
+                let constants = full_node::chain_constants(&plan.chia_root, &plan.network)
+                    .context("reading the chain's constants from the chia root")?;
+                let uplink = farmer.blocks().enable(constants);
                 let link = Arc::new(
-                    FullNodeLink::start(
+                    FullNodeLink::start_farming(
                         FullNodeConfig {
                             peer: plan.peer.clone(),
                             rpc: plan.rpc.clone(),
@@ -292,6 +296,8 @@ impl ChiaNode {
                             sp_grace: plan.sp_grace,
                         },
                         events,
+                        farmer.clone(),
+                        uplink,
                     )
                     .context("starting the chia full node link")?,
                 );
@@ -320,19 +326,26 @@ impl ChiaNode {
                 }),
             );
         }
-        let http = super::web::router_with(
-            super::web::ChiaWeb::with_metrics(
-                farmer.clone(),
-                sink.service().clone(),
-                Arc::new(move || {
-                    link_metrics
-                        .as_ref()
-                        .map(|l| full_node_metrics(&l.status()))
-                        .unwrap_or_default()
-                }),
-            ),
-            extra,
+        let web = super::web::ChiaWeb::with_metrics(
+            farmer.clone(),
+            sink.service().clone(),
+            Arc::new(move || {
+                link_metrics
+                    .as_ref()
+                    .map(|l| full_node_metrics(&l.status()))
+                    .unwrap_or_default()
+            }),
         );
+        // A farmed block records the PPLNS split of its pool part (weakly held: the web side
+        // holds the farmer).
+        let split_of = Arc::downgrade(&web);
+        farmer.blocks().set_split(Arc::new(move || {
+            split_of
+                .upgrade()
+                .map(|w| w.block_split())
+                .unwrap_or_default()
+        }));
+        let http = super::web::router_with(web, extra);
         let serving = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;

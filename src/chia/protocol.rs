@@ -6,8 +6,9 @@
 
 use chia_bls::{PublicKey, Signature};
 use chia_protocol::{
-    Bytes, Bytes32, ChallengeChainSubSlot, ClassgroupElement, ProofOfSpace,
-    RewardChainBlockUnfinished, RewardChainSubSlot,
+    Bytes, Bytes32, ChallengeChainSubSlot, ClassgroupElement, FoliageBlockData,
+    FoliageTransactionBlock, PoolTarget, ProofOfSpace, RewardChainBlockUnfinished,
+    RewardChainSubSlot,
 };
 use chia_streamable_macro::Streamable;
 use chia_traits::Streamable as _;
@@ -496,6 +497,46 @@ pub struct NewSignagePoint {
     /// Challenge for the v2 plot filter from the completed sub-slot history; `None` when there is
     /// none.
     pub filter_challenge: Option<Bytes32>,
+}
+
+/// `declare_proof_of_space` (farmer → full node): a proof good enough for a block, with the
+/// plot key's signatures of the two signage points and where the rewards go.
+#[derive(Streamable, Debug, Clone, PartialEq, Eq)]
+pub struct DeclareProofOfSpace {
+    pub challenge_hash: Bytes32,
+    pub challenge_chain_sp: Bytes32,
+    pub signage_point_index: u8,
+    pub reward_chain_sp: Bytes32,
+    pub proof_of_space: ProofOfSpace,
+    pub challenge_chain_sp_signature: Signature,
+    pub reward_chain_sp_signature: Signature,
+    pub farmer_puzzle_hash: Bytes32,
+    /// For a plot made with a pool public key (`None` for a plot-NFT plot).
+    pub pool_target: Option<PoolTarget>,
+    /// The pool key's signature of `pool_target`.
+    pub pool_signature: Option<Signature>,
+    pub include_signature_source_data: bool,
+}
+
+/// `request_signed_values` (full node → farmer): the unfinished block made from a declared
+/// proof, named by its quality string, waiting for the plot key's signatures of its foliage.
+#[derive(Streamable, Debug, Clone, PartialEq, Eq)]
+pub struct RequestSignedValues {
+    pub quality_string: Bytes32,
+    pub foliage_block_data_hash: Bytes32,
+    /// Zeros for a block that is not a transaction block.
+    pub foliage_transaction_block_hash: Bytes32,
+    pub foliage_block_data: Option<FoliageBlockData>,
+    pub foliage_transaction_block_data: Option<FoliageTransactionBlock>,
+    pub rc_block_unfinished: Option<RewardChainBlockUnfinished>,
+}
+
+/// `signed_values` (farmer → full node): the plot key's signatures of the foliage.
+#[derive(Streamable, Debug, Clone, PartialEq, Eq)]
+pub struct SignedValues {
+    pub quality_string: Bytes32,
+    pub foliage_block_data_signature: Signature,
+    pub foliage_transaction_block_signature: Signature,
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use sharechain::pospace_share::{
 use sharechain::ShareHash;
 
 use super::address::encode_address;
+use super::farmer::blocks::BlockPayout;
 use super::farmer::{Farmer, HarvesterInfo};
 use crate::shares::PoSpaceService;
 
@@ -42,20 +43,6 @@ const DEFAULT_SHARES: usize = 50;
 const MAX_SHARES: usize = 500;
 /// Qualities remembered (computing one checks the proof again).
 const QUALITY_CACHE: usize = 4096;
-
-/// A block this node's farmers won, as `/chia/blocks` lists it. The embedded regtest clock has
-/// no chain to win blocks on, so the list is empty until the node follows a chia full node.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FarmedBlock {
-    /// Height of the block in the Chia chain.
-    pub height: u32,
-    /// Header hash, hex.
-    pub header_hash: String,
-    /// When it was farmed (seconds since the Unix epoch).
-    pub time: u64,
-    /// What the full node said: `accepted`, `orphaned` or `rejected: <reason>`.
-    pub outcome: String,
-}
 
 /// What the web side reads.
 pub struct ChiaWeb {
@@ -308,6 +295,21 @@ impl ChiaWeb {
         (head, payouts)
     }
 
+    /// The pool part of a block won now, split by the PPLNS window (recorded with a farmed
+    /// block).
+    pub fn block_split(&self) -> Vec<BlockPayout> {
+        self.payouts()
+            .1
+            .into_iter()
+            .map(|p| BlockPayout {
+                address: p.address,
+                puzzle_hash: p.puzzle_hash,
+                mojos: p.mojos,
+                fraction: p.fraction,
+            })
+            .collect()
+    }
+
     fn harvesters(&self) -> Value {
         let harvesters: Vec<Value> = self
             .farmer
@@ -468,7 +470,11 @@ pub fn router_with(web: Arc<ChiaWeb>, extra: Router) -> Router {
         )
         .route(
             "/chia/blocks",
-            get(|| async { Json(json!({ "blocks": Vec::<FarmedBlock>::new() })) }),
+            // The node's block attempts with a full node, newest first (none on the regtest
+            // clock: it has no chain to win blocks on).
+            get(|s: axum::extract::State<Arc<ChiaWeb>>| async move {
+                Json(json!({ "blocks": s.farmer.blocks().attempts() }))
+            }),
         )
         .route(
             "/chia/harvesters",

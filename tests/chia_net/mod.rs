@@ -175,6 +175,17 @@ impl ChiaTestnet {
         run_script(&self.venv, &self.logs, &args, timeout)
     }
 
+    /// Ends the network's full node and starts it again on the same root, database and ports
+    /// (its timelord stays); returns once its RPC answers.
+    pub fn restart_full_node(&self) -> Result<(), String> {
+        let ran = self.run("restart-full-node", &[], START_TIMEOUT);
+        if ran.success {
+            Ok(())
+        } else {
+            Err(format!("restart failed: {}{}", ran.stdout, ran.stderr))
+        }
+    }
+
     /// The full node's `get_blockchain_state` through chia's own RPC client.
     pub fn blockchain_state(&self) -> serde_json::Value {
         self.blockchain_state_on(self.full_node_rpc_port)

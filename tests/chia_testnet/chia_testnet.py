@@ -13,6 +13,9 @@ Run with the python of the venv holding chia-blockchain (2.7.5):
                                plots on it, until the peak grows and a block from those plots is
                                in the chain; print one JSON line of figures (signage points per
                                second, time to the first block, CPU use of the network)
+  chia_testnet.py restart-full-node ROOT
+                               with the network started: end its full node (SIGTERM) and start it
+                               again on the same root, database and ports; wait for its RPC
   chia_testnet.py stop ROOT    end everything `start` started
 Logs: chia's in ROOT/log/debug.log, the processes' output in ROOT/log/*.out.
 """
@@ -204,8 +207,11 @@ def cmd_supervise(args):
     state = load_state(root)
     ports = state["ports"]
     stopping = []
+    restart = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    # `restart-full-node`: the full node alone ends and starts again.
+    signal.signal(signal.SIGUSR1, lambda *_: restart.append(1))
     children = {
         "full_node": spawn(root, "full_node", [str(BIN / "chia_full_node")]),
         "timelord": spawn(root, "timelord", [str(BIN / "chia_timelord")]),
@@ -228,6 +234,18 @@ def cmd_supervise(args):
     while not stopping:
         if args.watch_pid and not _alive(args.watch_pid):
             break
+        if restart:
+            restart.clear()
+            old = children["full_node"]
+            old.terminate()
+            try:
+                old.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                old.kill()
+                old.wait()
+            print("supervisor: full node restarting", flush=True)
+            children["full_node"] = spawn(root, "full_node", [str(BIN / "chia_full_node")])
+            _write(root / "run.json", json.dumps({name: p.pid for name, p in children.items()}))
         if any(p.poll() is not None for p in children.values()):
             dead = [n for n, p in children.items() if p.poll() is not None]
             print(f"supervisor: {dead} exited; ending the network", flush=True)
@@ -393,6 +411,24 @@ def stop(root):
             except ProcessLookupError:
                 pass
     (Path(root) / "supervisor.pid").unlink(missing_ok=True)
+
+
+def cmd_restart_full_node(args):
+    root = Path(args.root).resolve()
+    state = load_state(root)
+    if not state.get("supervisor") or not _alive(state["supervisor"]):
+        raise SystemExit(f"the network in {root} is not running; start it first")
+    old = state["pids"].get("full_node")
+    os.kill(state["supervisor"], signal.SIGUSR1)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        pid = load_state(root)["pids"].get("full_node")
+        if pid != old and blockchain_state(root, state["ports"]["full_node_rpc"]) is not None:
+            print(json.dumps({"full_node_pid": pid, "previous_pid": old}), flush=True)
+            return 0
+        time.sleep(1)
+    print(f"the restarted full node's RPC did not answer within {args.timeout} s\n{log_tails(root)}", file=sys.stderr)
+    return 1
 
 
 def cmd_stop(args):
@@ -616,6 +652,10 @@ def main():
     p.add_argument("--blocks", type=int, default=3, help="blocks from the plots to wait for")
     p.add_argument("--timeout", type=float, default=300)
     p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("restart-full-node")
+    p.add_argument("root")
+    p.add_argument("--timeout", type=float, default=120)
+    p.set_defaults(fn=cmd_restart_full_node)
     p = sub.add_parser("stop")
     p.add_argument("root")
     p.set_defaults(fn=cmd_stop)

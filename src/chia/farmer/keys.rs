@@ -107,11 +107,13 @@ pub fn resolve(sources: &KeySources, datadir: &Path) -> Result<FarmerKeys, KeyEr
     FarmerKeys::load_or_generate(datadir)
 }
 
-/// The farmer secret key and the pool public key.
+/// The farmer secret key and the pool key (its secret signs the pool target of a block farmed
+/// with a plot made for the pool public key).
 #[derive(Clone)]
 pub struct FarmerKeys {
     farmer_sk: SecretKey,
     farmer_pk: PublicKey,
+    pool_sk: SecretKey,
     pool_pk: PublicKey,
 }
 
@@ -156,11 +158,12 @@ impl FarmerKeys {
     /// The keys of a master secret key.
     pub fn from_master(master: &SecretKey) -> FarmerKeys {
         let farmer_sk = derive(master, &FARMER_PATH);
-        let pool_pk = derive(master, &POOL_PATH).public_key();
+        let pool_sk = derive(master, &POOL_PATH);
         FarmerKeys {
             farmer_pk: farmer_sk.public_key(),
             farmer_sk,
-            pool_pk,
+            pool_pk: pool_sk.public_key(),
+            pool_sk,
         }
     }
 
@@ -234,6 +237,12 @@ impl FarmerKeys {
     /// chia's farmer signs.
     pub fn sign(&self, message: &[u8], plot_pk: &PublicKey) -> Signature {
         sign_aug(&self.farmer_sk, message, plot_pk)
+    }
+
+    /// The pool key's signature of `message` (AugSchemeMPL, the pool public key prepended), as
+    /// chia's farmer signs a block's pool target.
+    pub fn sign_pool(&self, message: &[u8]) -> Signature {
+        chia_bls::sign(&self.pool_sk, message)
     }
 }
 

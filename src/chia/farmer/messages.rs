@@ -36,7 +36,8 @@ pub fn harvester_handshake(keys: &FarmerKeys) -> p::HarvesterHandshake {
     }
 }
 
-/// `new_signage_point_harvester` for one harvester: the share difficulty for its OG plots and,
+/// `new_signage_point_harvester` for one harvester: the share difficulty (lowered to the chain's
+/// when that is easier: [`harvester_difficulty`]) for its OG plots and,
 /// for each pool contract its plot sync reported, a `pool_difficulties` entry with the same
 /// difficulty and the pool sub-slot iterations, so chia's harvester judges plot-NFT plots at the
 /// share difficulty too (it uses the entry matching a plot's contract, and the signage point's
@@ -46,16 +47,17 @@ pub fn new_signage_point_harvester(
     a: &Announced,
     contracts: &[Bytes32],
 ) -> p::NewSignagePointHarvester2 {
+    let difficulty = harvester_difficulty(network, a);
     p::NewSignagePointHarvester2 {
         challenge_hash: Bytes32::new(a.point.challenge_hash),
-        difficulty: a.difficulty,
+        difficulty,
         sub_slot_iters: network.pool_sub_slot_iters,
         signage_point_index: a.point.index,
         sp_hash: Bytes32::new(a.point.sp_hash),
         pool_difficulties: contracts
             .iter()
             .map(|&hash| p::PoolDifficulty {
-                difficulty: a.difficulty,
+                difficulty,
                 sub_slot_iters: network.pool_sub_slot_iters,
                 pool_contract_puzzle_hash: hash,
             })
@@ -68,6 +70,21 @@ pub fn new_signage_point_harvester(
     }
 }
 
+/// The difficulty sent to harvesters with the pool sub-slot iterations: the share difficulty,
+/// or lower when the chain's signage point is easier to win a block on, so that every proof good
+/// enough for a block reaches the node (the harvester sends a proof only when it passes this
+/// threshold). The chain's threshold at the pool sub-slot iterations is its difficulty scaled by
+/// `pool_sub_slot_iters / sub_slot_iters` (the same difficulty constant factor on both sides).
+pub fn harvester_difficulty(network: &ChiaNetwork, a: &Announced) -> u64 {
+    let Some(chain) = a.chain else {
+        return a.difficulty;
+    };
+    let scaled = u128::from(chain.difficulty) * u128::from(network.pool_sub_slot_iters)
+        / u128::from(chain.sub_slot_iters.max(1));
+    let scaled = u64::try_from(scaled).unwrap_or(u64::MAX).max(1);
+    a.difficulty.min(scaled)
+}
+
 /// `request_signatures` for a proof: the share message to sign, nothing else.
 pub fn request_signatures(proof: &p::NewProofOfSpace, message: &[u8; 32]) -> p::RequestSignatures {
     p::RequestSignatures {
@@ -75,6 +92,22 @@ pub fn request_signatures(proof: &p::NewProofOfSpace, message: &[u8; 32]) -> p::
         challenge_hash: proof.challenge_hash,
         sp_hash: proof.sp_hash,
         messages: vec![Bytes32::new(*message)],
+        message_data: None,
+        rc_block_unfinished: None,
+    }
+}
+
+/// `request_signatures` for a proof: `messages` to sign (a share's message, a block's
+/// challenge-chain and reward-chain signage points).
+pub fn request_signatures_of(
+    proof: &p::NewProofOfSpace,
+    messages: &[[u8; 32]],
+) -> p::RequestSignatures {
+    p::RequestSignatures {
+        plot_identifier: proof.plot_identifier.clone(),
+        challenge_hash: proof.challenge_hash,
+        sp_hash: proof.sp_hash,
+        messages: messages.iter().copied().map(Bytes32::new).collect(),
         message_data: None,
         rc_block_unfinished: None,
     }

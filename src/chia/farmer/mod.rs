@@ -12,12 +12,15 @@
 //!   points out, proofs in, signature requests).
 //! - [`messages`]: the messages sent to harvesters, built from the node's values.
 //! - `intake`: the checks a proof passes before it is signed, and the share it becomes.
+//! - [`blocks`]: farming Chia blocks: proofs good enough for the chain declared to the full
+//!   node, its `request_signed_values` answered, each attempt recorded with its outcome.
 //! - [`sink`]: where shares go ([`PoSpaceShareSink`]; [`TrackerSink`], a tracker alone, for
 //!   tests); [`service_sink`]: the node's share service as the sink ([`ServiceSink`]).
 //!
 //! [`Farmer`] holds what every connection shares: the TLS acceptor, the keys, the signage points
 //! announced, the proofs already answered, per-harvester state and the counters.
 
+pub mod blocks;
 pub mod clock;
 mod intake;
 pub mod keyring;
@@ -219,6 +222,8 @@ pub struct Farmer {
     gate: Mutex<Option<String>>,
     /// Frames received from harvesters, kept while recording (test vectors).
     recorder: Mutex<Option<Recorder>>,
+    /// Block farming (with a full node).
+    blocks: blocks::Blocks,
 }
 
 /// The first frames of each message type received from harvesters, as received.
@@ -269,6 +274,7 @@ impl Farmer {
             next_id: AtomicU64::new(1),
             recorder: Mutex::new(None),
             gate: Mutex::new(None),
+            blocks: blocks::Blocks::default(),
             config,
         }))
     }

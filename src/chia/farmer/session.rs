@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::blocks::{BlockProof, SessionCommand};
 use super::intake::{self, Candidate, Refused};
 use super::messages;
 use super::sink::SinkError;
@@ -219,9 +220,26 @@ async fn serve(
         submitting: Arc::new(tokio::sync::Semaphore::new(MAX_SUBMITTING)),
         contracts: Vec::new(),
     };
-    let result = session.serve(&mut ws, last_seen).await;
+    let commands = farmer.blocks.register_session(id);
+    let result = session.serve(&mut ws, last_seen, commands).await;
+    farmer.blocks.unregister_session(id);
     farmer.harvesters.lock().remove(&id);
     result
+}
+
+/// What a signature request was for.
+enum Pending {
+    /// A proof: its share (when it makes one) and its block (when good enough for the chain);
+    /// one request signs the messages of both.
+    Proof {
+        share: Option<Candidate>,
+        block: Option<Box<BlockProof>>,
+    },
+    /// The foliage of a block attempt the full node asked signed values for.
+    Values {
+        attempt: u64,
+        messages: Vec<Bytes32>,
+    },
 }
 
 struct Session {
@@ -230,7 +248,7 @@ struct Session {
     /// Plots of the sync in progress, by file name.
     sync: BTreeMap<String, PlotSummary>,
     /// Signature requests by message id, with when each was sent.
-    pending: HashMap<u16, (Candidate, Instant)>,
+    pending: HashMap<u16, (Pending, Instant)>,
     next_message_id: u16,
     submitting: Arc<tokio::sync::Semaphore>,
     /// Pool contract puzzle hashes of the plot-NFT plots of the last completed plot sync.
@@ -259,7 +277,12 @@ fn summary(plot: &p::Plot2) -> PlotSummary {
 }
 
 impl Session {
-    async fn serve(&mut self, ws: &mut Ws, mut last_seen: Instant) -> Result<(), SessionError> {
+    async fn serve(
+        &mut self,
+        ws: &mut Ws,
+        mut last_seen: Instant,
+        mut commands: tokio::sync::mpsc::Receiver<SessionCommand>,
+    ) -> Result<(), SessionError> {
         let keys = messages::harvester_handshake(&self.farmer.config.keys);
         send(
             ws,
@@ -279,6 +302,9 @@ impl Session {
                     self.farmer.with_harvester(self.id, |h| h.last_seen = now);
                     self.on_frame(ws, frame, received).await?;
                 }
+                Some(command) = commands.recv() => {
+                    self.on_command(ws, command).await?;
+                }
                 changed = announced.changed() => {
                     if changed.is_err() { return Ok(()) }
                     let latest = *announced.borrow_and_update();
@@ -294,7 +320,7 @@ impl Session {
                         last_ping = Instant::now();
                         ws.send(WsMessage::Ping(Vec::new().into())).await?;
                     }
-                    self.pending.retain(|_, (c, _)| c.received.elapsed() < SIGNATURE_TIMEOUT);
+                    self.pending.retain(|_, (_, sent)| sent.elapsed() < SIGNATURE_TIMEOUT);
                 }
             }
         }
@@ -448,21 +474,35 @@ impl Session {
     ) -> Result<(), SessionError> {
         self.farmer.count("proofs");
         self.farmer.with_harvester(self.id, |h| h.proofs += 1);
-        let candidate = match intake::check_proof(&self.farmer, m, received) {
-            Ok(c) => c,
+        // A proof good enough for the chain is declared to the full node, whether or not it
+        // also makes a share (chia's farmer checks it first).
+        let block = self.farmer.block_check(m).map(Box::new);
+        let share = match intake::check_proof(&self.farmer, m, received) {
+            Ok(c) => Some(c),
             Err(refused) => {
                 self.refuse(&refused);
-                return Ok(());
+                None
             }
         };
+        if share.is_none() && block.is_none() {
+            return Ok(());
+        }
         if self.pending.len() >= MAX_PENDING_SIGNATURES {
             self.farmer.count("proof_signatures_backlog");
             return Ok(());
         }
-        let id = self.next_message_id;
-        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
-        let request = messages::request_signatures(m, &candidate.message);
-        self.pending.insert(id, (candidate, Instant::now()));
+        let mut sign: Vec<[u8; 32]> = Vec::with_capacity(3);
+        if let Some(c) = &share {
+            sign.push(c.message);
+        }
+        if let Some(b) = &block {
+            sign.push(b.point.sp_hash);
+            sign.push(b.chain.reward_chain_sp);
+        }
+        let request = messages::request_signatures_of(m, &sign);
+        let id = self.next_id();
+        self.pending
+            .insert(id, (Pending::Proof { share, block }, Instant::now()));
         send(
             ws,
             &Frame::new(
@@ -475,11 +515,53 @@ impl Session {
         .await
     }
 
+    fn next_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        id
+    }
+
+    async fn on_command(
+        &mut self,
+        ws: &mut Ws,
+        command: SessionCommand,
+    ) -> Result<(), SessionError> {
+        match command {
+            SessionCommand::SignValues { attempt, request } => {
+                let id = self.next_id();
+                let messages = request.messages.clone();
+                self.pending
+                    .insert(id, (Pending::Values { attempt, messages }, Instant::now()));
+                send(
+                    ws,
+                    &Frame::new(
+                        msg::REQUEST_SIGNATURES,
+                        Some(id),
+                        "request_signatures",
+                        &request,
+                    )?,
+                )
+                .await
+            }
+        }
+    }
+
     fn on_signatures(&mut self, id: Option<u16>, m: &p::RespondSignatures) {
-        let Some((candidate, requested)) = id.and_then(|id| self.pending.remove(&id)) else {
+        let Some((pending, requested)) = id.and_then(|id| self.pending.remove(&id)) else {
             self.farmer.count("signature_unrequested");
             return;
         };
+        let (share, block) = match pending {
+            Pending::Values { attempt, messages } => {
+                self.farmer.block_signed_values(attempt, &messages, m);
+                return;
+            }
+            Pending::Proof { share, block } => (share, block),
+        };
+        if let Some(block) = &block {
+            self.farmer.declare_block(self.id, block, m);
+        }
+        let Some(candidate) = share else { return };
         let signature_wait_ms = requested.elapsed().as_secs_f64() * 1e3;
         let share = match intake::complete(&self.farmer, &candidate, m) {
             Ok(s) => s,

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
+use crate::chia::farmer::blocks::ChainConstants;
+
 /// Why the chia root's configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -33,6 +35,16 @@ pub enum ConfigError {
         path: PathBuf,
         /// The dotted key.
         key: String,
+    },
+    /// A constant does not parse.
+    #[error("{path}: `{key}` is {value:?}, not a number")]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// What it holds.
+        value: String,
     },
     /// A setting does not parse.
     #[error("{path}: `{key}` is {value:?}, not a port")]
@@ -96,6 +108,48 @@ impl ChiaRootConfig {
             full_node_rpc_port: port("full_node.rpc_port")?,
         })
     }
+}
+
+/// The chain's constants for `network` in the chia root at `root`: chia's defaults for the
+/// network, with the `network_overrides.constants.<network>` of its `config.yaml`
+/// (`DIFFICULTY_CONSTANT_FACTOR`, `NUM_SPS_SUB_SLOT`), as chia's services read them.
+pub fn chain_constants(root: &Path, network: &str) -> Result<ChainConstants, ConfigError> {
+    let path = root.join("config/config.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    chain_constants_of(&text, &path, network)
+}
+
+/// [`chain_constants`] of the text of a `config.yaml`.
+pub fn chain_constants_of(
+    text: &str,
+    path: &Path,
+    network: &str,
+) -> Result<ChainConstants, ConfigError> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| ConfigError::Yaml {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let doc = docs.into_iter().next().unwrap_or(Yaml::Null);
+    let mut constants = ChainConstants::for_network(network);
+    let key = |name: &str| format!("network_overrides.constants.{network}.{name}");
+    if let Some(v) = scalar(&doc, &key("DIFFICULTY_CONSTANT_FACTOR")) {
+        constants.difficulty_constant_factor = v.parse().map_err(|_| ConfigError::BadValue {
+            path: path.to_owned(),
+            key: key("DIFFICULTY_CONSTANT_FACTOR"),
+            value: v.clone(),
+        })?;
+    }
+    if let Some(v) = scalar(&doc, &key("NUM_SPS_SUB_SLOT")) {
+        constants.num_sps_sub_slot = v.parse().map_err(|_| ConfigError::BadValue {
+            path: path.to_owned(),
+            key: key("NUM_SPS_SUB_SLOT"),
+            value: v.clone(),
+        })?;
+    }
+    Ok(constants)
 }
 
 /// The scalar at the dotted `key` of `doc`'s maps, as text; `None` when absent or not a scalar.
@@ -172,6 +226,34 @@ full_node:
             scalar(doc, "harvester.selected_network").as_deref(),
             Some("mainnet")
         );
+    }
+
+    #[test]
+    fn chain_constants_with_the_roots_overrides() {
+        let path = Path::new("config.yaml");
+        assert_eq!(
+            chain_constants_of(SAMPLE, path, "mainnet").unwrap(),
+            ChainConstants::MAINNET
+        );
+        let private = SAMPLE.replace(
+            "      GENESIS_CHALLENGE: ccd5",
+            "      DIFFICULTY_CONSTANT_FACTOR: 33554432\n      NUM_SPS_SUB_SLOT: 16\n      GENESIS_CHALLENGE: ccd5",
+        );
+        let c = chain_constants_of(&private, path, "mainnet").unwrap();
+        assert_eq!(c.difficulty_constant_factor, 1 << 25);
+        assert_eq!(c.num_sps_sub_slot, 16);
+        let huge = private.replace("33554432", "147573952589676412928");
+        assert_eq!(
+            chain_constants_of(&huge, path, "mainnet")
+                .unwrap()
+                .difficulty_constant_factor,
+            1 << 67
+        );
+        let bad = private.replace("33554432", "lots");
+        assert!(matches!(
+            chain_constants_of(&bad, path, "mainnet"),
+            Err(ConfigError::BadValue { .. })
+        ));
     }
 
     #[test]

@@ -6,15 +6,20 @@
 //! - [`peer`]: one peer connection (TLS with a `chia_ca` certificate, websocket, handshake,
 //!   keepalive, `new_signage_point`).
 //! - [`rpc`]: the RPC client (`get_blockchain_state`, `get_network_info`,
-//!   `get_recent_signage_point_or_eos`).
+//!   `get_recent_signage_point_or_eos`, `get_blocks`, …).
 //! - [`signage`]: the signage points the full node knows ([`SignageOracle`]), against which
 //!   peers' PoSpace shares are checked.
+//! - [`farming`]: the outcome of the node's block attempts, from the RPC.
 //!
 //! [`FullNodeLink::start`] runs three tasks: the peer connection, reconnecting with back-off (one
 //! warning per outage), the RPC poll, which closes the farmer endpoint's gate on proofs while
 //! the full node is not synced, and the oracle's RPC look-ups of signage points.
+//! [`FullNodeLink::start_farming`] also farms blocks: the farmer endpoint's
+//! `declare_proof_of_space` and `signed_values` go up the peer connection, the full node's
+//! `request_signed_values` come down to it, and a fourth task follows the attempts' outcomes.
 
 pub mod config;
+pub mod farming;
 pub mod peer;
 pub mod rpc;
 pub mod signage;
@@ -27,11 +32,13 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::chia::farmer::blocks::Uplink;
 use crate::chia::farmer::source::{SourceEvent, SourceSender};
+use crate::chia::farmer::Farmer;
 use crate::chia::protocol as p;
 use crate::chia::ssl::{self, TlsError};
 
-pub use config::{ChiaRootConfig, ConfigError};
+pub use config::{chain_constants, ChiaRootConfig, ConfigError};
 pub use peer::LinkError;
 pub use rpc::{BlockchainState, RpcClient, RpcError};
 pub use signage::{OracleCounts, SignageOracle};
@@ -130,6 +137,8 @@ pub(crate) struct Shared {
     numbers: AtomicU64,
     last_signage_point: Mutex<Option<Instant>>,
     oracle: Arc<SignageOracle>,
+    /// The farmer endpoint, when the link farms blocks.
+    farmer: Option<Arc<Farmer>>,
 }
 
 impl Shared {
@@ -221,6 +230,29 @@ pub fn rpc_identity(chia_root: &Path) -> Result<ssl::ClientIdentity, TlsError> {
 impl FullNodeLink {
     /// Starts the link on the current runtime: signage points and the gate go to `events`.
     pub fn start(config: FullNodeConfig, events: SourceSender) -> Result<FullNodeLink, StartError> {
+        Self::start_with(config, events, None)
+    }
+
+    /// [`FullNodeLink::start`], farming blocks for `farmer`: `uplink` (from
+    /// [`crate::chia::farmer::blocks::Blocks::enable`]) carries its messages to the full node.
+    pub fn start_farming(
+        config: FullNodeConfig,
+        events: SourceSender,
+        farmer: Arc<Farmer>,
+        uplink: tokio::sync::mpsc::Receiver<Uplink>,
+    ) -> Result<FullNodeLink, StartError> {
+        Self::start_with(config, events, Some((farmer, uplink)))
+    }
+
+    fn start_with(
+        config: FullNodeConfig,
+        events: SourceSender,
+        farming: Option<(Arc<Farmer>, tokio::sync::mpsc::Receiver<Uplink>)>,
+    ) -> Result<FullNodeLink, StartError> {
+        let (farmer, uplink) = match farming {
+            Some((f, u)) => (Some(f), Some(u)),
+            None => (None, None),
+        };
         let peer_id = peer_identity(&config.chia_root, &config.datadir)?;
         let peer_tls = Arc::new(ssl::client_config(
             &peer_id.ca,
@@ -243,8 +275,9 @@ impl FullNodeLink {
             numbers: AtomicU64::new(0),
             last_signage_point: Mutex::new(None),
             oracle: oracle.clone(),
+            farmer: farmer.clone(),
         });
-        let peer_task = tokio::spawn(run_peer(shared.clone(), peer_tls, rpc.clone()));
+        let peer_task = tokio::spawn(run_peer(shared.clone(), peer_tls, rpc.clone(), uplink));
         let events = shared.events.clone();
         let lookup_task = tokio::spawn(signage::run_lookups(
             oracle,
@@ -255,11 +288,17 @@ impl FullNodeLink {
                 let _ = events.try_send(SourceEvent::Reverted(sp));
             },
         ));
-        let rpc_task = tokio::spawn(run_rpc(shared.clone(), rpc));
-        Ok(FullNodeLink {
-            shared,
-            tasks: vec![peer_task, rpc_task, lookup_task],
-        })
+        let mut tasks = vec![peer_task, lookup_task];
+        if let Some(farmer) = farmer {
+            let every = shared.config.poll_every;
+            tasks.push(tokio::spawn(farming::run_outcomes(
+                farmer,
+                rpc.clone(),
+                every,
+            )));
+        }
+        tasks.push(tokio::spawn(run_rpc(shared.clone(), rpc)));
+        Ok(FullNodeLink { shared, tasks })
     }
 
     /// The link's state now.
@@ -291,7 +330,12 @@ impl Drop for FullNodeLink {
 
 /// The peer connection, forever: before each attempt the RPC's network (when it answers) must
 /// be ours; failures wait a back-off; one warning per outage.
-async fn run_peer(shared: Arc<Shared>, tls: Arc<rustls::ClientConfig>, rpc: RpcClient) {
+async fn run_peer(
+    shared: Arc<Shared>,
+    tls: Arc<rustls::ClientConfig>,
+    rpc: RpcClient,
+    mut uplink: Option<tokio::sync::mpsc::Receiver<Uplink>>,
+) {
     let mut backoff = MIN_BACKOFF;
     let mut outage: Option<(Instant, String)> = None;
     loop {
@@ -305,7 +349,7 @@ async fn run_peer(shared: Arc<Shared>, tls: Arc<rustls::ClientConfig>, rpc: RpcC
                     status.connected_since = Some(crate::chia::farmer::now_secs());
                 };
                 let mut was_up = false;
-                let r = peer::session(&shared, &tls, || {
+                let r = peer::session(&shared, &tls, &mut uplink, || {
                     up();
                     was_up = true;
                 })

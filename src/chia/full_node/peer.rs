@@ -11,6 +11,7 @@ use chia_protocol::{Handshake, NodeType};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use crate::chia::farmer::blocks::Uplink;
 use crate::chia::farmer::source::{ChainPoint, SourceEvent, SourcePoint};
 use crate::chia::protocol::{self as p, msg, Frame, ProtocolError};
 use crate::chia::wss::DialError;
@@ -118,11 +119,20 @@ pub fn source_point(number: u64, m: &p::NewSignagePoint) -> SourcePoint {
     }
 }
 
-/// One connection: connect, handshake, then pass signage points on until it ends. `on_up` is
-/// called once the handshake is done.
+/// The next message for the full node; never, without block farming.
+async fn next_uplink(uplink: &mut Option<tokio::sync::mpsc::Receiver<Uplink>>) -> Option<Uplink> {
+    match uplink {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One connection: connect, handshake, then pass signage points on until it ends (and, when
+/// farming, block messages both ways). `on_up` is called once the handshake is done.
 pub(super) async fn session(
     shared: &Arc<Shared>,
     tls: &Arc<rustls::ClientConfig>,
+    uplink: &mut Option<tokio::sync::mpsc::Receiver<Uplink>>,
     on_up: impl FnOnce(),
 ) -> Result<(), LinkError> {
     let addr = shared.config.peer.clone();
@@ -192,6 +202,18 @@ pub(super) async fn session(
         "connected to the chia full node"
     );
     on_up();
+    if let Some(farmer) = &shared.farmer {
+        // Messages queued for the previous connection are for signage points it had.
+        if let Some(rx) = uplink.as_mut() {
+            while let Ok(stale) = rx.try_recv() {
+                tracing::debug!(
+                    ?stale,
+                    "block message for the previous full node connection dropped"
+                );
+            }
+        }
+        farmer.block_link_connected(shared.status.lock().connections);
+    }
 
     let connected = Instant::now();
     let mut quiet_logged_at: Option<Instant> = None;
@@ -202,6 +224,14 @@ pub(super) async fn session(
         tokio::select! {
             frame = recv(&mut ws, &mut last_seen) => {
                 let Some(frame) = frame? else { return Err(LinkError::Closed) };
+                if frame.msg_type == msg::REQUEST_SIGNED_VALUES {
+                    let m: p::RequestSignedValues = frame.payload("request_signed_values")?;
+                    match &shared.farmer {
+                        Some(farmer) => farmer.request_signed_values(&m),
+                        None => tracing::debug!("request_signed_values without block farming"),
+                    }
+                    continue;
+                }
                 if frame.msg_type != msg::NEW_SIGNAGE_POINT {
                     tracing::debug!(msg_type = frame.msg_type, "full node message ignored");
                     continue;
@@ -225,6 +255,21 @@ pub(super) async fn session(
                         return Err(LinkError::Stopped);
                     }
                 }
+            }
+            out = next_uplink(uplink) => {
+                let Some(out) = out else { return Err(LinkError::Stopped) };
+                let frame = match &out {
+                    Uplink::Declare { message, .. } => Frame::new(
+                        msg::DECLARE_PROOF_OF_SPACE,
+                        None,
+                        "declare_proof_of_space",
+                        message.as_ref(),
+                    )?,
+                    Uplink::SignedValues { message, .. } => {
+                        Frame::new(msg::SIGNED_VALUES, None, "signed_values", message)?
+                    }
+                };
+                ws.send(WsMessage::Binary(frame.encode()?.into())).await?;
             }
             _ = tick.tick() => {
                 if last_seen.elapsed() > SILENCE_LIMIT {

@@ -194,12 +194,25 @@ impl RpcClient {
         }
     }
 
+    /// A command with arguments (`{"height": 7}`, say), its answer as JSON (e.g.
+    /// `get_block_record_by_height`).
+    pub async fn call_json_with(
+        &self,
+        command: &'static str,
+        arguments: &serde_json::Value,
+    ) -> Result<serde_json::Value, RpcError> {
+        let body = self
+            .call_with(command, Bytes::from(arguments.to_string()))
+            .await?;
+        parse(command, &body)
+    }
+
     /// POSTs `{}` to `/<command>`; the answer's bytes when it says `success: true`.
     async fn call(&self, command: &'static str) -> Result<Bytes, RpcError> {
         self.call_with(command, Bytes::from_static(b"{}")).await
     }
 
-    /// POSTs `body` to `/<command>`.
+    /// POSTs `body` to `/<command>`, bounded by [`CALL_TIMEOUT`].
     async fn call_with(&self, command: &'static str, body: Bytes) -> Result<Bytes, RpcError> {
         tokio::time::timeout(CALL_TIMEOUT, self.call_once(command, body))
             .await
