@@ -92,6 +92,7 @@ impl<K: ShareKind> Inner<K> {
                 // Applied above from `pending_tip`, which holds the latest.
                 Job::SetTip => {}
                 Job::Rules(update) => self.apply_rules(&store, update),
+                Job::Query(f) => f(&self.tracker.lock()),
                 Job::Stop(done) => {
                     drop(store);
                     let _ = done.send(());
@@ -106,6 +107,7 @@ impl<K: ShareKind> Inner<K> {
         let (changes, best) = {
             let mut t = self.tracker.lock();
             let ch = t.set_tip(tip);
+            self.publish(&t);
             (ch, t.best())
         };
         if changes.best.is_some() {
@@ -125,6 +127,7 @@ impl<K: ShareKind> Inner<K> {
             let mut t = self.tracker.lock();
             update(t.verifier_mut());
             let ch = t.retry_pending();
+            self.publish(&t);
             (ch, t.best())
         };
         let mut batch = StoreBatch::default();
@@ -233,7 +236,7 @@ impl<K: ShareKind> Inner<K> {
         if outcome.best_changed {
             self.best_tx.send_replace(outcome.best);
             if let Some(best) = outcome.best {
-                let height = K::height(self.tracker.lock().chain(), &best);
+                let height = self.view.load().height;
                 tracing::debug!(kind = K::NAME, %best, height, "new best share");
             }
         }
@@ -271,6 +274,7 @@ impl<K: ShareKind> Inner<K> {
         if let Some(offence) = offence {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             self.peers.lock().remove(&from);
+            self.refresh_sync();
             self.net.penalise(from, offence);
             return;
         }
@@ -326,6 +330,9 @@ impl<K: ShareKind> Inner<K> {
         let removed: HashSet<ShareHash> = out.batch.remove.iter().copied().collect();
         out.missing
             .retain(|m| !removed.contains(m) && !t.chain().contains(m));
+        if !out.batch.put.is_empty() || !out.batch.remove.is_empty() || out.best_changed {
+            self.publish(&t);
+        }
         drop(t);
         self.seen.lock().record(
             out.batch.put.iter().map(|(h, _)| *h),

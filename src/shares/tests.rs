@@ -334,9 +334,11 @@ mod pospace {
             assert!(tokio::time::Instant::now() < deadline, "share not stored");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(svc.with_tracker(
-            |t| t.chain().contains(&share.hash()) && !t.chain().is_verified(&share.hash())
-        ));
+        let hash = share.hash();
+        assert!(svc
+            .query(move |t| t.chain().contains(&hash) && !t.chain().is_verified(&hash))
+            .await
+            .unwrap());
         assert_eq!(svc.best_share_hash(), None);
 
         svc.update_rules(move |v| v.signage_points_mut().insert(sp))
@@ -348,7 +350,10 @@ mod pospace {
             .expect("verified in time")
             .unwrap();
         assert_eq!(svc.best_share_hash(), Some(share.hash()));
-        assert!(svc.with_tracker(|t| t.chain().is_verified(&share.hash())));
+        assert!(svc
+            .query(move |t| t.chain().is_verified(&hash))
+            .await
+            .unwrap());
         assert!(
             !rec.0
                 .lock()
