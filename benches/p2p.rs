@@ -18,7 +18,7 @@ use p2pool::p2p::{self, P2pConfig};
 use p2pool::shares::ShareService;
 use p2pool::store::ShareStore;
 use sharechain::encode::Encode;
-use sharechain::testkit::{build_chain, easy_params, next_share, p2wpkh};
+use sharechain::testkit::{build_chain, easy_params, next_share_on, p2wpkh};
 use sharechain::{CheckedShare, NetworkParams};
 
 struct Node {
@@ -120,19 +120,11 @@ async fn run() {
     let mut props = Vec::new();
     let mut rx = c.svc.subscribe_best();
     for i in 0..31u32 {
-        let share = a.svc.with_tracker(|t| {
-            let parent = t.best().unwrap();
-            let ts = t.chain().get(&parent).unwrap().share().share_info.timestamp;
-            next_share(
-                t,
-                params,
-                Some(parent),
-                p2wpkh(1000 + i),
-                ts + params.share_period,
-                9000 + i,
-            )
-            .unwrap()
-        });
+        let view = a.svc.view();
+        let ts = view.kind.best_share().unwrap().share().share_info.timestamp;
+        let base = view.kind.work.as_ref().unwrap();
+        let share =
+            next_share_on(base, p2wpkh(1000 + i), ts + params.share_period, 9000 + i).unwrap();
         let hash = share.hash();
         let t = Instant::now();
         a.svc.submit_local_share(share).await.unwrap();

@@ -1,9 +1,10 @@
 //! Work: block template + best share → jobs for miners; found work → shares and blocks.
 //!
 //! [`WorkBuilder`] is the node's [`WorkProvider`] for the worker port. For each template and
-//! best share it builds one job per payout script and share target, with `sharechain`'s
-//! [`generate`] (the same code that verifies shares), and caches it: N miners paying the same
-//! address cost one build. A new template or best share bumps the update channel (`clean` when
+//! best share it builds one job per payout script and share target from the best share's
+//! [`WorkBase`] (prepared once per best share by the share worker and published in its view;
+//! [`WorkBase::template`] gives what `sharechain::generate`, the code that verifies shares,
+//! gives), and caches it: N miners paying the same address cost one build. A new template or best share bumps the update channel (`clean` when
 //! the previous block changed). A submit that meets the share target becomes a share for the
 //! [`ShareChain`]; one that meets the block target becomes a block for the [`BlockSink`] at once.
 
@@ -18,10 +19,11 @@ use bitcoin::consensus::deserialize;
 use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::{Block, BlockHash, Network, ScriptBuf, Target, Transaction, TxMerkleNode, Witness};
 use parking_lot::RwLock;
+use sharechain::build::BuildError;
 use sharechain::gentx::{bip34_height_push, WITNESS_RESERVED_VALUE};
 use sharechain::params::NetworkParams;
 use sharechain::share::{CheckedShare, MerkleLink, SegwitData, SmallBlockHeader, StaleInfo};
-use sharechain::{generate, ShareHash, ShareRequest, ShareTemplate, Tracker};
+use sharechain::{ShareHash, ShareRequest, ShareTemplate, WorkBase};
 use tokio::sync::watch;
 
 use crate::bitcoind::BlockTemplate;
@@ -35,8 +37,10 @@ pub const COINBASE_TAG: &[u8] = b"/p2pool-rs/";
 
 /// The share chain as the work builder sees it.
 pub trait ShareChain: Send + Sync + 'static {
-    /// Runs `f` on the tracker (briefly: never across an `.await`).
-    fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> R;
+    /// The best share (`None`: no chain yet), as the chain last published it.
+    fn best(&self) -> Option<ShareHash>;
+    /// The best share prepared for building on, as the chain last published it.
+    fn work_base(&self) -> Result<Arc<WorkBase>, BuildError>;
     /// Takes in a share found by a local miner (insert, persist, broadcast); `Err` says why not.
     fn add_local_share(
         &self,
@@ -68,8 +72,12 @@ pub trait BlockSink: Send + Sync + 'static {
 }
 
 impl ShareChain for ShareService {
-    fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> R {
-        ShareService::with_tracker(self, f)
+    fn best(&self) -> Option<ShareHash> {
+        self.view().best
+    }
+
+    fn work_base(&self) -> Result<Arc<WorkBase>, BuildError> {
+        self.view().kind.work.clone()
     }
 
     fn first_seen(&self, hash: &ShareHash) -> Option<crate::shares::FirstSeen> {
@@ -263,7 +271,7 @@ impl<C: ShareChain, B: BlockSink> WorkBuilder<C, B> {
 
     /// Re-reads the best share; new jobs when it changed. Call after the tracker changed.
     pub fn refresh_best(&self) {
-        let best = self.chain.with_tracker(|t| t.best());
+        let best = self.chain.best();
         let changed = {
             let mut state = self.state.write();
             let changed = state.best != best;
@@ -292,8 +300,13 @@ impl<C: ShareChain, B: BlockSink> WorkBuilder<C, B> {
         payout: &ScriptBuf,
         desired: Target,
         prepared: &Arc<Prepared>,
-        best: Option<ShareHash>,
-    ) -> Result<Job, NoWork> {
+    ) -> Result<(Job, Option<ShareHash>), NoWork> {
+        let cannot = |e: BuildError| NoWork {
+            reason: format!("cannot build on the best share: {e}"),
+        };
+        // The chain's latest: when it moved past `state.best`, the job is not cached.
+        let base = self.chain.work_base().map_err(cannot)?;
+        let best = base.parent();
         let t = &prepared.template;
         let mut coinbase = bip34_height_push(t.height);
         coinbase.extend_from_slice(COINBASE_TAG);
@@ -313,18 +326,10 @@ impl<C: ShareChain, B: BlockSink> WorkBuilder<C, B> {
             desired_timestamp: ts,
             block_bits: t.bits,
         };
-        let share = self
-            .chain
-            .with_tracker(|tracker| {
-                let (chain, verifier) = tracker.parts();
-                generate(chain, verifier.pplns_mut(), self.params, &req)
-            })
-            .map_err(|e| NoWork {
-                reason: format!("cannot build on the best share: {e}"),
-            })?;
+        let share = base.template(&req).map_err(cannot)?;
         let (coinb1, coinb2) = share.coinbase.stratum_split(&share.ref_hash);
         let seq = self.job_seq.fetch_add(1, Ordering::Relaxed);
-        Ok(Job {
+        let job = Job {
             id: format!("{seq:x}"),
             prev_hash: t.previous_block_hash,
             version: t.version as u32,
@@ -341,7 +346,8 @@ impl<C: ShareChain, B: BlockSink> WorkBuilder<C, B> {
                 share,
                 template: Arc::clone(t),
             }),
-        })
+        };
+        Ok((job, best))
     }
 
     /// The full block for a found header: our coinbase (with its witness reserved value) and
@@ -397,10 +403,12 @@ impl<C: ShareChain, B: BlockSink> WorkProvider for WorkBuilder<C, B> {
         if let Some(reason) = self.chain.refuse_work() {
             return Err(NoWork { reason });
         }
-        let job = Arc::new(self.build(payout, desired, &prepared, best)?);
+        let (job, built_on) = self.build(payout, desired, &prepared)?;
+        let job = Arc::new(job);
         let mut state = self.state.write();
         // Only cache work built on what is still current.
         if state.best == best
+            && built_on == best
             && state
                 .prepared
                 .as_ref()

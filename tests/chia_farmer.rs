@@ -58,8 +58,11 @@ async fn share_node(
 }
 
 /// The best chain `service` holds, newest first, and how many of its shares are verified.
-fn best_chain(service: &PoSpaceService) -> (Vec<PoSpaceShare>, usize) {
-    service.with_tracker(|t| {
+fn best_chain(
+    runtime: &tokio::runtime::Runtime,
+    service: &PoSpaceService,
+) -> (Vec<PoSpaceShare>, usize) {
+    let query = service.query(|t| {
         let Some(best) = t.best() else {
             return (Vec::new(), 0);
         };
@@ -73,7 +76,8 @@ fn best_chain(service: &PoSpaceService) -> (Vec<PoSpaceShare>, usize) {
             .filter(|s| t.chain().is_verified(&s.hash()))
             .count();
         (shares, verified)
-    })
+    });
+    runtime.block_on(query).expect("the share service runs")
 }
 
 /// Frames of each message type kept when recording, and written.
@@ -222,7 +226,7 @@ fn real_chia_harvester_makes_pospace_shares() {
     // proofs were judged by the harvester at the `pool_difficulties` entry of their contract.
     let started = Instant::now();
     let shares = loop {
-        let (shares, _) = best_chain(&service_a);
+        let (shares, _) = best_chain(&runtime, &service_a);
         let from: HashSet<[u8; 32]> = shares.iter().map(|s| *s.plot_id()).collect();
         if from == plot_ids && shares.len() >= 4 {
             break shares;
@@ -265,8 +269,12 @@ fn real_chia_harvester_makes_pospace_shares() {
     let wanted: HashSet<_> = shares.iter().map(PoSpaceShare::hash).collect();
     let started_b = Instant::now();
     loop {
-        let held =
-            service_b.with_tracker(|t| wanted.iter().filter(|h| t.chain().is_verified(h)).count());
+        let want = wanted.clone();
+        let held = runtime
+            .block_on(
+                service_b.query(move |t| want.iter().filter(|h| t.chain().is_verified(h)).count()),
+            )
+            .expect("the share service runs");
         if held == wanted.len() {
             break;
         }
@@ -274,7 +282,7 @@ fn real_chia_harvester_makes_pospace_shares() {
             started_b.elapsed() < Duration::from_secs(30),
             "node B verified {held} of node A's {} shares; B's best chain {:?}",
             wanted.len(),
-            best_chain(&service_b).1
+            best_chain(&runtime, &service_b).1
         );
         std::thread::sleep(Duration::from_millis(200));
     }

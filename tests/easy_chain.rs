@@ -132,12 +132,11 @@ async fn grind_and_check(node: &Node, chain_rpc: RpcClient, backend: &str) {
     let rate = advanced as f64 / elapsed;
     let per_block = calls as f64 / accepted.max(1) as f64;
     let max_target = NetworkParams::REGTEST.max_target();
-    let (best_target, shares) = node.work().chain().with_tracker(|t| {
-        let target = t
-            .best()
-            .and_then(|best| t.chain().get(&best).map(|s| s.target()));
-        (target.unwrap_or(max_target), t.chain().len())
-    });
+    let view = node.work().chain().view();
+    let (best_target, shares) = (
+        view.kind.best_share().map_or(max_target, |s| s.target()),
+        view.shares,
+    );
     let harder = max_target.difficulty_float() / best_target.difficulty_float();
     eprintln!(
         "{backend} + {name}: {advanced} blocks in {elapsed:.1}s ({rate:.1}/s), {calls} submitblock calls for {accepted} accepted ({per_block:.2}/block), \

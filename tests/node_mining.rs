@@ -18,6 +18,7 @@ use p2pool::node::Node;
 use p2pool::worker::difficulty_to_target;
 use serde_json::{json, Value};
 use sharechain::params::NetworkParams;
+use sharechain::pplns::Pplns;
 use sharechain::{generate, ShareHash, ShareRequest};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -95,22 +96,33 @@ async fn stratum_miners_mine_blocks_that_pay_pplns() {
             .filter(|(s, _)| !s.is_op_return())
             .collect();
         // Recompute what the share chain says this share's coinbase must pay.
-        let expected = node.work().chain().with_tracker(|t| {
-            let share = t
-                .chain()
-                .get(&ShareHash::from_byte_array(hash.to_byte_array()))
-                .cloned()
-                .expect("the block is a share too");
-            let req = ShareRequest::of_share(share.share());
-            let (chain, verifier) = t.parts();
-            let template = generate(chain, verifier.pplns_mut(), &NetworkParams::REGTEST, &req)
+        let share_hash = ShareHash::from_byte_array(hash.to_byte_array());
+        let expected = node
+            .work()
+            .chain()
+            .query(move |t| {
+                let share = t
+                    .chain()
+                    .get(&share_hash)
+                    .cloned()
+                    .expect("the block is a share too");
+                let req = ShareRequest::of_share(share.share());
+                // A fresh PPLNS cache: the rule alone decides, not the node's cached windows.
+                let template = generate(
+                    t.chain(),
+                    &mut Pplns::default(),
+                    &NetworkParams::REGTEST,
+                    &req,
+                )
                 .expect("rebuilds");
-            template
-                .payouts
-                .iter()
-                .map(|p| (p.script.clone(), p.amount.to_sat()))
-                .collect::<BTreeMap<_, _>>()
-        });
+                template
+                    .payouts
+                    .iter()
+                    .map(|p| (p.script.clone(), p.amount.to_sat()))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .await
+            .expect("the share service runs");
         assert_eq!(outputs, expected, "block {hash} pays the PPLNS outputs");
         let subsidy: u64 = expected.values().sum();
         assert_eq!(

@@ -52,7 +52,7 @@ fn crash_child() {
         for line in stream.lines() {
             let share = CheckedShare::from_bytes(&hex::decode(line).unwrap(), p, now).unwrap();
             let hash = share.hash();
-            if svc.with_tracker(|t| t.chain().contains(&hash)) {
+            if svc.query(move |t| t.chain().contains(&hash)).await.unwrap() {
                 continue;
             }
             svc.submit_local_share(share).await.unwrap();

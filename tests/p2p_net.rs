@@ -19,7 +19,7 @@ use p2pool::shares::ShareService;
 use p2pool::store::ShareStore;
 use sharechain::encode::Encode;
 use sharechain::share::ShareError;
-use sharechain::testkit::{easy_params, next_share, p2wpkh};
+use sharechain::testkit::{easy_params, next_share_on, p2wpkh};
 use sharechain::{CheckedShare, NetworkParams, ShareHash};
 use wait::{check, holds_for, wait_until};
 
@@ -92,27 +92,25 @@ async fn mine(node: &Node, n: u32, tag: u32) -> Vec<ShareHash> {
     let params = node.svc.params();
     let mut out = Vec::new();
     for i in 0..n {
-        let share = node.svc.with_tracker(|t| {
-            let best = t.best();
-            let (height, ts) = best
-                .and_then(|b| t.chain().get(&b))
-                .map(|s| {
-                    (
-                        s.share().share_info.absheight,
-                        s.share().share_info.timestamp,
-                    )
-                })
-                .unwrap_or((0, 1_700_000_000));
-            next_share(
-                t,
-                params,
-                best,
-                p2wpkh(tag),
-                ts + params.share_period,
-                height + i + tag,
-            )
-            .unwrap()
-        });
+        let view = node.svc.view();
+        let (height, ts) = view
+            .kind
+            .best_share()
+            .map(|s| {
+                (
+                    s.share().share_info.absheight,
+                    s.share().share_info.timestamp,
+                )
+            })
+            .unwrap_or((0, 1_700_000_000));
+        let base = view.kind.work.as_ref().expect("the best share is prepared");
+        let share = next_share_on(
+            base,
+            p2wpkh(tag),
+            ts + params.share_period,
+            height + i + tag,
+        )
+        .unwrap();
         out.push(node.svc.submit_local_share(share).await.unwrap());
     }
     out
@@ -206,12 +204,17 @@ async fn a_healed_partition_converges_on_the_most_work_chain() {
     let b = node(p, vec![]).await;
     // Common history, then each side mines alone.
     mine(&a, 20, 4).await;
-    let base: Vec<CheckedShare> = a.svc.with_tracker(|t| {
-        let best = t.best().unwrap();
-        let mut v: Vec<CheckedShare> = t.chain().ancestors(&best).map(|s| (**s).clone()).collect();
-        v.reverse();
-        v
-    });
+    let base: Vec<CheckedShare> = a
+        .svc
+        .query(|t| {
+            let best = t.best().unwrap();
+            let mut v: Vec<CheckedShare> =
+                t.chain().ancestors(&best).map(|s| (**s).clone()).collect();
+            v.reverse();
+            v
+        })
+        .await
+        .unwrap();
     for s in base {
         b.svc.submit_local_share(s).await.unwrap();
     }
@@ -232,10 +235,7 @@ async fn a_peer_sending_invalid_shares_is_banned_and_others_are_unaffected() {
     let b = node(p, vec![a.addr.clone()]).await;
     mine(&a, 3, 7).await;
     // A share whose proof of work fails: a valid share with another header nonce.
-    let mut bad = a.svc.with_tracker(|t| {
-        let best = t.best().unwrap();
-        t.chain().get(&best).unwrap().share().clone()
-    });
+    let mut bad = a.svc.view().kind.best_share().unwrap().share().clone();
     loop {
         bad.min_header.nonce = bad.min_header.nonce.wrapping_add(1);
         if let Err(ShareError::HighHash { .. }) = CheckedShare::check(bad.clone(), p, u64::MAX / 4)

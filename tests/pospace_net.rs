@@ -119,25 +119,25 @@ async fn node(dir: &Path, bootstrap: Vec<Multiaddr>) -> (PoSpaceService, Multiad
 }
 
 /// What `svc` holds of `shares`: (held, verified) counts and its best share.
-fn holding(svc: &PoSpaceService, shares: &[PoSpaceShare]) -> (usize, usize, Option<ShareHash>) {
-    svc.with_tracker(|t| {
-        let held = shares
-            .iter()
-            .filter(|s| t.chain().contains(&s.hash()))
-            .count();
-        let verified = shares
-            .iter()
-            .filter(|s| t.chain().is_verified(&s.hash()))
-            .count();
+async fn holding(
+    svc: &PoSpaceService,
+    shares: &[PoSpaceShare],
+) -> (usize, usize, Option<ShareHash>) {
+    let hashes: Vec<ShareHash> = shares.iter().map(PoSpaceShare::hash).collect();
+    svc.query(move |t| {
+        let held = hashes.iter().filter(|h| t.chain().contains(h)).count();
+        let verified = hashes.iter().filter(|h| t.chain().is_verified(h)).count();
         (held, verified, t.best())
     })
+    .await
+    .expect("the share service runs")
 }
 
 async fn wait_verified(what: &str, svc: &PoSpaceService, shares: &[PoSpaceShare]) {
     let tip = shares.last().map(PoSpaceShare::hash);
     let n = shares.len();
     wait_until(what, Duration::from_secs(30), || async {
-        let seen = holding(svc, shares);
+        let seen = holding(svc, shares).await;
         check(seen.1 == n && seen.2 == tip, seen)
     })
     .await;
@@ -158,7 +158,7 @@ async fn pospace_shares_sync_gossip_verify_and_survive_a_restart() {
             .expect("A takes its own share");
     }
     assert_eq!(
-        holding(&a, first),
+        holding(&a, first).await,
         (first.len(), first.len(), Some(first[5].hash()))
     );
 
@@ -186,7 +186,7 @@ async fn pospace_shares_sync_gossip_verify_and_survive_a_restart() {
     b.shutdown().await;
     drop(b);
     let (b, _) = node(dir_b.path(), vec![]).await;
-    let (held, verified, _) = holding(&b, &shares);
+    let (held, verified, _) = holding(&b, &shares).await;
     assert_eq!(
         (held, verified),
         (SHARES, 0),
@@ -233,11 +233,11 @@ fn pospace_crash_child() {
         let (svc, _) = node(Path::new(&dir), vec![]).await;
         learn_signage_points_of(&svc, CRASH_SHARES).await;
         let mut out = std::io::stdout();
-        let loaded = svc.with_tracker(|t| t.chain().len());
+        let loaded = svc.view().shares;
         writeln!(out, "loaded {loaded}").unwrap();
         for share in chain(CRASH_SHARES) {
             let hash = share.hash();
-            if svc.with_tracker(|t| t.chain().contains(&hash)) {
+            if svc.query(move |t| t.chain().contains(&hash)).await.unwrap() {
                 continue;
             }
             svc.submit_local_share(share).await.expect("stored");

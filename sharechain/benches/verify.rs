@@ -5,6 +5,11 @@
 //!   chain; median over many tips.
 //! - `chain_load_ms`: decode, check and verify the whole chain into a fresh tracker (startup).
 //! - `hash_bound_us`: SHA-256d of the coinbase a tip verification rebuilds — the floor.
+//! - `prepare_ms`: `prepare` on the best share (what the share worker does once per new best
+//!   share: the whole PPLNS window walked); median.
+//! - `template_us`: one miner's template from that prepared base (`WorkBase::template`, each
+//!   request with another payout script); `generate_us`: the same requests through `generate`
+//!   and the tracker's PPLNS cache; medians.
 //!
 //! Shares are mined at an easy target (mainnet's rules otherwise), so building the chain is fast.
 #![allow(clippy::print_stdout, reason = "benchmark output")]
@@ -15,7 +20,7 @@ use bitcoin::hashes::{sha256d, Hash};
 use sharechain::encode::Encode;
 use sharechain::params::NetworkParams;
 use sharechain::share::CheckedShare;
-use sharechain::testkit::{build_chain, easy_params, next_share, p2wpkh};
+use sharechain::testkit::{build_chain, easy_params, next_share, p2wpkh, request};
 use sharechain::{new_tracker, Share};
 
 const CHAIN: usize = 8640;
@@ -108,7 +113,46 @@ fn main() {
     let coinbase_len = rebuilt_coinbase(&mut tracker, params, shares[chain_len - 1].share()).len();
     println!("coinbase {coinbase_len} bytes, {} payouts", SCRIPTS);
     let (tip, load, hash) = (median(tip_times), median(loads), median(hash_times));
-    println!("RESULT verify_tip_us={tip:.1} chain_load_ms={load:.0} hash_bound_us={hash:.2}");
+
+    // Work building on the best share: prepared once, then one template per miner.
+    let best = tracker.best();
+    let mut prepare_times = Vec::new();
+    let mut base = None;
+    for _ in 0..env_or("BENCH_PREPARES", 9) {
+        let t = Instant::now();
+        base = Some(sharechain::prepare(tracker.chain(), params, best).expect("prepares"));
+        prepare_times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let base = base.expect("prepared");
+    let ts = 1_700_000_000 + ((chain_len + tips + 1) as u32) * params.share_period;
+    let requests: Vec<_> = (0..SCRIPTS)
+        .map(|i| request(params, best, p2wpkh(i + 10_000 * (i % 2)), ts, i))
+        .collect();
+    let mut template_times = Vec::new();
+    let mut generate_times = Vec::new();
+    for req in &requests {
+        let t = Instant::now();
+        let from_base = base.template(req).expect("builds");
+        template_times.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        let (chain, verifier) = tracker.parts();
+        let generated =
+            sharechain::generate(chain, verifier.pplns_mut(), params, req).expect("builds");
+        generate_times.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(
+            from_base, generated,
+            "the prepared base builds what generate builds"
+        );
+    }
+    let (prep, tmpl, gen) = (
+        median(prepare_times),
+        median(template_times),
+        median(generate_times),
+    );
+    println!(
+        "RESULT verify_tip_us={tip:.1} chain_load_ms={load:.0} hash_bound_us={hash:.2} \
+         prepare_ms={prep:.2} template_us={tmpl:.1} generate_us={gen:.1}"
+    );
 }
 
 fn rebuilt_coinbase(

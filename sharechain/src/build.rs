@@ -13,7 +13,7 @@ use crate::chain::Chain;
 use crate::gentx::{CoinbasePrefix, Payout, REF_OUTPUT_PREFIX};
 use crate::hash_link::prefix_to_hash_link;
 use crate::params::NetworkParams;
-use crate::pplns::{Pplns, ShareLookup, WindowLimits};
+use crate::pplns::{Pplns, ShareLookup, WindowLimits, WindowWeights};
 use crate::share::{
     ref_hash, CheckedShare, MerkleLink, SegwitData, Share, ShareData, ShareHash, ShareInfo,
     SmallBlockHeader, StaleInfo,
@@ -83,6 +83,14 @@ pub enum BuildError {
         /// How many generations below `from` the missing ancestor is.
         depth: u32,
     },
+    /// A prepared [`WorkBase`] asked for a share on another parent.
+    #[error("work prepared on {prepared:?} cannot build on {requested:?}")]
+    OtherParent {
+        /// The parent the base was prepared on.
+        prepared: Option<ShareHash>,
+        /// The parent the request names.
+        requested: Option<ShareHash>,
+    },
 }
 
 impl ShareLookup for Chain<CheckedShare> {
@@ -92,6 +100,9 @@ impl ShareLookup for Chain<CheckedShare> {
 }
 
 /// Builds the share info, payouts and coinbase of a new share on `req.previous_share_hash`.
+///
+/// To build many shares on one parent, [`prepare`] the parent once and call
+/// [`WorkBase::template`] per request: the same template, without `&mut` state.
 pub fn generate(
     chain: &Chain<CheckedShare>,
     pplns: &mut Pplns,
@@ -99,7 +110,20 @@ pub fn generate(
     req: &ShareRequest,
 ) -> Result<ShareTemplate, BuildError> {
     let derived = derive(chain, pplns, params, &req.choices())?;
-    let payout_ids = &derived.payouts;
+    let payouts = derived
+        .payouts
+        .iter()
+        .map(|&(id, sat)| (pplns.script(id), sat));
+    Ok(assemble(params, req, &derived.fixed, payouts))
+}
+
+/// The template from the request and what the rules fixed: share info, ref hash, coinbase.
+fn assemble<'s>(
+    params: &NetworkParams,
+    req: &ShareRequest,
+    fixed: &Fixed,
+    payouts: impl ExactSizeIterator<Item = (&'s ScriptBuf, u64)> + Clone,
+) -> ShareTemplate {
     let share_info = ShareInfo {
         share_data: ShareData {
             previous_share_hash: req.previous_share_hash,
@@ -112,12 +136,12 @@ pub fn generate(
             desired_version: req.desired_version,
         },
         segwit_data: req.segwit_data.clone(),
-        far_share_hash: derived.far_share_hash,
-        max_bits: derived.max_bits,
-        bits: derived.bits,
-        timestamp: derived.timestamp,
-        absheight: derived.absheight,
-        abswork: derived.abswork,
+        far_share_hash: fixed.far_share_hash,
+        max_bits: fixed.max_bits,
+        bits: fixed.bits,
+        timestamp: fixed.timestamp,
+        absheight: fixed.absheight,
+        abswork: fixed.abswork,
     };
     let ref_hash = ref_hash(
         &params.identifier,
@@ -128,24 +152,95 @@ pub fn generate(
     let coinbase = CoinbasePrefix::build_from(
         &req.coinbase,
         &req.segwit_data.wtxid_merkle_root,
-        payout_ids
-            .iter()
-            .map(|&(id, sat)| (pplns.script(id).as_bytes(), sat)),
+        payouts
+            .clone()
+            .map(|(script, sat)| (script.as_bytes(), sat)),
     );
-    let payouts = payout_ids
-        .iter()
-        .map(|&(id, sat)| Payout {
-            script: pplns.script(id).clone(),
+    let payouts = payouts
+        .map(|(script, sat)| Payout {
+            script: script.clone(),
             amount: Amount::from_sat(sat),
         })
         .collect();
-    Ok(ShareTemplate {
+    ShareTemplate {
         version: req.version,
         share_info,
         ref_hash,
         coinbase,
         payouts,
+    }
+}
+
+/// Everything about building on one parent that does not depend on the request: the retarget
+/// input, absheight and abswork bases, the far share and the whole PPLNS window, computed once
+/// by [`prepare`]. Immutable and `Send + Sync`; share it behind an `Arc` and call
+/// [`Self::template`] for each miner's request.
+#[derive(Debug, Clone)]
+pub struct WorkBase {
+    params: &'static NetworkParams,
+    base: Base,
+    window: WindowWeights,
+}
+
+/// Walks what building on `parent` reads (retarget window, far share, PPLNS window) once.
+pub fn prepare(
+    chain: &Chain<CheckedShare>,
+    params: &'static NetworkParams,
+    parent: Option<ShareHash>,
+) -> Result<WorkBase, BuildError> {
+    let base = Base::new(chain, params, parent)?;
+    let window = WindowWeights::walk(chain, base.window_start, base.max_shares);
+    Ok(WorkBase {
+        params,
+        base,
+        window,
     })
+}
+
+impl WorkBase {
+    /// The share this base builds on (`None`: the first share of a chain).
+    pub fn parent(&self) -> Option<ShareHash> {
+        self.base.parent
+    }
+
+    /// The network parameters it was prepared with.
+    pub fn params(&self) -> &'static NetworkParams {
+        self.params
+    }
+
+    /// The absheight of a share built on it.
+    pub fn absheight(&self) -> u32 {
+        self.base.absheight
+    }
+
+    /// The PPLNS window of a share built on it, before the request's weight cap.
+    pub fn window(&self) -> &WindowWeights {
+        &self.window
+    }
+
+    /// The template for `req`: exactly what [`generate`] gives on the chain this base was
+    /// prepared from. `req.previous_share_hash` must be this base's parent.
+    pub fn template(&self, req: &ShareRequest) -> Result<ShareTemplate, BuildError> {
+        if req.previous_share_hash != self.base.parent {
+            return Err(BuildError::OtherParent {
+                prepared: self.base.parent,
+                requested: req.previous_share_hash,
+            });
+        }
+        let (fixed, limits) = self.base.fix(self.params, &req.choices());
+        let payouts = self.window.payouts(
+            limits,
+            req.subsidy,
+            &req.payout_script,
+            self.params.max_payouts,
+        );
+        Ok(assemble(
+            self.params,
+            req,
+            &fixed,
+            payouts.iter().map(|&(script, sat)| (script, sat)),
+        ))
+    }
 }
 
 /// The builder's choices the rules read, borrowed from a request or a received share.
@@ -174,17 +269,114 @@ impl<'a> Choices<'a> {
     }
 }
 
-/// What the rules derive for a new share on the chain: the share-info fields that are not the
-/// builder's to choose, and the payouts (`(script id, satoshis)`, ids of the `Pplns`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Derived {
+/// The share-info fields the rules fix for a new share (not the builder's to choose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fixed {
     pub(crate) far_share_hash: Option<ShareHash>,
     pub(crate) max_bits: CompactTarget,
     pub(crate) bits: CompactTarget,
     pub(crate) timestamp: u32,
     pub(crate) absheight: u32,
     pub(crate) abswork: u128,
+}
+
+/// What the rules derive for a new share on the chain: the fixed share-info fields and the
+/// payouts (`(script id, satoshis)`, ids of the `Pplns`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Derived {
+    pub(crate) fixed: Fixed,
     pub(crate) payouts: Vec<(u32, u64)>,
+}
+
+/// What the rules read off the parent and its ancestors, whatever the request.
+#[derive(Debug, Clone)]
+struct Base {
+    parent: Option<ShareHash>,
+    parent_timestamp: Option<u32>,
+    parent_abswork: u128,
+    absheight: u32,
+    retarget: Option<RetargetInput>,
+    far_share_hash: Option<ShareHash>,
+    /// The newest share of the PPLNS window: the grandparent of the new share.
+    window_start: Option<ShareHash>,
+    max_shares: u32,
+}
+
+impl Base {
+    fn new(
+        chain: &Chain<CheckedShare>,
+        params: &NetworkParams,
+        previous: Option<ShareHash>,
+    ) -> Result<Self, BuildError> {
+        let parent = match previous {
+            None => None,
+            Some(h) => Some(chain.lookup(&h).ok_or(BuildError::MissingParent(h))?),
+        };
+        let parent_info = parent.map(|p| &p.share().share_info);
+        let absheight = parent_info.map_or(0, |i| i.absheight).wrapping_add(1);
+        let retarget = match (parent, parent_info) {
+            (Some(p), Some(info)) if info.absheight >= params.target_lookbehind => {
+                Some(retarget_input(chain, p, params.target_lookbehind)?)
+            }
+            _ => None,
+        };
+        let far_share_hash = match parent {
+            Some(p) if absheight > FAR_SHARE_DISTANCE => Some(
+                chain
+                    .nth_ancestor(&p.hash(), FAR_SHARE_DISTANCE - 1)
+                    .ok_or(BuildError::MissingHistory {
+                        from: p.hash(),
+                        depth: FAR_SHARE_DISTANCE - 1,
+                    })?,
+            ),
+            _ => None,
+        };
+        Ok(Base {
+            parent: previous,
+            parent_timestamp: parent_info.map(|i| i.timestamp),
+            parent_abswork: parent_info.map_or(0, |i| i.abswork),
+            absheight,
+            retarget,
+            far_share_hash,
+            // PPLNS: the window starts at the grandparent.
+            window_start: parent.and_then(|p| p.prev_hash()),
+            max_shares: absheight
+                .saturating_sub(2)
+                .min(params.chain_length.saturating_sub(1)),
+        })
+    }
+
+    /// The fixed fields and the PPLNS window's limits for a request.
+    fn fix(&self, params: &NetworkParams, req: &Choices<'_>) -> (Fixed, WindowLimits) {
+        let (max_bits, bits) = share_bits(
+            self.retarget,
+            req.desired_target,
+            params.share_period,
+            params.min_target(),
+            params.max_target(),
+        );
+        let timestamp = self
+            .parent_timestamp
+            .map_or(req.desired_timestamp, |t| t.max(req.desired_timestamp));
+        let share_work = compact_work(bits);
+        let abswork = self.parent_abswork.wrapping_add(share_work);
+        let limits = WindowLimits {
+            max_shares: self.max_shares,
+            max_weight: 65535u128.saturating_mul(
+                (u128::from(params.spread).saturating_mul(compact_work(req.block_bits)))
+                    .max(u128::from(params.chain_length).saturating_mul(share_work)),
+            ),
+        };
+        let fixed = Fixed {
+            far_share_hash: self.far_share_hash,
+            max_bits,
+            bits,
+            timestamp,
+            absheight: self.absheight,
+            abswork,
+        };
+        (fixed, limits)
+    }
 }
 
 /// Derives what the rules fix for a share with these choices: what [`generate`] builds from,
@@ -195,67 +387,16 @@ pub(crate) fn derive(
     params: &NetworkParams,
     req: &Choices<'_>,
 ) -> Result<Derived, BuildError> {
-    let parent = match req.previous_share_hash {
-        None => None,
-        Some(h) => Some(chain.lookup(&h).ok_or(BuildError::MissingParent(h))?),
-    };
-    let parent_info = parent.map(|p| &p.share().share_info);
-    let absheight = parent_info.map_or(0, |i| i.absheight).wrapping_add(1);
-
-    let retarget = match (parent, parent_info) {
-        (Some(p), Some(info)) if info.absheight >= params.target_lookbehind => {
-            Some(retarget_input(chain, p, params.target_lookbehind)?)
-        }
-        _ => None,
-    };
-    let (max_bits, bits) = share_bits(
-        retarget,
-        req.desired_target,
-        params.share_period,
-        params.min_target(),
-        params.max_target(),
+    let base = Base::new(chain, params, req.previous_share_hash)?;
+    let (fixed, limits) = base.fix(params, req);
+    pplns.window(chain, base.window_start, limits);
+    let payouts = pplns.payouts(
+        base.window_start,
+        req.subsidy,
+        req.payout_script,
+        params.max_payouts,
     );
-    let timestamp = parent_info.map_or(req.desired_timestamp, |i| {
-        i.timestamp.max(req.desired_timestamp)
-    });
-    let abswork = parent_info
-        .map_or(0, |i| i.abswork)
-        .wrapping_add(compact_work(bits));
-    let far_share_hash = match parent {
-        Some(p) if absheight > FAR_SHARE_DISTANCE => Some(
-            chain
-                .nth_ancestor(&p.hash(), FAR_SHARE_DISTANCE - 1)
-                .ok_or(BuildError::MissingHistory {
-                    from: p.hash(),
-                    depth: FAR_SHARE_DISTANCE - 1,
-                })?,
-        ),
-        _ => None,
-    };
-
-    // PPLNS: the window starts at the grandparent.
-    let start = parent.and_then(|p| p.prev_hash());
-    let share_work = compact_work(bits);
-    let limits = WindowLimits {
-        max_shares: absheight
-            .saturating_sub(2)
-            .min(params.chain_length.saturating_sub(1)),
-        max_weight: 65535u128.saturating_mul(
-            (u128::from(params.spread).saturating_mul(compact_work(req.block_bits)))
-                .max(u128::from(params.chain_length).saturating_mul(share_work)),
-        ),
-    };
-    pplns.window(chain, start, limits);
-    let payouts = pplns.payouts(start, req.subsidy, req.payout_script, params.max_payouts);
-    Ok(Derived {
-        far_share_hash,
-        max_bits,
-        bits,
-        timestamp,
-        absheight,
-        abswork,
-        payouts,
-    })
+    Ok(Derived { fixed, payouts })
 }
 
 fn retarget_input(

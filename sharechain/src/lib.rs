@@ -34,7 +34,7 @@ pub mod testkit;
 pub mod tracker;
 pub mod verify;
 
-pub use build::{generate, ShareRequest, ShareTemplate};
+pub use build::{generate, prepare, ShareRequest, ShareTemplate, WorkBase};
 pub use params::NetworkParams;
 pub use share::{CheckedShare, Share, ShareHash};
 pub use tracker::{Changes, ShareTracker};

@@ -340,49 +340,232 @@ impl Pplns {
         let Some(window) = self.cache.iter().find(|w| w.start == window_start) else {
             return vec![(finder_id, subsidy.to_sat())];
         };
-        let shift = (128 - window.total.leading_zeros()).saturating_sub(64);
-        let total = window.total >> shift;
-        let factor = if total == 0 {
-            0
-        } else {
-            ((u128::from(subsidy.to_sat()) * 199) << 64) / (200 * total)
+        split(
+            window
+                .order
+                .iter()
+                .map(|&id| (id, window.weights[id as usize])),
+            window.total,
+            |id| scripts.dust[id as usize],
+            |a, b| scripts.cmp(a, b),
+            finder_id,
+            subsidy,
+            max_payouts,
+        )
+    }
+}
+
+/// The payout rule (see the module docs) over the weights of a window: `order` gives each
+/// payee with weight, heaviest first (ties by script bytes), `total` the window's weight with
+/// the donation, `dust` a payee's dust limit and `cmp` the script order of two payees. Returns
+/// `(payee, satoshis)`, the finder included, in coinbase order.
+fn split(
+    order: impl Iterator<Item = (u32, u128)>,
+    total: u128,
+    dust: impl Fn(u32) -> u64,
+    cmp: impl Fn(u32, u32) -> Ordering,
+    finder_id: u32,
+    subsidy: Amount,
+    max_payouts: usize,
+) -> Vec<(u32, u64)> {
+    let shift = (128 - total.leading_zeros()).saturating_sub(64);
+    let total = total >> shift;
+    let factor = if total == 0 {
+        0
+    } else {
+        ((u128::from(subsidy.to_sat()) * 199) << 64) / (200 * total)
+    };
+    let mut payouts: Vec<(u32, u64)> = Vec::with_capacity(order.size_hint().0 + 1);
+    let mut paid: u64 = 0;
+    let mut finder_amount = 0;
+    // Heaviest first, so amounts come out non-increasing.
+    for (id, weight) in order {
+        let amount = (((weight >> shift) * factor) >> 64) as u64;
+        if id == finder_id {
+            finder_amount = amount;
+            paid += amount;
+        } else if amount > 0 && amount >= dust(id) {
+            paid += amount;
+            payouts.push((id, amount));
+        }
+    }
+    let order = |a: &(u32, u64), b: &(u32, u64)| b.1.cmp(&a.1).then_with(|| cmp(a.0, b.0));
+    // Equal amounts from unequal weights may need their script order fixed: the list is
+    // sorted but for such runs, which an insertion pass mends in linear time.
+    for i in 1..payouts.len() {
+        let mut j = i;
+        while j > 0 && order(&payouts[j - 1], &payouts[j]) == Ordering::Greater {
+            payouts.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    // Cut the smallest payees beyond the cap; the finder always has an output.
+    let cap = max_payouts.max(1);
+    if payouts.len() > cap - 1 {
+        for cut in payouts.drain(cap - 1..) {
+            paid -= cut.1;
+        }
+    }
+    // The finder gets subsidy/200, rounding, cut and dust payees: outputs add up exactly.
+    let finder_payout = (finder_id, finder_amount + subsidy.to_sat() - paid);
+    let at = payouts.partition_point(|p| order(p, &finder_payout) == Ordering::Less);
+    payouts.insert(at, finder_payout);
+    payouts
+}
+
+/// One share's whole window walked once, for building on that share many times: the weights of
+/// its shares newest first, so the window of any weight cap is a prefix of it. Immutable once
+/// built (`Send + Sync`): [`Self::payouts`] takes `&self`.
+///
+/// Built by [`crate::build::prepare`]; gives exactly what [`Pplns::window`] and
+/// [`Pplns::payouts`] give for the same start and limits.
+#[derive(Debug, Clone, Default)]
+pub struct WindowWeights {
+    scripts: Vec<ScriptBuf>,
+    /// Dust limit of each script, in satoshis.
+    dust: Vec<u64>,
+    ids: HashMap<ScriptBuf, u32>,
+    /// `(script id, weight, weight with the donation)`, newest share first.
+    entries: Vec<(u32, u128, u128)>,
+    /// Total weight with the donation of the first `i + 1` entries.
+    cumulative: Vec<u128>,
+    /// Weight per script id over all entries.
+    weights: Vec<u128>,
+    /// Script ids with weight over all entries, heaviest first (ties by script bytes).
+    order: Vec<u32>,
+}
+
+/// The finder's id when its script is not in the window.
+const NEW_FINDER: u32 = u32::MAX;
+
+impl WindowWeights {
+    /// Walks the window whose newest share is `start` (`None`: the empty chain), at most
+    /// `max_shares` shares, stopping at the first share `chain` does not hold.
+    pub fn walk(chain: &impl ShareLookup, start: Option<ShareHash>, max_shares: u32) -> Self {
+        let mut w = WindowWeights::default();
+        let mut next = start;
+        let mut total = 0u128;
+        while w.entries.len() < max_shares as usize {
+            let Some(share) = next.and_then(|h| chain.lookup(&h)) else {
+                break;
+            };
+            let data = &share.share().share_info.share_data;
+            let id = match w.ids.get(&data.payout_script) {
+                Some(&id) => id,
+                None => {
+                    let id = w.scripts.len() as u32;
+                    w.scripts.push(data.payout_script.clone());
+                    w.dust.push(data.payout_script.minimal_non_dust().to_sat());
+                    w.ids.insert(data.payout_script.clone(), id);
+                    w.weights.push(0);
+                    id
+                }
+            };
+            let donation = u128::from(data.donation);
+            let weight = share.work().saturating_mul(65535 - donation);
+            let full = weight + share.work().saturating_mul(donation);
+            total += full;
+            w.weights[id as usize] += weight;
+            w.entries.push((id, weight, full));
+            w.cumulative.push(total);
+            next = share.prev_hash();
+        }
+        w.order = w.sorted(&w.weights);
+        w
+    }
+
+    /// Script ids with weight, heaviest first, ties by script bytes.
+    fn sorted(&self, weights: &[u128]) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..weights.len() as u32)
+            .filter(|&id| weights[id as usize] > 0)
+            .collect();
+        order.sort_by(|&a, &b| {
+            weights[b as usize].cmp(&weights[a as usize]).then_with(|| {
+                self.scripts[a as usize]
+                    .as_bytes()
+                    .cmp(self.scripts[b as usize].as_bytes())
+            })
+        });
+        order
+    }
+
+    /// Shares walked (the window without a weight cap).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no share was walked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many of the walked shares the window within `limits` holds.
+    pub fn len_within(&self, limits: WindowLimits) -> usize {
+        let n = self
+            .cumulative
+            .partition_point(|&c| c <= limits.max_weight)
+            .max(self.entries.len().min(1));
+        n.min(limits.max_shares as usize)
+    }
+
+    /// The coinbase payouts of a share whose window is this one within `limits`, paying the
+    /// finder `finder`: `(script, satoshis)` in coinbase order, as [`Pplns::payouts`].
+    pub fn payouts<'a>(
+        &'a self,
+        limits: WindowLimits,
+        subsidy: Amount,
+        finder: &'a ScriptBuf,
+        max_payouts: usize,
+    ) -> Vec<(&'a ScriptBuf, u64)> {
+        let n = self.len_within(limits);
+        let total = n.checked_sub(1).map_or(0, |i| self.cumulative[i]);
+        let finder_id = self.ids.get(finder).copied().unwrap_or(NEW_FINDER);
+        let script = |id: u32| -> &'a ScriptBuf {
+            if id == NEW_FINDER {
+                finder
+            } else {
+                &self.scripts[id as usize]
+            }
         };
-        let mut payouts: Vec<(u32, u64)> = Vec::with_capacity(window.order.len() + 1);
-        let mut paid: u64 = 0;
-        let mut finder_amount = 0;
-        // Heaviest first, so amounts come out non-increasing.
-        for &id in &window.order {
-            let amount = (((window.weights[id as usize] >> shift) * factor) >> 64) as u64;
-            if id == finder_id {
-                finder_amount = amount;
-                paid += amount;
-            } else if amount > 0 && amount >= scripts.dust[id as usize] {
-                paid += amount;
-                payouts.push((id, amount));
-            }
-        }
-        let order =
-            |a: &(u32, u64), b: &(u32, u64)| b.1.cmp(&a.1).then_with(|| scripts.cmp(a.0, b.0));
-        // Equal amounts from unequal weights may need their script order fixed: the list is
-        // sorted but for such runs, which an insertion pass mends in linear time.
-        for i in 1..payouts.len() {
-            let mut j = i;
-            while j > 0 && order(&payouts[j - 1], &payouts[j]) == Ordering::Greater {
-                payouts.swap(j - 1, j);
-                j -= 1;
-            }
-        }
-        // Cut the smallest payees beyond the cap; the finder always has an output.
-        let cap = max_payouts.max(1);
-        if payouts.len() > cap - 1 {
-            for cut in payouts.drain(cap - 1..) {
-                paid -= cut.1;
-            }
-        }
-        // The finder gets subsidy/200, rounding, cut and dust payees: outputs add up exactly.
-        let finder_payout = (finder_id, finder_amount + subsidy.to_sat() - paid);
-        let at = payouts.partition_point(|p| order(p, &finder_payout) == Ordering::Less);
-        payouts.insert(at, finder_payout);
-        payouts
+        let dust = |id: u32| self.dust[id as usize];
+        let cmp = |a: u32, b: u32| script(a).as_bytes().cmp(script(b).as_bytes());
+        let ids = if n == self.entries.len() {
+            split(
+                self.order.iter().map(|&id| (id, self.weights[id as usize])),
+                total,
+                dust,
+                cmp,
+                finder_id,
+                subsidy,
+                max_payouts,
+            )
+        } else {
+            // A shorter window: from its own shares or by taking the rest off the whole one,
+            // whichever walks fewer.
+            let weights = if n <= self.entries.len() / 2 {
+                let mut w = vec![0u128; self.scripts.len()];
+                for &(id, weight, _) in &self.entries[..n] {
+                    w[id as usize] += weight;
+                }
+                w
+            } else {
+                let mut w = self.weights.clone();
+                for &(id, weight, _) in &self.entries[n..] {
+                    w[id as usize] -= weight;
+                }
+                w
+            };
+            let order = self.sorted(&weights);
+            split(
+                order.iter().map(|&id| (id, weights[id as usize])),
+                total,
+                dust,
+                cmp,
+                finder_id,
+                subsidy,
+                max_payouts,
+            )
+        };
+        ids.into_iter().map(|(id, sat)| (script(id), sat)).collect()
     }
 }

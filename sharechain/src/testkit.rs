@@ -7,7 +7,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{Amount, BlockHash, ScriptBuf};
 
-use crate::build::{generate, BuildError, ShareRequest, ShareTemplate};
+use crate::build::{generate, BuildError, ShareRequest, ShareTemplate, WorkBase};
 use crate::gentx::bip34_height_push;
 use crate::params::NetworkParams;
 use crate::share::{
@@ -114,6 +114,26 @@ pub fn next_share(
     let req = request(params, parent, payout, timestamp, nonce);
     let (chain, verifier) = tracker.parts();
     let template = generate(chain, verifier.pplns_mut(), params, &req)?;
+    Ok(mine(
+        params,
+        &template,
+        BlockHash::all_zeros(),
+        timestamp,
+        u64::from(nonce),
+    ))
+}
+
+/// Builds and mines one share on a prepared base (a node's published view of its chain), as
+/// [`next_share`] does on a tracker.
+pub fn next_share_on(
+    base: &WorkBase,
+    payout: ScriptBuf,
+    timestamp: u32,
+    nonce: u32,
+) -> Result<CheckedShare, BuildError> {
+    let params = base.params();
+    let req = request(params, base.parent(), payout, timestamp, nonce);
+    let template = base.template(&req)?;
     Ok(mine(
         params,
         &template,

@@ -6,7 +6,7 @@
 use bitcoin::BlockHash;
 use thiserror::Error;
 
-use crate::build::{derive, BuildError, Choices, Derived};
+use crate::build::{derive, BuildError, Choices, Fixed};
 use crate::chain::{Chain, TrackedShare};
 use crate::gentx::coinbase_txid;
 use crate::params::NetworkParams;
@@ -170,7 +170,7 @@ impl Verifier<CheckedShare> for ShareVerifier {
             check_version(self.params, s.version, p, chain)?;
         }
         let derived = derive(chain, &mut self.pplns, self.params, &Choices::of_share(s))?;
-        check_derived(&derived, info, parent)?;
+        check_derived(&derived.fixed, info, parent)?;
         // Equal share infos have equal ref hashes: the share's own checks computed it.
         let txid = coinbase_txid(
             &info.share_data.coinbase,
@@ -194,7 +194,7 @@ impl Verifier<CheckedShare> for ShareVerifier {
 }
 
 fn check_derived(
-    rebuilt: &Derived,
+    rebuilt: &Fixed,
     got: &crate::share::ShareInfo,
     parent: Option<&CheckedShare>,
 ) -> Result<(), VerifyError> {

@@ -23,13 +23,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sharechain::pospace_share::check::check_proof;
 use sharechain::pospace_share::{
-    pool_reward_part, split_reward, window_weights, ChiaNetwork, PoSpaceShare, Quality,
+    pool_reward_part, split_reward, ChiaNetwork, PoSpaceShare, Quality,
 };
 use sharechain::ShareHash;
 
 use super::address::encode_address;
 use super::farmer::blocks::BlockPayout;
 use super::farmer::{Farmer, HarvesterInfo};
+use crate::shares::pospace::RECENT_SHARES;
 use crate::shares::PoSpaceService;
 
 /// The block reward the payouts are figured on: 1 XCH, Chia's reward per block since the 2024
@@ -40,7 +41,7 @@ const MOJOS_PER_XCH: f64 = 1e12;
 /// Shares `/chia/shares` lists when no `limit` is asked.
 const DEFAULT_SHARES: usize = 50;
 /// Most shares `/chia/shares` lists.
-const MAX_SHARES: usize = 500;
+const MAX_SHARES: usize = RECENT_SHARES;
 /// Qualities remembered (computing one checks the proof again).
 const QUALITY_CACHE: usize = 4096;
 
@@ -109,38 +110,38 @@ impl ChiaWeb {
     }
 
     /// The newest `limit` shares of the best chain, newest first.
+    /// From the share service's published view (at most [`RECENT_SHARES`]).
     fn best_chain(&self, limit: usize) -> Vec<Held> {
-        self.service.with_tracker(|t| {
-            let Some(best) = t.best() else {
-                return Vec::new();
-            };
-            let chain = t.chain();
-            chain
-                .ancestors(&best)
-                .take(limit)
-                .map(|s| {
-                    let share = PoSpaceShare::clone(s);
-                    let hash = share.hash();
-                    Held {
-                        height: chain.height(&hash).unwrap_or(0),
-                        verified: chain.is_verified(&hash),
-                        share,
-                    }
-                })
-                .collect()
-        })
+        self.service
+            .view()
+            .kind
+            .recent
+            .iter()
+            .take(limit)
+            .map(|h| Held {
+                share: PoSpaceShare::clone(&h.share),
+                height: h.height,
+                verified: h.verified,
+            })
+            .collect()
     }
 
-    fn held(&self, hash: &ShareHash) -> Option<Held> {
-        self.service.with_tracker(|t| {
-            let chain = t.chain();
-            let share = PoSpaceShare::clone(chain.get(hash)?);
-            Some(Held {
-                height: chain.height(hash).unwrap_or(0),
-                verified: chain.is_verified(hash),
-                share,
+    /// Asks the share worker (a read-only query between its jobs).
+    async fn held(&self, hash: &ShareHash) -> Option<Held> {
+        let hash = *hash;
+        self.service
+            .query(move |t| {
+                let chain = t.chain();
+                let share = PoSpaceShare::clone(chain.get(&hash)?);
+                Some(Held {
+                    height: chain.height(&hash).unwrap_or(0),
+                    verified: chain.is_verified(&hash),
+                    share,
+                })
             })
-        })
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Quality and required iterations of each share (cached; computed on a blocking thread).
@@ -242,7 +243,7 @@ impl ChiaWeb {
 
     async fn share(&self, hash: &str) -> Option<Value> {
         let hash = ShareHash::from_str(hash).ok()?;
-        let held = self.held(&hash)?;
+        let held = self.held(&hash).await?;
         let quality = self.qualities(std::slice::from_ref(&held)).await[0];
         let local = self.farmer.share_origins();
         Some(self.share_json(&held, quality, local.get(&hash.to_string())))
@@ -252,21 +253,11 @@ impl ChiaWeb {
     /// reward ([`BLOCK_REWARD_MOJOS`]), by `sharechain`'s own window and split.
     pub fn payouts(&self) -> (Value, Vec<PayoutView>) {
         let network = self.network();
-        let (best, weights, shares) = self.service.with_tracker(|t| {
-            let Some(best) = t.best() else {
-                return (None, BTreeMap::new(), 0);
-            };
-            let weights = window_weights(t.chain(), &best, network.window);
-            let shares = t
-                .chain()
-                .ancestors(&best)
-                .take(network.window as usize)
-                .count();
-            (Some(best), weights, shares)
-        });
+        let view = self.service.view();
+        let (best, weights, shares) = (view.best, &*view.kind.weights, view.kind.window_shares);
         let pool_part = pool_reward_part(BLOCK_REWARD_MOJOS);
         let total: u128 = weights.values().map(|&w| u128::from(w)).sum();
-        let payouts: Vec<PayoutView> = split_reward(pool_part, &weights)
+        let payouts: Vec<PayoutView> = split_reward(pool_part, weights)
             .into_iter()
             .map(|p| {
                 let difficulty = weights.get(&p.puzzle_hash).copied().unwrap_or(0);
@@ -359,14 +350,13 @@ impl ChiaWeb {
 
     fn kind(&self) -> Value {
         let network = self.network();
+        let view = self.service.view();
         json!({
             "kind": "chia",
             "network": network.name,
             "network_id": self.farmer.config().network_id,
             "payout_address": encode_address(&self.farmer.config().payout_puzzle_hash, network),
-            "share_chain": self.service.with_tracker(|t| {
-                json!({ "shares": t.chain().len(), "best": t.best().map(|b| b.to_string()) })
-            }),
+            "share_chain": json!({ "shares": view.shares, "best": view.best.map(|b| b.to_string()) }),
             "uptime": self.started.elapsed().as_secs(),
             "version": crate::http::VERSION,
         })

@@ -236,7 +236,7 @@ pub(super) async fn share(State(s): State<WebState>, Path(hash): Path<String>) -
     let Ok(hash) = ShareHash::from_str(&hash) else {
         return error(StatusCode::NOT_FOUND, "not a share hash");
     };
-    match s.share_json(&hash) {
+    match s.share_json(&hash).await {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, "share not known"),
     }

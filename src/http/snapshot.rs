@@ -1,6 +1,7 @@
-//! Figures read from the share chain and the worker port, each under one short lock: pool rate
-//! and stale proportion (P2Pool's `get_pool_attempts_per_second` and `get_average_stale_prop`),
-//! PPLNS weights per address, the payouts a block found now would make, and one share's details.
+//! Figures read from the share chain's published view and the worker port: pool rate and stale
+//! proportion (P2Pool's `get_pool_attempts_per_second` and `get_average_stale_prop`), PPLNS
+//! weights per address, the payouts a block found now would make; one share's details come from
+//! the share worker (a read-only query job).
 
 use std::collections::BTreeMap;
 
@@ -10,10 +11,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sharechain::share::StaleInfo;
 use sharechain::target::{difficulty_of, work_of};
-use sharechain::{generate, ShareHash, ShareRequest, Tracker};
+use sharechain::{CheckedShare, ShareHash, ShareRequest, Tracker};
 
 use super::WebState;
-use crate::shares::FirstSeen;
+use crate::shares::{Bitcoin, ChainView, FirstSeen};
 use crate::stats::{single, unix_now, Snapshot};
 
 /// A connected share-network peer.
@@ -66,27 +67,31 @@ pub fn script_to_human(script: &ScriptBuf, network: Network) -> String {
         .unwrap_or_else(|_| format!("script:{}", hex::encode(script.as_bytes())))
 }
 
-fn summary(t: &Tracker, lookbehind_max: usize) -> ChainSummary {
-    let chain = t.chain();
-    let best = t.best();
-    let best_share = best.and_then(|b| chain.get(&b));
+fn summary(view: &ChainView<Bitcoin>, lookbehind_max: usize) -> ChainSummary {
+    let best_share = view.kind.best_share();
     let mut s = ChainSummary {
-        best: best.map(|b| b.to_string()),
+        best: view.best.map(|b| b.to_string()),
         best_height: best_share.map(|s| s.share().share_info.absheight),
-        len: chain.len(),
-        heads: t.heads().len(),
-        verified_heads: t.verified_heads().len(),
+        len: view.shares,
+        heads: view.heads.len(),
+        verified_heads: view.verified_heads.len(),
         ..ChainSummary::default()
     };
-    let Some(best) = best else {
+    if view.best.is_none() {
         return s;
-    };
+    }
     if let Some(b) = best_share {
         let info = &b.share().share_info;
         s.min_difficulty = difficulty_of(Target::from_compact(info.max_bits));
         s.share_difficulty = difficulty_of(Target::from_compact(info.bits));
     }
-    let window: Vec<_> = chain.ancestors(&best).take(lookbehind_max + 1).collect();
+    let window: Vec<&CheckedShare> = view
+        .kind
+        .recent
+        .iter()
+        .take(lookbehind_max + 1)
+        .map(|s| &**s)
+        .collect();
     for share in &window {
         match share.share().share_info.share_data.stale_info {
             StaleInfo::Orphan => s.orphan += 1,
@@ -125,8 +130,8 @@ fn summary(t: &Tracker, lookbehind_max: usize) -> ChainSummary {
 /// Each script's fraction of what a block found now pays the share chain's miners (the
 /// finder's part left out): the same PPLNS window, dust rule and output cap as
 /// [`current_payouts`], so `/users` and `/current_payouts` always agree.
-fn weights(t: &mut Tracker, subsidy: Option<Amount>) -> BTreeMap<ScriptBuf, f64> {
-    let payouts = current_payouts(t, subsidy);
+fn weights(view: &ChainView<Bitcoin>, subsidy: Option<Amount>) -> BTreeMap<ScriptBuf, f64> {
+    let payouts = current_payouts(view, subsidy);
     let total: u64 = payouts.iter().map(|(_, a)| a.to_sat()).sum();
     if total == 0 {
         return BTreeMap::new();
@@ -139,23 +144,24 @@ fn weights(t: &mut Tracker, subsidy: Option<Amount>) -> BTreeMap<ScriptBuf, f64>
 }
 
 /// What a block found on the best share would pay each script (without the finder's part).
-fn current_payouts(t: &mut Tracker, subsidy: Option<Amount>) -> Vec<(ScriptBuf, Amount)> {
-    let Some(best) = t.best() else {
-        return Vec::new();
-    };
-    let Some(share) = t.chain().get(&best).cloned() else {
+/// Built from the best share's prepared work base in the chain's published view (the same
+/// `sharechain` rule miners' work and verification use).
+fn current_payouts(view: &ChainView<Bitcoin>, subsidy: Option<Amount>) -> Vec<(ScriptBuf, Amount)> {
+    let Some(share) = view.kind.best_share() else {
         return Vec::new();
     };
     let mut req = ShareRequest::of_share(share.share());
-    req.previous_share_hash = Some(best);
+    req.previous_share_hash = Some(share.hash());
     // A script no miner uses stands in for the finder, whose part is left out.
     req.payout_script = ScriptBuf::new();
     if let Some(s) = subsidy {
         req.subsidy = s;
     }
-    let (chain, verifier) = t.parts();
-    let params = verifier.params();
-    match generate(chain, verifier.pplns_mut(), params, &req) {
+    let template = match &view.kind.work {
+        Ok(base) => base.template(&req),
+        Err(e) => Err(*e),
+    };
+    match template {
         Ok(template) => template
             .payouts
             .into_iter()
@@ -235,17 +241,14 @@ impl WebState {
 
     pub(crate) fn chain_summary(&self) -> ChainSummary {
         let n = self.lookbehind();
-        self.inner.work.chain().with_tracker(|t| summary(t, n))
+        summary(&self.inner.work.chain().view(), n)
     }
 
     /// Address → its fraction of what a block found now pays the miners (PPLNS).
     pub(crate) fn users(&self) -> BTreeMap<String, f64> {
         let subsidy = Some(self.inner.templates.borrow().coinbase_value);
         let network = self.network();
-        self.inner
-            .work
-            .chain()
-            .with_tracker(|t| weights(t, subsidy))
+        weights(&self.inner.work.chain().view(), subsidy)
             .into_iter()
             .map(|(s, w)| (script_to_human(&s, network), w))
             .collect()
@@ -255,16 +258,14 @@ impl WebState {
     pub(crate) fn current_payouts(&self) -> BTreeMap<String, f64> {
         let subsidy = Some(self.inner.templates.borrow().coinbase_value);
         let network = self.network();
-        self.inner
-            .work
-            .chain()
-            .with_tracker(|t| current_payouts(t, subsidy))
+        current_payouts(&self.inner.work.chain().view(), subsidy)
             .into_iter()
             .map(|(s, a)| (script_to_human(&s, network), a.to_btc()))
             .collect()
     }
 
-    pub(crate) fn share_json(&self, hash: &ShareHash) -> Option<Value> {
+    /// Asks the share worker (a read-only query between its jobs).
+    pub(crate) async fn share_json(&self, hash: &ShareHash) -> Option<Value> {
         let network = self.network();
         let chain = self.inner.work.chain();
         // Shares loaded from the store count as seen when the node started, as in P2Pool.
@@ -272,7 +273,12 @@ impl WebState {
             time: unix_now().saturating_sub(self.inner.started.elapsed().as_secs()),
             peer: None,
         });
-        chain.with_tracker(|t| share_json(t, hash, network, seen))
+        let hash = *hash;
+        chain
+            .query(move |t| share_json(t, &hash, network, seen))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Orphan and dead-on-arrival reports in the last hour of shares paying one of `addresses`
@@ -283,12 +289,10 @@ impl WebState {
     ) -> (u64, u64) {
         let n = self.lookbehind();
         let network = self.network();
-        self.inner.work.chain().with_tracker(|t| {
-            let Some(best) = t.best() else {
-                return (0, 0);
-            };
+        let view = self.inner.work.chain().view();
+        {
             let (mut orphan, mut dead) = (0, 0);
-            for share in t.chain().ancestors(&best).take(n) {
+            for share in view.kind.recent.iter().take(n) {
                 let data = &share.share().share_info.share_data;
                 if data.stale_info == StaleInfo::None
                     || !addresses.contains(&script_to_human(&data.payout_script, network))
@@ -301,18 +305,17 @@ impl WebState {
                 }
             }
             (orphan, dead)
-        })
+        }
     }
 
     pub(crate) fn heads(&self, verified: bool) -> Vec<String> {
-        self.inner.work.chain().with_tracker(|t| {
-            let heads = if verified {
-                t.verified_heads()
-            } else {
-                t.heads()
-            };
-            heads.iter().map(|h| h.to_string()).collect()
-        })
+        let view = self.inner.work.chain().view();
+        let heads = if verified {
+            &view.verified_heads
+        } else {
+            &view.heads
+        };
+        heads.iter().map(|h| h.to_string()).collect()
     }
 
     pub(crate) fn peer_list(&self) -> Vec<Peer> {
@@ -407,10 +410,11 @@ mod tests {
         }));
         let params = easy_params(capped, 60, 10);
         let scripts: Vec<ScriptBuf> = (1..=12).map(p2wpkh).collect();
-        let (mut t, _) = build_chain(params, 40, &scripts);
+        let (t, _) = build_chain(params, 40, &scripts);
+        let view = ChainView::<Bitcoin>::of(params, &t, None);
         let subsidy = Some(Amount::from_btc(50.0).expect("amount"));
-        let payouts = current_payouts(&mut t, subsidy);
-        let users = weights(&mut t, subsidy);
+        let payouts = current_payouts(&view, subsidy);
+        let users = weights(&view, subsidy);
         assert!(payouts.len() < scripts.len(), "the cap cuts payees");
         assert_eq!(users.len(), payouts.len());
         let total: u64 = payouts.iter().map(|(_, a)| a.to_sat()).sum();

@@ -2,7 +2,10 @@
 //! the store's `shares` table, on the share network's original names (so existing peers and
 //! existing stores keep working).
 
+use std::sync::Arc;
+
 use bitcoin::BlockHash;
+use sharechain::build::{prepare, BuildError, WorkBase};
 use sharechain::chain::Chain;
 use sharechain::encode::Encode;
 use sharechain::share::ShareError;
@@ -25,6 +28,7 @@ impl ShareKind for Bitcoin {
     type Verifier = ShareVerifier;
     type VerifyError = VerifyError;
     type DecodeError = ShareError;
+    type View = BitcoinView;
 
     fn network_name(params: &NetworkParams) -> &'static str {
         params.name
@@ -64,6 +68,61 @@ impl ShareKind for Bitcoin {
 
     fn names(params: &NetworkParams) -> Names {
         Names::new(params)
+    }
+
+    fn view(
+        params: &'static NetworkParams,
+        tracker: &KindTracker<Self>,
+        previous: Option<&BitcoinView>,
+    ) -> BitcoinView {
+        let best = tracker.best();
+        if let Some(prev) = previous.filter(|p| p.best_hash() == best && p.work.is_ok()) {
+            return prev.clone();
+        }
+        let chain = tracker.chain();
+        let recent = match best {
+            Some(b) => chain
+                .ancestors(&b)
+                .take(recent_len(params))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        BitcoinView {
+            work: prepare(chain, params, best).map(Arc::new),
+            recent: Arc::new(recent),
+        }
+    }
+}
+
+/// Shares of the best chain the view keeps: an hour of shares and one more (the pool rate and
+/// stale figures of the status page).
+pub fn recent_len(params: &NetworkParams) -> usize {
+    (3600 / params.share_period.max(1)) as usize + 1
+}
+
+/// The Bitcoin kind's published view of the chain: what work building and the HTTP API read,
+/// derived once per change of the best share by the share worker.
+#[derive(Debug, Clone)]
+pub struct BitcoinView {
+    /// The best share prepared for building on (`sharechain::prepare`): each miner's template
+    /// is `work.template(&request)`. Also what a block found now would pay (`/current_payouts`,
+    /// `/users`). An error when the best share's history is incomplete.
+    pub work: Result<Arc<WorkBase>, BuildError>,
+    /// The best share and its ancestors, newest first: an hour of shares and one more
+    /// ([`recent_len`]). Empty without a best share.
+    pub recent: Arc<Vec<Arc<CheckedShare>>>,
+}
+
+impl BitcoinView {
+    /// The best share's hash.
+    pub fn best_hash(&self) -> Option<ShareHash> {
+        self.recent.first().map(|s| s.hash())
+    }
+
+    /// The best share.
+    pub fn best_share(&self) -> Option<&Arc<CheckedShare>> {
+        self.recent.first()
     }
 }
 

@@ -94,6 +94,7 @@ impl<K: ShareKind> Inner<K> {
                 Job::SetTip => {}
                 Job::Rules(update) => self.apply_rules(&store, update),
                 Job::Recheck => self.recheck_held(&store),
+                Job::Query(f) => f(&self.tracker.lock()),
                 Job::Stop(done) => {
                     drop(store);
                     let _ = done.send(());
@@ -108,6 +109,7 @@ impl<K: ShareKind> Inner<K> {
         let (changes, best) = {
             let mut t = self.tracker.lock();
             let ch = t.set_tip(tip);
+            self.publish(&t);
             (ch, t.best())
         };
         if changes.best.is_some() {
@@ -127,6 +129,7 @@ impl<K: ShareKind> Inner<K> {
             let mut t = self.tracker.lock();
             update(t.verifier_mut());
             let ch = t.retry_pending();
+            self.publish(&t);
             (ch, t.best())
         };
         let mut batch = StoreBatch::default();
@@ -238,7 +241,7 @@ impl<K: ShareKind> Inner<K> {
         if outcome.best_changed {
             self.best_tx.send_replace(outcome.best);
             if let Some(best) = outcome.best {
-                let height = K::height(self.tracker.lock().chain(), &best);
+                let height = self.view.load().height;
                 tracing::debug!(kind = K::NAME, %best, height, "new best share");
             }
         }
@@ -276,6 +279,7 @@ impl<K: ShareKind> Inner<K> {
         if let Some(offence) = offence {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             self.peers.lock().remove(&from);
+            self.refresh_sync();
             self.net.penalise(from, offence);
             return;
         }
@@ -459,6 +463,9 @@ impl<K: ShareKind> Inner<K> {
         let removed: HashSet<ShareHash> = out.batch.remove.iter().copied().collect();
         out.missing
             .retain(|m| !removed.contains(m) && !t.chain().contains(m));
+        if !out.batch.put.is_empty() || !out.batch.remove.is_empty() || out.best_changed {
+            self.publish(&t);
+        }
         drop(t);
         self.seen.lock().record(
             out.batch.put.iter().map(|(h, _)| *h),

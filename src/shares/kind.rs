@@ -47,6 +47,9 @@ pub trait ShareKind: Send + Sync + 'static {
     type VerifyError: std::error::Error + Clone + Send + Sync + 'static;
     /// Why bytes on arrival are not a share of this kind.
     type DecodeError: std::error::Error + Send + Sync + 'static;
+    /// What the kind publishes of its chain after each change, for readers outside the share
+    /// worker (work building, HTTP): immutable, computed once per change by [`Self::view`].
+    type View: Debug + Send + Sync + 'static;
 
     /// The network's short name (logs).
     fn network_name(params: &Self::Params) -> &'static str;
@@ -69,6 +72,15 @@ pub trait ShareKind: Send + Sync + 'static {
 
     /// The height of a held share as peers compare it (0 when not held).
     fn height(chain: &Chain<Self::Share>, hash: &ShareHash) -> u32;
+
+    /// The kind's part of the published view of `tracker`'s chain. `previous` is the view
+    /// published before, to reuse what did not change (the best share's derived data when the
+    /// best share is the same).
+    fn view(
+        params: &'static Self::Params,
+        tracker: &KindTracker<Self>,
+        previous: Option<&Self::View>,
+    ) -> Self::View;
 
     /// The share network's names for this kind on `params`' network: gossip topics, the sync
     /// protocol, identify and kad names. Swarms with different names never exchange shares.

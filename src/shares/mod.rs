@@ -12,6 +12,13 @@
 //! and up to 999 ancestors a round trip until the chain is complete), and tells the node whether it
 //! is too far behind its peers to hand out work.
 //!
+//! The worker is the tracker's one owner: it alone changes it, and after every change that
+//! matters (insert, new best share, new tip, new verifier facts, the load at start) it publishes a
+//! [`ChainView`] — best share, heights, head lists and the kind's derived data (for Bitcoin the
+//! prepared work base of the best share, for PoSpace its difficulty and PPLNS weights) —
+//! which readers take with [`Service::view`] without waiting on the worker. Lookups of one
+//! share go to the worker as a read-only job ([`Service::query`]), answered between inserts.
+//!
 //! The service is generic over the share kind ([`ShareKind`]): [`ShareService`] is the Bitcoin
 //! kind's, [`PoSpaceService`] the Chia proof-of-space kind's. The module is split by job:
 //!
@@ -42,6 +49,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use libp2p::PeerId;
 use parking_lot::Mutex;
 use sharechain::tracker::InsertError;
@@ -49,14 +57,14 @@ use sharechain::{ShareHash, VerifyError};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use self::bitcoin::Bitcoin;
+pub use self::bitcoin::{Bitcoin, BitcoinView};
 use self::context::HeldShares;
 pub use self::context::{ContextCounts, ContextVerdict, ShareContext};
 use self::height::PeerChain;
 pub use self::height::{SyncStatus, BEHIND_THRESHOLD};
 pub use self::kind::{KindTracker, Refusal, ShareKind};
 pub use self::net::ShareNet;
-pub use self::pospace::PoSpace;
+pub use self::pospace::{HeldShare, PoSpace, PoSpaceView};
 pub use self::seen::FirstSeen;
 use self::seen::SeenLog;
 use crate::p2p::{ChainStatus, Inbound, P2pHandle, Via};
@@ -126,6 +134,50 @@ pub struct ShareSnapshot {
     pub sync: SyncStatus,
 }
 
+/// The chain as the share worker last published it: immutable, replaced whole after every
+/// change that matters. Read with [`Service::view`].
+#[derive(Debug)]
+pub struct ChainView<K: ShareKind> {
+    /// The best share.
+    pub best: Option<ShareHash>,
+    /// The best share's height as peers compare it (0 without one).
+    pub height: u32,
+    /// Shares held.
+    pub shares: usize,
+    /// Shares without children.
+    pub heads: Vec<ShareHash>,
+    /// Verified shares without verified children.
+    pub verified_heads: Vec<ShareHash>,
+    /// Parents not held, below shares that want history.
+    pub missing_parents: usize,
+    /// The kind's derived data ([`ShareKind::View`]).
+    pub kind: K::View,
+}
+
+impl<K: ShareKind> ChainView<K> {
+    /// The view of `t`, reusing what did not change since `previous` (what the worker
+    /// publishes after each change).
+    pub fn of(
+        params: &'static K::Params,
+        t: &KindTracker<K>,
+        previous: Option<&ChainView<K>>,
+    ) -> Self {
+        let best = t.best();
+        ChainView {
+            best,
+            height: best.map(|b| K::height(t.chain(), &b)).unwrap_or(0),
+            shares: t.chain().len(),
+            heads: t.heads(),
+            verified_heads: t.verified_heads(),
+            missing_parents: t.missing_parents().len(),
+            kind: K::view(params, t, previous.map(|p| &p.kind)),
+        }
+    }
+}
+
+/// A read-only look at the tracker, run on the worker between jobs.
+type Query<K> = Box<dyn FnOnce(&KindTracker<K>) + Send>;
+
 /// A change to the verifier's outside facts (e.g. new Chia signage points), run on the worker.
 type RulesUpdate<K> = Box<dyn FnOnce(&mut <K as ShareKind>::Verifier) + Send>;
 
@@ -145,12 +197,20 @@ enum Job<K: ShareKind> {
     Rules(RulesUpdate<K>),
     /// Held shares are checked against their context again.
     Recheck,
+    /// A read-only look at the tracker.
+    Query(Query<K>),
     Stop(oneshot::Sender<()>),
 }
 
 struct Inner<K: ShareKind> {
     params: &'static K::Params,
+    /// Changed only by the worker; the service's own sync protocol reads it to answer peers.
+    /// Everyone else reads `view`.
     tracker: Mutex<KindTracker<K>>,
+    /// What the worker published of the tracker after its last change.
+    view: ArcSwap<ChainView<K>>,
+    /// Whether the node is behind its peers, refreshed on every chain change and peer claim.
+    sync: ArcSwap<SyncStatus>,
     /// Sync requests and answers (async).
     p2p: P2pHandle,
     /// What the worker tells the network (never blocks it).
@@ -261,10 +321,14 @@ impl<K: ShareKind> Service<K> {
         .await
         .expect("loading does not panic")?;
         let (best_tx, _) = watch::channel(tracker.best());
+        let view = ChainView::of(params, &tracker, None);
+        let sync = SyncStatus::new(view.height, 0);
         let (jobs, jobs_rx) = mpsc::channel(JOB_QUEUE);
         let inner = Arc::new(Inner {
             params,
             tracker: Mutex::new(tracker),
+            view: ArcSwap::from_pointee(view),
+            sync: ArcSwap::from_pointee(sync),
             p2p,
             net,
             best_tx,
@@ -302,7 +366,12 @@ impl<K: ShareKind> Service<K> {
 
     /// The best share to build on.
     pub fn best_share_hash(&self) -> Option<ShareHash> {
-        self.inner.tracker.lock().best()
+        self.view().best
+    }
+
+    /// The chain as the share worker last published it (never waits on the worker).
+    pub fn view(&self) -> Arc<ChainView<K>> {
+        self.inner.view.load_full()
     }
 
     /// The body of P2Pool's `GET /web/best_share_hash`: the best share hash as a JSON string
@@ -319,11 +388,23 @@ impl<K: ShareKind> Service<K> {
         self.inner.best_tx.subscribe()
     }
 
-    /// Runs `f` on the tracker (e.g. `sharechain::generate` on `tracker.parts()` to build work).
-    /// Do not insert through it: shares enter through [`Self::submit_local_share`] so they are
-    /// stored and gossiped.
-    pub fn with_tracker<R>(&self, f: impl FnOnce(&mut KindTracker<K>) -> R) -> R {
-        f(&mut self.inner.tracker.lock())
+    /// Runs `f` with read access to the tracker on the share worker, between its jobs, and
+    /// returns what it gives: for lookups the published [`ChainView`] does not keep (one share's
+    /// details). Waits behind the jobs queued before it.
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&KindTracker<K>) -> R + Send + 'static,
+    ) -> Result<R, SubmitError<K::VerifyError>> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Query(Box::new(move |t: &KindTracker<K>| {
+            let _ = reply.send(f(t));
+        }));
+        self.inner
+            .jobs
+            .send(job)
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
+        rx.await.map_err(|_| SubmitError::Stopped)
     }
 
     /// When `hash` arrived and from whom; `None` for shares loaded from the store (or unknown).
@@ -379,30 +460,20 @@ impl<K: ShareKind> Service<K> {
 
     /// Whether the node is too far behind its peers to hand out work, and why.
     pub fn sync_status(&self) -> SyncStatus {
-        self.inner.sync_status()
+        SyncStatus::clone(&self.inner.sync.load())
     }
 
     /// A summary for the HTTP API.
     pub fn snapshot(&self) -> ShareSnapshot {
-        let (best, height, shares, heads, missing) = {
-            let t = self.inner.tracker.lock();
-            let best = t.best();
-            (
-                best,
-                best.map(|b| K::height(t.chain(), &b)).unwrap_or(0),
-                t.chain().len(),
-                t.verified_heads().len(),
-                t.missing_parents().len(),
-            )
-        };
+        let view = self.view();
         let peers = self.inner.peers.lock().len();
         let sync = self.sync_status();
         ShareSnapshot {
-            best: best.map(|b| b.to_string()),
-            height,
-            shares,
-            verified_heads: heads,
-            missing_parents: missing,
+            best: view.best.map(|b| b.to_string()),
+            height: view.height,
+            shares: view.shares,
+            verified_heads: view.verified_heads.len(),
+            missing_parents: view.missing_parents,
             peers,
             received: self.inner.received.load(Ordering::Relaxed),
             invalid: self.inner.invalid.load(Ordering::Relaxed),
@@ -436,27 +507,54 @@ async fn context_ticker<K: ShareKind>(inner: std::sync::Weak<Inner<K>>) {
 }
 
 impl<K: ShareKind> Inner<K> {
+    /// The published sync status.
     fn sync_status(&self) -> SyncStatus {
-        let (height, peer_height) = {
-            let peers = self.peers.lock();
-            let t = self.tracker.lock();
-            let height = t.best().map(|b| K::height(t.chain(), &b)).unwrap_or(0);
-            let peer_height = peers
-                .values()
-                .map(|p| p.backed_height::<K>(&t))
-                .max()
-                .unwrap_or(0);
-            (height, peer_height)
-        };
+        SyncStatus::clone(&self.sync.load())
+    }
+
+    /// The sync status of `t` against the peers' chains.
+    fn sync_status_of(&self, t: &KindTracker<K>) -> SyncStatus {
+        // Never waits on `peers` while others wait on the tracker: peers are copied out first.
+        let peers: Vec<PeerChain> = self.peers.lock().values().copied().collect();
+        let height = t.best().map(|b| K::height(t.chain(), &b)).unwrap_or(0);
+        let peer_height = peers
+            .iter()
+            .map(|p| p.backed_height::<K>(t))
+            .max()
+            .unwrap_or(0);
         SyncStatus::new(height, peer_height)
     }
 
+    /// Recomputes the sync status after a peer's claim changed.
+    fn refresh_sync(&self) {
+        let peers: Vec<PeerChain> = self.peers.lock().values().copied().collect();
+        let status = {
+            let t = self.tracker.lock();
+            let height = t.best().map(|b| K::height(t.chain(), &b)).unwrap_or(0);
+            let peer_height = peers
+                .iter()
+                .map(|p| p.backed_height::<K>(&t))
+                .max()
+                .unwrap_or(0);
+            SyncStatus::new(height, peer_height)
+        };
+        self.sync.store(Arc::new(status));
+    }
+
+    /// Publishes the view of `t` (and its sync status): the worker calls it after every change
+    /// that matters, before telling anyone of a new best share.
+    fn publish(&self, t: &KindTracker<K>) {
+        let previous = self.view.load();
+        let view = ChainView::of(self.params, t, Some(&previous));
+        self.view.store(Arc::new(view));
+        self.sync.store(Arc::new(self.sync_status_of(t)));
+    }
+
     fn status(&self) -> ChainStatus {
-        let t = self.tracker.lock();
-        let best = t.best();
+        let view = self.view.load();
         ChainStatus {
-            best,
-            height: best.map(|b| K::height(t.chain(), &b)).unwrap_or(0),
+            best: view.best,
+            height: view.height,
         }
     }
 
@@ -467,6 +565,7 @@ impl<K: ShareKind> Inner<K> {
             .entry(peer)
             .or_default()
             .note_status(status);
+        self.refresh_sync();
     }
 
     /// A share `peer` gossiped and this node took in: the peer has at least that chain.
@@ -476,5 +575,6 @@ impl<K: ShareKind> Inner<K> {
             .entry(peer)
             .or_default()
             .note_sent(height, hash);
+        self.refresh_sync();
     }
 }

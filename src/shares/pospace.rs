@@ -5,17 +5,51 @@
 //! A share answers a Chia signage point; the verifier holds it as pending until the node knows
 //! that signage point ([`super::Service::update_rules`] gives the verifier new ones).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use libp2p::StreamProtocol;
 use sharechain::chain::Chain;
 use sharechain::pospace_share::{
-    check_time, new_pospace_tracker, precheck, ChiaNetwork, DecodeError, PoSpaceShare,
-    PoSpaceVerifier, ShareError,
+    check_time, new_pospace_tracker, precheck, window_weights, ChiaNetwork, DecodeError,
+    PoSpaceShare, PoSpaceVerifier, ShareError,
 };
 use sharechain::ShareHash;
 use thiserror::Error;
 
 use super::kind::{KindTracker, Precheck, Refusal, ShareKind};
 use crate::p2p::Names;
+
+/// Shares of the best chain a [`PoSpaceView`] keeps (the status page's share list).
+pub const RECENT_SHARES: usize = 500;
+
+/// A held share with where it stands in the chain.
+#[derive(Debug, Clone)]
+pub struct HeldShare {
+    /// The share.
+    pub share: Arc<PoSpaceShare>,
+    /// Its local height in the held chain.
+    pub height: u32,
+    /// Whether it is verified.
+    pub verified: bool,
+}
+
+/// The PoSpace kind's published view of the chain: what the farmer and the Chia HTTP API read,
+/// derived once per change of the best share by the share worker.
+#[derive(Debug, Clone)]
+pub struct PoSpaceView {
+    /// The best share (the parent of new shares).
+    pub best: Option<ShareHash>,
+    /// The difficulty the chain requires of a share on `best`.
+    pub difficulty: u64,
+    /// The newest [`RECENT_SHARES`] shares of the best chain, newest first.
+    pub recent: Arc<Vec<HeldShare>>,
+    /// Difficulty per payout puzzle hash over the PPLNS window ending with `best`
+    /// (`sharechain::pospace_share::window_weights`).
+    pub weights: Arc<BTreeMap<[u8; 32], u64>>,
+    /// Shares in that window.
+    pub window_shares: usize,
+}
 
 /// The Chia proof-of-space share kind.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +77,7 @@ impl ShareKind for PoSpace {
     type Verifier = PoSpaceVerifier;
     type VerifyError = ShareError;
     type DecodeError = ArrivalError;
+    type View = PoSpaceView;
 
     fn network_name(params: &ChiaNetwork) -> &'static str {
         params.name
@@ -71,6 +106,48 @@ impl ShareKind for PoSpace {
             ArrivalError::Decode(_) => Refusal::Malformed,
             ArrivalError::Check(ShareError::FutureTimestamp { .. }) => Refusal::Early,
             ArrivalError::Check(_) => Refusal::Invalid,
+        }
+    }
+
+    fn view(
+        params: &'static ChiaNetwork,
+        tracker: &KindTracker<Self>,
+        previous: Option<&PoSpaceView>,
+    ) -> PoSpaceView {
+        let best = tracker.best();
+        let chain = tracker.chain();
+        let difficulty = tracker.verifier().required_difficulty(chain, best.as_ref());
+        if let Some(prev) = previous.filter(|p| p.best == best) {
+            return PoSpaceView {
+                difficulty,
+                ..prev.clone()
+            };
+        }
+        let (recent, weights, window_shares) = match best {
+            Some(b) => (
+                chain
+                    .ancestors(&b)
+                    .take(RECENT_SHARES)
+                    .map(|s| {
+                        let hash = s.hash();
+                        HeldShare {
+                            share: Arc::clone(s),
+                            height: chain.height(&hash).unwrap_or(0),
+                            verified: chain.is_verified(&hash),
+                        }
+                    })
+                    .collect(),
+                window_weights(chain, &b, params.window),
+                chain.ancestors(&b).take(params.window as usize).count(),
+            ),
+            None => (Vec::new(), BTreeMap::new(), 0),
+        };
+        PoSpaceView {
+            best,
+            difficulty,
+            recent: Arc::new(recent),
+            weights: Arc::new(weights),
+            window_shares,
         }
     }
 

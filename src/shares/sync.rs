@@ -10,6 +10,7 @@ use sharechain::tracker::TrackedShare;
 use sharechain::ShareHash;
 use tokio::sync::mpsc;
 
+use super::height::PeerChain;
 use super::kind::ShareKind;
 use super::{Inner, Job};
 use crate::p2p::protocol::{MAX_PARENTS, MAX_RESPONSE_BYTES, MAX_STOPS, MAX_WANT};
@@ -56,6 +57,7 @@ pub(super) async fn dispatch<K: ShareKind>(
             }
             Inbound::PeerGone(peer) => {
                 inner.peers.lock().remove(&peer);
+                inner.refresh_sync();
             }
         }
     }
@@ -73,7 +75,9 @@ pub(super) async fn sync_ticker<K: ShareKind>(inner: Weak<Inner<K>>) {
         // Peers whose best chain we lack (or who had none when asked): ask again, so a status
         // taken while they were still syncing themselves does not leave us behind.
         let stale: Vec<PeerId> = {
-            let peers = inner.peers.lock();
+            // Peers copied out first: nothing waits on `peers` while holding the tracker.
+            let peers: Vec<(PeerId, PeerChain)> =
+                inner.peers.lock().iter().map(|(p, s)| (*p, *s)).collect();
             let t = inner.tracker.lock();
             peers
                 .iter()

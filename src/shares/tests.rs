@@ -334,9 +334,11 @@ mod pospace {
             assert!(tokio::time::Instant::now() < deadline, "share not stored");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(svc.with_tracker(
-            |t| t.chain().contains(&share.hash()) && !t.chain().is_verified(&share.hash())
-        ));
+        let hash = share.hash();
+        assert!(svc
+            .query(move |t| t.chain().contains(&hash) && !t.chain().is_verified(&hash))
+            .await
+            .unwrap());
         assert_eq!(svc.best_share_hash(), None);
 
         svc.update_rules(move |v| v.signage_points_mut().insert(sp))
@@ -348,7 +350,10 @@ mod pospace {
             .expect("verified in time")
             .unwrap();
         assert_eq!(svc.best_share_hash(), Some(share.hash()));
-        assert!(svc.with_tracker(|t| t.chain().is_verified(&share.hash())));
+        assert!(svc
+            .query(move |t| t.chain().is_verified(&hash))
+            .await
+            .unwrap());
         assert!(
             !rec.0
                 .lock()
@@ -400,4 +405,45 @@ async fn sync_requests_are_answered_newest_first_down_to_a_stop() {
             shares: vec![shares[3].share().to_bytes()],
         }
     );
+}
+
+/// Every acknowledged local share is in the published view at once: best share, height, the
+/// newest shares of the best chain, and a work base that builds exactly what `generate` builds
+/// on the same chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_published_view_follows_each_local_share_and_builds_what_generate_builds() {
+    let h = harness().await;
+    let empty = h.svc.view();
+    assert_eq!((empty.best, empty.height, empty.shares), (None, 0, 0));
+    assert_eq!(empty.kind.work.as_ref().unwrap().parent(), None);
+
+    let scripts: Vec<_> = (1..=3).map(p2wpkh).collect();
+    let (mut t, shares) = build_chain(params(), 30, &scripts);
+    for (i, share) in shares.iter().enumerate() {
+        h.svc.submit_local_share(share.clone()).await.unwrap();
+        let view = h.svc.view();
+        assert_eq!(view.best, Some(share.hash()));
+        assert_eq!(view.height, share.share().share_info.absheight);
+        assert_eq!(view.shares, i + 1);
+        assert_eq!(view.kind.best_hash(), Some(share.hash()));
+        assert_eq!(view.kind.recent.len(), i + 1);
+    }
+    let view = h.svc.view();
+    let base = view.kind.work.as_ref().unwrap();
+    let best = shares.last().map(CheckedShare::hash);
+    assert_eq!(base.parent(), best);
+    for tag in [1, 2, 77] {
+        let req = sharechain::testkit::request(params(), best, p2wpkh(tag), 1_800_000_000, tag);
+        let (chain, verifier) = t.parts();
+        let expected = sharechain::generate(chain, verifier.pplns_mut(), params(), &req).unwrap();
+        assert_eq!(base.template(&req).unwrap(), expected);
+    }
+    // One share's details go through the worker.
+    let hash = shares[3].hash();
+    let absheight = h
+        .svc
+        .query(move |t| t.chain().get(&hash).map(|s| s.share().share_info.absheight))
+        .await
+        .unwrap();
+    assert_eq!(absheight, Some(shares[3].share().share_info.absheight));
 }

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use sharechain::pospace_share::{PoSpaceShare, SignagePoint};
 use sharechain::share::ShareHash;
 
-use super::sink::{remember, work_of, PoSpaceShareSink, ShareWork, SinkError};
+use super::sink::{remember, PoSpaceShareSink, ShareWork, SinkError};
 use crate::shares::{PoSpaceService, SubmitError};
 
 /// The share service behind the farmer endpoint.
@@ -39,7 +39,12 @@ impl ServiceSink {
 
 impl PoSpaceShareSink for ServiceSink {
     fn work(&self) -> ShareWork {
-        self.service.with_tracker(|t| work_of(t))
+        // The share worker's published view: never waits on it.
+        let view = self.service.view();
+        ShareWork {
+            prev: view.best,
+            difficulty: view.kind.difficulty,
+        }
     }
 
     fn signage_point(&self, sp: SignagePoint) {

@@ -96,7 +96,7 @@ impl std::fmt::Debug for Request {
     }
 }
 
-pub(crate) fn work_of(tracker: &PoSpaceTracker) -> ShareWork {
+pub(super) fn work_of(tracker: &PoSpaceTracker) -> ShareWork {
     let prev = tracker.best();
     ShareWork {
         prev,
