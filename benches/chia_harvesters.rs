@@ -156,7 +156,6 @@ fn main() {
             harvesters,
             plots,
             secs,
-            keys: keys.clone(),
             sim_plots: sim_names
                 .iter()
                 .take(scenario.answering)
@@ -180,7 +179,6 @@ struct Run {
     harvesters: usize,
     plots: usize,
     secs: u64,
-    keys: FarmerKeys,
     sim_plots: Vec<PathBuf>,
     /// The chia venv and the real harvester's plot directory.
     real: Option<(PathBuf, PathBuf)>,

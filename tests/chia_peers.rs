@@ -202,11 +202,16 @@ async fn a_peers_share_is_taken_on_a_real_signage_point_and_refused_on_one_the_c
         &dir.path().join("harvester.log"),
     ));
     let taken = loop {
-        let on_b = b.sink.service().with_tracker(|t| {
-            t.verified_heads()
-                .into_iter()
-                .find(|h| t.chain().is_verified(h))
-        });
+        let on_b = b
+            .sink
+            .service()
+            .query(|t| {
+                t.verified_heads()
+                    .into_iter()
+                    .find(|h| t.chain().is_verified(h))
+            })
+            .await
+            .expect("B's share service");
         if let Some(hash) = on_b {
             break hash;
         }
@@ -227,7 +232,9 @@ async fn a_peers_share_is_taken_on_a_real_signage_point_and_refused_on_one_the_c
     assert!(
         a.sink
             .service()
-            .with_tracker(|t| t.chain().contains(&taken)),
+            .query(move |t| t.chain().contains(&taken))
+            .await
+            .expect("A's share service"),
         "B's share is A's"
     );
     let counts = b.sink.service().context_counts();
@@ -279,10 +286,13 @@ async fn a_peers_share_is_taken_on_a_real_signage_point_and_refused_on_one_the_c
         sent.elapsed() >= Duration::from_secs(GRACE_SECS),
         "held for the grace"
     );
+    let fake_hash = fake.hash();
     assert!(!b
         .sink
         .service()
-        .with_tracker(|t| t.chain().contains(&fake.hash())));
+        .query(move |t| t.chain().contains(&fake_hash))
+        .await
+        .expect("B's share service"));
     assert!(b.sink.service().snapshot().invalid >= 1);
     let status_b = get(b.worker_addr, "/chia/full_node").await;
     assert_eq!(
@@ -307,7 +317,9 @@ async fn a_peers_share_is_taken_on_a_real_signage_point_and_refused_on_one_the_c
     assert!(b
         .sink
         .service()
-        .with_tracker(|t| t.chain().is_verified(&taken)));
+        .query(move |t| t.chain().is_verified(&taken))
+        .await
+        .expect("B's share service"));
     a.shutdown().await;
     b.shutdown().await;
     drop(net);

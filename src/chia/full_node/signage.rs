@@ -519,7 +519,10 @@ mod tests {
                 assert!(Instant::now() < deadline, "share not held");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            assert!(!svc.with_tracker(|t| t.chain().contains(&share.hash())));
+            assert!(!{
+                let h = share.hash();
+                svc.query(move |t| t.chain().contains(&h)).await.unwrap()
+            });
             Setup {
                 svc,
                 oracle,
@@ -553,9 +556,12 @@ mod tests {
                 .expect("taken in time")
                 .unwrap();
             assert_eq!(s.svc.best_share_hash(), Some(s.share.hash()));
+            let h = s.share.hash();
             assert!(s
                 .svc
-                .with_tracker(|t| t.chain().is_verified(&s.share.hash())));
+                .query(move |t| t.chain().is_verified(&h))
+                .await
+                .unwrap());
             let counts = s.svc.context_counts();
             assert_eq!((counts.held, counts.released, counts.expired), (0, 1, 0));
             let events = s.rec.0.lock().clone();
@@ -585,9 +591,12 @@ mod tests {
                 .await
                 .expect("taken in time")
                 .unwrap();
+            let h = s.share.hash();
             assert!(s
                 .svc
-                .with_tracker(|t| t.chain().is_verified(&s.share.hash())));
+                .query(move |t| t.chain().is_verified(&h))
+                .await
+                .unwrap());
             assert_eq!(s.oracle.counts().confirmed_by_rpc, 1);
             s.svc.shutdown().await;
         }
@@ -626,7 +635,10 @@ mod tests {
                 s.sp.peak_height,
             );
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            assert!(!s.svc.with_tracker(|t| t.chain().contains(&s.share.hash())));
+            assert!(!{
+                let h = s.share.hash();
+                s.svc.query(move |t| t.chain().contains(&h)).await.unwrap()
+            });
             s.svc.shutdown().await;
         }
     }
