@@ -325,6 +325,17 @@ async fn run(run: Run) -> Result<String, String> {
         .iter()
         .filter(|r| Some(r.harvester) == real_id)
         .count();
+    // p99 of the project's harvester clients and of chia's own harvester apart.
+    let p99_of = |real: bool| {
+        let mut ms: Vec<f64> = shares
+            .iter()
+            .filter(|r| (Some(r.harvester) == real_id) == real)
+            .map(|r| r.proof_to_share_ms)
+            .collect();
+        ms.sort_unstable_by(f64::total_cmp);
+        percentile(&ms, 0.99)
+    };
+    let (sim_p99, real_p99) = (p99_of(false), p99_of(true));
     let floor = share_check_ms(&farmer, &shares);
     let mut refused = BTreeMap::new();
     for name in after.keys().filter(|n| is_refusal(n)) {
@@ -353,7 +364,8 @@ async fn run(run: Run) -> Result<String, String> {
     );
     let line = format!(
         "RESULT scenario={} answering={} signage_interval_ms={} harvesters={} plots={sim_plots} proofs_per_s={:.1} proof_to_share_ms={:.3} \
-         proof_to_share_p99_ms={:.3} real_harvester_shares={real_shares} shares_per_s={:.1} \
+         proof_to_share_p99_ms={:.3} sim_p99_ms={sim_p99:.3} real_p99_ms={real_p99:.3} \
+         real_harvester_shares={real_shares} shares_per_s={:.1} \
          shares={} node_ms={:.3} node_p99_ms={:.3} signature_wait_ms={:.3} \
          signature_wait_p99_ms={:.3} share_check_ms={floor:.3} \
          node_cpu_ms_per_share={:.3} generator_cpu_s={generator_cpu_s:.1}{}{refused_text}",

@@ -157,6 +157,21 @@ impl Frame {
             source,
         })
     }
+
+    /// [`Self::payload`] without the subgroup checks of its BLS points (they are still
+    /// decompressed, so on the curve): for a message whose keys the caller checks otherwise
+    /// before any pairing or signature uses them (`new_proof_of_space`: its plot key must equal a
+    /// sum of checked keys before the proof is signed, its pool key the node's own or be checked).
+    pub fn payload_unchecked_points<T: chia_traits::Streamable>(
+        &self,
+        what: &'static str,
+    ) -> Result<T, ProtocolError> {
+        T::from_bytes_unchecked(self.data.as_ref()).map_err(|source| ProtocolError::Payload {
+            what,
+            msg_type: self.msg_type,
+            source,
+        })
+    }
 }
 
 /// A pool's partial threshold for plot-NFT plots.

@@ -195,8 +195,14 @@ pub fn complete(
     if let Some(t) = &taproot {
         plot_pk += &t.public_key();
     }
+    // The proof's keys were read without subgroup checks (`payload_unchecked_points`): the plot
+    // key is now equal to a sum of checked keys; the pool key is checked here, for the proofs
+    // that become shares.
     if plot_pk != pos.plot_public_key {
         return Err(Refused::PlotKeyMismatch);
+    }
+    if pos.pool_public_key.as_ref().is_some_and(|k| !k.is_valid()) {
+        return Err(Refused::Malformed("pool public key not in the G1 subgroup"));
     }
     let harvester_sig: &Signature = reply
         .message_signatures

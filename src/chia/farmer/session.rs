@@ -428,7 +428,9 @@ impl Session {
                 Ok(())
             }
             msg::NEW_PROOF_OF_SPACE => {
-                let m: p::NewProofOfSpace = frame.payload("new_proof_of_space")?;
+                // Keys checked where they are used as points (`intake::complete`, and the
+                // block's signatures): most proofs never are (duplicates, below difficulty).
+                let m: p::NewProofOfSpace = frame.payload_unchecked_points("new_proof_of_space")?;
                 self.on_proof(ws, &m, received).await
             }
             msg::RESPOND_SIGNATURES => {
