@@ -514,43 +514,73 @@ pub struct NewSignagePoint {
     pub filter_challenge: Option<Bytes32>,
 }
 
-/// `declare_proof_of_space` (farmer → full node): a proof good enough for a block, with the
-/// plot key's signatures of the two signage points and where the rewards go.
+/// `declare_proof_of_space` (message 9, farmer → full node): a proof good enough for a block,
+/// with the plot key's signatures of the two signage points and where the rewards go. The full
+/// node makes an unfinished block of it and answers with `request_signed_values`, or not at
+/// all (while syncing, or for a signage point it does not know or no longer has as current).
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct DeclareProofOfSpace {
+    /// The challenge chain's challenge for the sub-slot of the signage point.
     pub challenge_hash: Bytes32,
+    /// The challenge chain signage point hash the proof answers (`new_signage_point`'s).
     pub challenge_chain_sp: Bytes32,
+    /// Index of the signage point in its sub-slot, 0 to 63 (0 is an end of sub-slot).
     pub signage_point_index: u8,
+    /// The reward chain signage point hash (`new_signage_point`'s); the full node drops a
+    /// declaration whose value is no longer its current one.
     pub reward_chain_sp: Bytes32,
+    /// The harvester's proof of space.
     pub proof_of_space: ProofOfSpace,
+    /// The plot key's (aggregate) signature of `challenge_chain_sp`.
     pub challenge_chain_sp_signature: Signature,
+    /// The plot key's (aggregate) signature of `reward_chain_sp`.
     pub reward_chain_sp_signature: Signature,
+    /// Where the block's farmer part goes.
     pub farmer_puzzle_hash: Bytes32,
     /// For a plot made with a pool public key (`None` for a plot-NFT plot).
     pub pool_target: Option<PoolTarget>,
     /// The pool key's signature of `pool_target`.
     pub pool_signature: Option<Signature>,
+    /// Asks the full node to put the foliage and reward chain data behind the hashes into its
+    /// `request_signed_values` (for CHIP-22 harvesters); `false` by chia's default and from
+    /// this node.
     pub include_signature_source_data: bool,
 }
 
-/// `request_signed_values` (full node → farmer): the unfinished block made from a declared
-/// proof, named by its quality string, waiting for the plot key's signatures of its foliage.
+/// `request_signed_values` (message 10, full node → farmer): the unfinished block made from a
+/// declared proof, named by its quality string, waiting for the plot key's signatures of its
+/// foliage. Sent once after `declare_proof_of_space`, and again for the backup block (the same
+/// block without transactions) when the first candidate, one with transactions, fails.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct RequestSignedValues {
+    /// The declared proof's quality string (the full node's key for its candidate block).
     pub quality_string: Bytes32,
+    /// Hash of the unfinished block's foliage block data, to be signed by the plot key.
     pub foliage_block_data_hash: Bytes32,
     /// Zeros for a block that is not a transaction block.
     pub foliage_transaction_block_hash: Bytes32,
+    /// The foliage block data itself, only when the declaration asked for source data.
     pub foliage_block_data: Option<FoliageBlockData>,
+    /// The foliage transaction block itself, only when the declaration asked for source data
+    /// and the block is a transaction block.
     pub foliage_transaction_block_data: Option<FoliageTransactionBlock>,
+    /// The unfinished block's reward chain block, only when the declaration asked for source
+    /// data.
     pub rc_block_unfinished: Option<RewardChainBlockUnfinished>,
 }
 
-/// `signed_values` (farmer → full node): the plot key's signatures of the foliage.
+/// `signed_values` (message 11, farmer → full node): the plot key's signatures of the foliage,
+/// the answer to `request_signed_values`. The full node puts them into its candidate
+/// unfinished block and adds it (which validates and propagates it); a timelord's infusion
+/// then finishes the block.
 #[derive(Streamable, Debug, Clone, PartialEq, Eq)]
 pub struct SignedValues {
+    /// The quality string of the `request_signed_values` answered.
     pub quality_string: Bytes32,
+    /// The plot key's (aggregate) signature of `foliage_block_data_hash`.
     pub foliage_block_data_signature: Signature,
+    /// The plot key's (aggregate) signature of `foliage_transaction_block_hash` (the full
+    /// node uses it only for a transaction block).
     pub foliage_transaction_block_signature: Signature,
 }
 

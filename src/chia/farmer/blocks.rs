@@ -79,12 +79,16 @@ impl ChainConstants {
 pub enum Uplink {
     /// `declare_proof_of_space` of attempt `attempt`.
     Declare {
+        /// The attempt's number ([`BlockAttempt::id`]).
         attempt: u64,
+        /// The message, as the link sends it (message 9).
         message: Box<p::DeclareProofOfSpace>,
     },
     /// `signed_values` of attempt `attempt`.
     SignedValues {
+        /// The attempt's number ([`BlockAttempt::id`]).
         attempt: u64,
+        /// The message, as the link sends it (message 11).
         message: p::SignedValues,
     },
 }
@@ -116,9 +120,14 @@ impl Stage {
 /// block was seen in the chain.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BlockPayout {
+    /// The payee's address on the node's chia network (bech32m, `xch…` or `txch…`).
     pub address: String,
+    /// The payee's puzzle hash, hex.
     pub puzzle_hash: String,
+    /// The payee's part of the block reward's pool part, in mojos.
     pub mojos: u64,
+    /// The payee's share of the PPLNS window: its shares' summed difficulty over the window's
+    /// (0 to 1).
     pub fraction: f64,
 }
 
@@ -128,23 +137,37 @@ pub type BlockSplit = Arc<dyn Fn() -> Vec<BlockPayout> + Send + Sync>;
 /// One attempt to farm a block, as `/chia/blocks` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockAttempt {
+    /// The attempt's number, counted from 1 since the node started.
     pub id: u64,
     /// When it was declared (seconds since the Unix epoch).
     pub time: u64,
+    /// Connection number of the harvester whose proof it is
+    /// ([`super::HarvesterInfo::id`]).
     pub harvester: u64,
+    /// The plot id, hex.
     pub plot_id: String,
+    /// The plot's size k.
     pub k: u8,
+    /// The sub-slot challenge of the answered signage point, hex.
     pub challenge_hash: String,
     /// The challenge-chain signage point.
     pub sp_hash: String,
+    /// The reward-chain signage point hash, hex.
     pub reward_chain_sp: String,
+    /// Index of the signage point in its sub-slot (0 is the sub-slot's end).
     pub signage_point_index: u8,
     /// The full node's peak when it sent the signage point.
     pub sp_peak_height: u32,
+    /// The proof's quality string, hex (how the full node names the attempt).
     pub quality_string: String,
+    /// The proof's required iterations at the chain's difficulty.
     pub required_iters: u64,
+    /// The signage point interval in iterations (`sub_slot_iters / NUM_SPS_SUB_SLOT`): a
+    /// proof below it can make a block.
     pub sp_interval_iters: u64,
+    /// The chain's block difficulty at the signage point.
     pub chain_difficulty: u64,
+    /// The chain's sub-slot iterations at the signage point.
     pub sub_slot_iters: u64,
     /// Where the farmer part goes (the node's payout puzzle hash).
     pub farmer_puzzle_hash: String,
@@ -152,17 +175,20 @@ pub struct BlockAttempt {
     pub pool_target: Option<String>,
     /// The full node link's connection number it was declared on.
     pub connection: u64,
+    /// Where it stands.
     pub stage: Stage,
     /// In words: `declared`, `signed values sent`, `in the chain at height H`,
     /// `not included: …`, `rejected: …`.
     pub outcome: String,
     /// `signed_values` sent (the full node may ask again for a backup block).
     pub signed_values: u32,
-    /// The block, once in the chain.
+    /// The block's height, once in the chain.
     pub height: Option<u32>,
+    /// The block's header hash, hex, once in the chain.
     pub header_hash: Option<String>,
-    /// The block record's puzzle hashes.
+    /// The block record's farmer puzzle hash, hex (where the farmer part went).
     pub block_farmer_puzzle_hash: Option<String>,
+    /// The block record's pool puzzle hash, hex (where the pool part went).
     pub block_pool_puzzle_hash: Option<String>,
     /// When the outcome was known.
     pub resolved_at: Option<u64>,
@@ -173,24 +199,37 @@ pub struct BlockAttempt {
 /// A proof good enough for a block, waiting for the harvester's signatures.
 #[derive(Debug, Clone)]
 pub struct BlockProof {
+    /// The proof's quality string.
     pub quality: [u8; 32],
+    /// The proof's required iterations at the chain's difficulty.
     pub required_iters: u64,
+    /// The signage point interval in iterations; `required_iters` is below it.
     pub sp_interval_iters: u64,
+    /// The signage point the proof answers.
     pub point: SignagePoint,
+    /// The full node's chain data at that signage point.
     pub chain: ChainPoint,
+    /// The plot id.
     pub plot_id: [u8; 32],
+    /// The proof of space, as the harvester sent it.
     pub proof: ProofOfSpace,
+    /// The harvester's name for the plot (`new_proof_of_space`'s `plot_identifier`), given back
+    /// when asking it for signatures.
     pub plot_identifier: String,
 }
 
 /// What the full node link needs to tell an attempt's outcome.
 #[derive(Debug, Clone)]
 pub struct Waiting {
+    /// The attempt's number ([`BlockAttempt::id`]).
     pub id: u64,
+    /// Where it stands ([`Stage::Declared`] or [`Stage::SignedValues`]).
     pub stage: Stage,
+    /// The full node's peak when it sent the signage point: the block is looked for around it.
     pub sp_peak_height: u32,
     /// Declared at (seconds since the Unix epoch).
     pub time: u64,
+    /// The declared proof of space, found again in the block that carries it.
     pub proof: ProofOfSpace,
 }
 
@@ -199,9 +238,13 @@ pub struct Waiting {
 pub enum Resolution {
     /// The block is in the chain.
     InChain {
+        /// The block's height.
         height: u32,
+        /// The block's header hash.
         header_hash: [u8; 32],
+        /// The block record's farmer puzzle hash (`None` when the record could not be read).
         farmer_puzzle_hash: Option<[u8; 32]>,
+        /// The block record's pool puzzle hash (`None` when the record could not be read).
         pool_puzzle_hash: Option<[u8; 32]>,
     },
     /// Not in the chain, and why.
@@ -213,7 +256,10 @@ pub enum Resolution {
 pub enum SessionCommand {
     /// Ask the harvester for the foliage signatures of attempt `attempt`.
     SignValues {
+        /// The attempt's number ([`BlockAttempt::id`]).
         attempt: u64,
+        /// The `request_signatures` to send: the foliage block data hash and the foliage
+        /// transaction block hash to sign.
         request: p::RequestSignatures,
     },
 }
@@ -222,14 +268,20 @@ pub enum SessionCommand {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BlockError {
+    /// The farmer public key in the harvester's `respond_signatures` is not this node's.
     #[error("the harvester's farmer key is not this node's")]
     ForeignFarmerKey,
+    /// The harvester's local key and the farmer key (and the taproot key for a plot-NFT plot)
+    /// do not add up to the proof's plot public key.
     #[error("harvester keys do not add up to the plot key")]
     PlotKeyMismatch,
+    /// The harvester's answer has no signature of the named message.
     #[error("no harvester signature for {0}")]
     MissingSignature(&'static str),
+    /// The aggregate plot-key signature of the named message does not verify.
     #[error("the aggregate signature of {0} does not verify")]
     BadSignature(&'static str),
+    /// The plot was made with a pool public key that is not this node's.
     #[error("the plot's pool public key is not this node's")]
     ForeignPoolKey,
 }

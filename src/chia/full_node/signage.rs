@@ -70,8 +70,9 @@ pub struct OracleCounts {
     pub from_link: u64,
     /// Confirmed by the RPC.
     pub confirmed_by_rpc: u64,
-    /// RPC look-ups made, and those the full node did not know.
+    /// RPC look-ups made.
     pub lookups: u64,
+    /// RPC look-ups of a signage point the full node did not know.
     pub lookup_misses: u64,
     /// Signage points found reverted.
     pub reverted: u64,
