@@ -4,7 +4,7 @@
 //! the share's signage point). Without a context (the default, e.g. the embedded regtest clock)
 //! every share goes straight to the tracker.
 //!
-//! A share whose context is not known yet is held ([`HeldShares`], bounded): not inserted, not
+//! A share whose context is not known yet is held (`HeldShares`, bounded): not inserted, not
 //! gossiped on. The worker checks held shares again every [`RECHECK_EVERY`]; once known, a share
 //! is inserted and gossiped as if it had just arrived; still unknown after the context's grace
 //! period, it is dropped and its sender penalised as for an invalid share, the reason counted.
