@@ -16,6 +16,8 @@
 
 mod chia_net;
 
+use chia_net::{free_port, http_get as get};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -24,7 +26,6 @@ use std::time::{Duration, Instant};
 use p2pool::chia::full_node::{rpc_identity, RpcClient};
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The payout address (`txch`: the test network's prefix).
 const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
@@ -35,27 +36,6 @@ const MNEMONIC: &str =
 const BLOCK_PATIENCE: Duration = Duration::from_secs(200);
 /// Bound on the other waits.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> Value {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).await.unwrap();
-    let (_, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
 
 /// Polls `path` until `pred` holds; `None` after `patience`.
 async fn wait_for(
@@ -117,24 +97,9 @@ async fn blocks_are_farmed_through_the_node_and_again_after_a_full_node_restart(
     let Some(venv) = chia_net::venv() else { return };
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let net = tokio::task::block_in_place(|| chia_net::ChiaTestnet::start(&venv, dir.path()))
-        .unwrap_or_else(|e| panic!("{e}"));
     // A block from chia's own farmer first (plots made, keys and plot directory configured): a
     // chain with a peak, so the next blocks pay their farmer.
-    let check = tokio::task::block_in_place(|| {
-        net.run(
-            "check",
-            &["--timeout", "240", "--blocks", "1"],
-            Duration::from_secs(360),
-        )
-    });
-    assert!(
-        check.success,
-        "check failed:\n{}\n{}\n{}",
-        check.stdout,
-        check.stderr,
-        net.log_tail(40)
-    );
+    let net = chia_net::ChiaTestnet::start_with_peak(&venv, dir.path(), 240);
     println!(
         "RESULT chia_farming_network_ready_ms={}",
         started.elapsed().as_millis()

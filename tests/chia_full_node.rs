@@ -20,6 +20,8 @@
 
 mod chia_net;
 
+use chia_net::{free_port, http_get as get, http_get_text as get_text, wait_status};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use p2pool::chia::full_node::{rpc_identity, RpcClient};
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const XCH: &str = "xch1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnzs23v9ccrydpk8qarc0srg6dkm";
 const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
@@ -42,14 +43,6 @@ static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 fn venv() -> Option<PathBuf> {
     chia_net::venv_with("chia.full_node, yaml")
         .filter(|venv| venv.join("bin/chia_full_node").exists())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A chia full node process, killed when dropped.
@@ -113,41 +106,6 @@ fn options(dir: &Path, root: &Path, network: &str, address: &str, peer: String) 
     }
 }
 
-async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).await.unwrap();
-    let (_, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
-    body.to_owned()
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
-    let body = get_text(addr, path).await;
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-/// Polls `/chia/full_node` until `pred` holds; panics with the last status after [`PATIENCE`].
-async fn wait_status(
-    addr: std::net::SocketAddr,
-    what: &str,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let status = get(addr, "/chia/full_node").await;
-        if pred(&status) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "{what}: {status}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -208,7 +166,7 @@ async fn links_to_a_real_chia_full_node_refuses_another_network_and_reconnects()
     ))
     .await
     .unwrap();
-    let status = wait_status(node.worker_addr, "link up, RPC read", |s| {
+    let status = wait_status(PATIENCE, node.worker_addr, "link up, RPC read", |s| {
         s["link"] == "connected" && s["rpc_updated_at"].is_u64()
     })
     .await;
@@ -280,7 +238,10 @@ async fn links_to_a_real_chia_full_node_refuses_another_network_and_reconnects()
     ))
     .await
     .unwrap();
-    let refused = wait_status(other.worker_addr, "refused", |s| s["link"] == "refused").await;
+    let refused = wait_status(PATIENCE, other.worker_addr, "refused", |s| {
+        s["link"] == "refused"
+    })
+    .await;
     let error = refused["last_error"].as_str().unwrap();
     assert!(
         error.contains("\"mainnet\"") && error.contains("\"testnet11\""),
@@ -291,10 +252,13 @@ async fn links_to_a_real_chia_full_node_refuses_another_network_and_reconnects()
 
     // Stop the full node: the link goes down; start it again: the link comes back.
     full_node.stop();
-    wait_status(node.worker_addr, "link down", |s| s["link"] == "down").await;
+    wait_status(PATIENCE, node.worker_addr, "link down", |s| {
+        s["link"] == "down"
+    })
+    .await;
     let restarted = Instant::now();
     let full_node = FullNode::start(&venv, &root);
-    wait_status(node.worker_addr, "link back", |s| {
+    wait_status(PATIENCE, node.worker_addr, "link back", |s| {
         s["link"] == "connected" && s["connections"] == 2
     })
     .await;
@@ -311,23 +275,8 @@ async fn signage_points_of_a_chia_network_reach_a_real_harvester_and_become_shar
     let Some(venv) = chia_net::venv() else { return };
     let _one = HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let net = tokio::task::block_in_place(|| chia_net::ChiaTestnet::start(&venv, dir.path()))
-        .unwrap_or_else(|e| panic!("{e}"));
     // A block from chia's own farmer first: a chain with a peak.
-    let check = tokio::task::block_in_place(|| {
-        net.run(
-            "check",
-            &["--timeout", "300", "--blocks", "1"],
-            Duration::from_secs(420),
-        )
-    });
-    assert!(
-        check.success,
-        "check failed:\n{}\n{}\n{}",
-        check.stdout,
-        check.stderr,
-        net.log_tail(40)
-    );
+    let net = chia_net::ChiaTestnet::start_with_peak(&venv, dir.path(), 300);
 
     // The node: regtest share-chain rules (the same constants), the network's id from its chia
     // root, signage points from its full node, the plots' farmer keys.
@@ -342,7 +291,7 @@ async fn signage_points_of_a_chia_network_reach_a_real_harvester_and_become_shar
     );
     opts.chia.chia_mnemonic_file = Some(mnemonic);
     let node = ChiaNode::start(opts).await.unwrap();
-    let status = wait_status(node.worker_addr, "link up, proofs taken", |s| {
+    let status = wait_status(PATIENCE, node.worker_addr, "link up, proofs taken", |s| {
         s["link"] == "connected" && s["full_node_peers"] == 0 && s["sync_mode"] == false
     })
     .await;

@@ -20,6 +20,8 @@
 
 mod chia_net;
 
+use chia_net::{free_port, http_get as get, wait_status};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +29,6 @@ use std::time::{Duration, Instant};
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
 use sharechain::pospace_share::testkit::ProofBook;
 use sharechain::pospace_share::ChiaNetwork;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
 /// The farmer keys of the test network's plots (`tests/chia_testnet/chia_testnet.py`).
@@ -38,43 +39,6 @@ const PROOFS: &str = include_str!("../sharechain/tests/vectors/chia/pospace_shar
 const PATIENCE: Duration = Duration::from_secs(240);
 /// Node B's grace period for unknown signage points.
 const GRACE_SECS: u64 = 5;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).await.unwrap();
-    let (_, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-async fn wait_status(
-    addr: std::net::SocketAddr,
-    what: &str,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let status = get(addr, "/chia/full_node").await;
-        if pred(&status) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "{what}: {status}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 fn options(
     dir: &Path,
@@ -152,23 +116,8 @@ async fn a_peers_share_is_taken_on_a_real_signage_point_and_refused_on_one_the_c
         .with_test_writer()
         .try_init();
     let dir = tempfile::tempdir().unwrap();
-    let net = tokio::task::block_in_place(|| chia_net::ChiaTestnet::start(&venv, dir.path()))
-        .unwrap_or_else(|e| panic!("{e}"));
     // A block from chia's own farmer first: a chain with a peak.
-    let check = tokio::task::block_in_place(|| {
-        net.run(
-            "check",
-            &["--timeout", "300", "--blocks", "1"],
-            Duration::from_secs(420),
-        )
-    });
-    assert!(
-        check.success,
-        "check failed:\n{}\n{}\n{}",
-        check.stdout,
-        check.stderr,
-        net.log_tail(40)
-    );
+    let net = chia_net::ChiaTestnet::start_with_peak(&venv, dir.path(), 300);
 
     let a = ChiaNode::start(options(dir.path(), "node-a", &net, vec![]))
         .await
@@ -182,7 +131,7 @@ async fn a_peers_share_is_taken_on_a_real_signage_point_and_refused_on_one_the_c
         .await
         .unwrap();
     for node in [&a, &b] {
-        wait_status(node.worker_addr, "link up, proofs taken", |s| {
+        wait_status(PATIENCE, node.worker_addr, "link up, proofs taken", |s| {
             s["link"] == "connected" && s["full_node_peers"] == 0 && s["sync_mode"] == false
         })
         .await;

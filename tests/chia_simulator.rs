@@ -17,6 +17,8 @@
 
 mod chia_net;
 
+use chia_net::{free_port, wait_status};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,7 +26,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
 const MNEMONIC: &str =
@@ -65,14 +66,6 @@ fn log_text() -> String {
     String::from_utf8_lossy(&log().lock().unwrap()).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A child process, killed when dropped.
 struct Proc(Child);
 
@@ -102,35 +95,6 @@ fn sim_env<'a>(cmd: &'a mut Command, dir: &Path, root: &Path) -> &'a mut Command
         .env("CHIA_KEYS_ROOT", dir.join("keys"))
         .env("CHIA_ROOT", root)
         .current_dir(dir)
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).await.unwrap();
-    let (_, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-async fn wait_status(
-    addr: std::net::SocketAddr,
-    what: &str,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let status = get(addr, "/chia/full_node").await;
-        if pred(&status) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "{what}: {status}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +180,10 @@ async fn links_to_chias_simulator_reports_its_peak_and_says_it_sends_no_signage_
         p2p,
     };
     let node = ChiaNode::start(opts).await.unwrap();
-    let status = wait_status(node.worker_addr, "link up", |s| s["link"] == "connected").await;
+    let status = wait_status(PATIENCE, node.worker_addr, "link up", |s| {
+        s["link"] == "connected"
+    })
+    .await;
     assert_eq!(status["network"], "simulator0", "{status}");
     println!(
         "RESULT chia_sim_link_up_ms={}",
@@ -240,11 +207,11 @@ async fn links_to_chias_simulator_reports_its_peak_and_says_it_sends_no_signage_
         "farm failed:\n{}\n{}",
         farm.stdout, farm.stderr
     );
-    wait_status(node.worker_addr, "peak reported", |s| {
+    wait_status(PATIENCE, node.worker_addr, "peak reported", |s| {
         s["peak_height"].as_u64().is_some_and(|h| h >= 2) && s["difficulty"].as_u64().is_some()
     })
     .await;
-    let status = wait_status(node.worker_addr, "quiet reported", |s| {
+    let status = wait_status(PATIENCE, node.worker_addr, "quiet reported", |s| {
         s["quiet"]
             .as_str()
             .is_some_and(|q| q.contains("a simulator sends none"))

@@ -110,18 +110,7 @@ fn chia_testnet_farms_blocks_with_chia_farmer() {
     let state = net.blockchain_state();
     assert!(state.is_object(), "the full node's RPC answers: {state}");
 
-    let check = net.run(
-        "check",
-        &["--timeout", "300", "--blocks", "2"],
-        Duration::from_secs(420),
-    );
-    assert!(
-        check.success,
-        "check failed:\n{}\n{}\n{}",
-        check.stdout,
-        check.stderr,
-        net.log_tail(40)
-    );
+    let check = net.check_blocks(2, 300);
     let got = check.json();
     assert!(got["blocks_by_plots"].as_u64().unwrap_or(0) >= 2, "{got}");
     let peak = got["peak_height"].as_i64().unwrap_or(-1);

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 /// `init` runs `chia init` (about 15 s on a loaded machine).
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// `start` waits up to 120 s for the full node's RPC itself.
@@ -168,6 +170,35 @@ impl ChiaTestnet {
         })
     }
 
+    /// [`Self::start`] from a test on the multi-threaded runtime, then a first block from chia's
+    /// own farmer ([`Self::check_blocks`]): a chain with a peak. Panics with the logs on failure.
+    pub fn start_with_peak(venv: &Path, dir: &Path, timeout_secs: u64) -> Self {
+        tokio::task::block_in_place(|| {
+            let net = Self::start(venv, dir).unwrap_or_else(|e| panic!("{e}"));
+            net.check_blocks(1, timeout_secs);
+            net
+        })
+    }
+
+    /// The script's `check`: `blocks` blocks farmed by chia's own farmer within `timeout_secs`
+    /// (the run bounded two minutes beyond). Panics with the output and the logs on failure.
+    pub fn check_blocks(&self, blocks: u32, timeout_secs: u64) -> Ran {
+        let (blocks, timeout) = (blocks.to_string(), timeout_secs.to_string());
+        let check = self.run(
+            "check",
+            &["--timeout", &timeout, "--blocks", &blocks],
+            Duration::from_secs(timeout_secs + 120),
+        );
+        assert!(
+            check.success,
+            "check failed:\n{}\n{}\n{}",
+            check.stdout,
+            check.stderr,
+            self.log_tail(40)
+        );
+        check
+    }
+
     /// Another mode of the script on this network (e.g. `check`), bounded by `timeout`.
     pub fn run(&self, mode: &str, extra: &[&str], timeout: Duration) -> Ran {
         let mut args = vec![mode, self.root.to_str().unwrap_or_default()];
@@ -243,5 +274,53 @@ impl ChiaTestnet {
 impl Drop for ChiaTestnet {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for the chia services and nodes a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body of `GET path` from a node's HTTP port.
+pub async fn http_get_text(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).await.unwrap();
+    let (_, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    body.to_owned()
+}
+
+/// `GET path` as JSON.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let body = http_get_text(addr, path).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Polls the node's `/chia/full_node` until `pred` holds; panics with `what` and the last status
+/// after `patience`.
+pub async fn wait_status(
+    patience: Duration,
+    addr: std::net::SocketAddr,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + patience;
+    loop {
+        let status = http_get(addr, "/chia/full_node").await;
+        if pred(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
