@@ -151,11 +151,7 @@ impl Frame {
         &self,
         what: &'static str,
     ) -> Result<T, ProtocolError> {
-        T::from_bytes(self.data.as_ref()).map_err(|source| ProtocolError::Payload {
-            what,
-            msg_type: self.msg_type,
-            source,
-        })
+        self.parsed(what, T::from_bytes)
     }
 
     /// [`Self::payload`] without the subgroup checks of its BLS points (they are still
@@ -166,7 +162,15 @@ impl Frame {
         &self,
         what: &'static str,
     ) -> Result<T, ProtocolError> {
-        T::from_bytes_unchecked(self.data.as_ref()).map_err(|source| ProtocolError::Payload {
+        self.parsed(what, T::from_bytes_unchecked)
+    }
+
+    fn parsed<T>(
+        &self,
+        what: &'static str,
+        parse: fn(&[u8]) -> chia_traits::Result<T>,
+    ) -> Result<T, ProtocolError> {
+        parse(self.data.as_ref()).map_err(|source| ProtocolError::Payload {
             what,
             msg_type: self.msg_type,
             source,

@@ -516,6 +516,18 @@ impl<K: ShareKind> Inner<K> {
     fn sync_status_of(&self, t: &KindTracker<K>) -> SyncStatus {
         // Never waits on `peers` while others wait on the tracker: peers are copied out first.
         let peers: Vec<PeerChain> = self.peers.lock().values().copied().collect();
+        Self::status_against(t, &peers)
+    }
+
+    /// Recomputes the sync status after a peer's claim changed.
+    fn refresh_sync(&self) {
+        let peers: Vec<PeerChain> = self.peers.lock().values().copied().collect();
+        let status = Self::status_against(&self.tracker.lock(), &peers);
+        self.sync.store(Arc::new(status));
+    }
+
+    /// The best share's height against the highest height `peers` back up.
+    fn status_against(t: &KindTracker<K>, peers: &[PeerChain]) -> SyncStatus {
         let height = t.best().map(|b| K::height(t.chain(), &b)).unwrap_or(0);
         let peer_height = peers
             .iter()
@@ -523,22 +535,6 @@ impl<K: ShareKind> Inner<K> {
             .max()
             .unwrap_or(0);
         SyncStatus::new(height, peer_height)
-    }
-
-    /// Recomputes the sync status after a peer's claim changed.
-    fn refresh_sync(&self) {
-        let peers: Vec<PeerChain> = self.peers.lock().values().copied().collect();
-        let status = {
-            let t = self.tracker.lock();
-            let height = t.best().map(|b| K::height(t.chain(), &b)).unwrap_or(0);
-            let peer_height = peers
-                .iter()
-                .map(|p| p.backed_height::<K>(&t))
-                .max()
-                .unwrap_or(0);
-            SyncStatus::new(height, peer_height)
-        };
-        self.sync.store(Arc::new(status));
     }
 
     /// Publishes the view of `t` (and its sync status): the worker calls it after every change

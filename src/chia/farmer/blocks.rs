@@ -20,10 +20,7 @@ use chia_bls::{PublicKey, Signature};
 use chia_protocol::{Bytes32, PoolTarget, ProofOfSpace};
 use parking_lot::Mutex;
 use serde::Serialize;
-use sharechain::pospace::{
-    calculate_iterations_quality, plot_id_og, plot_id_pool, proof_len,
-    verify_and_get_quality_string, ProofRef,
-};
+use sharechain::pospace::calculate_iterations_quality;
 use sharechain::pospace_share::SignagePoint;
 use tokio::sync::mpsc;
 
@@ -511,30 +508,10 @@ impl Farmer {
                 .and_then(|a| Some((a.point, a.chain?)))?
         };
         let pos = &np.proof;
-        if pos.version != 0 || pos.proof.len() != proof_len(pos.size) {
-            return None;
-        }
-        let plot_pk = pos.plot_public_key.to_bytes();
-        let plot_id = match (&pos.pool_public_key, &pos.pool_contract_puzzle_hash) {
-            (Some(pool_pk), None) => plot_id_og(&pool_pk.to_bytes(), &plot_pk),
-            (None, Some(hash)) => plot_id_pool(&hash.to_bytes(), &plot_pk),
-            _ => return None,
-        };
-        let challenge = pos.challenge.to_bytes();
-        let proof = ProofRef {
-            plot_id: &plot_id,
-            k: pos.size,
-            challenge: &challenge,
-            proof: pos.proof.as_slice(),
-        };
-        let quality = verify_and_get_quality_string(
-            &proof,
-            &challenge_hash,
-            &sp_hash,
-            0,
-            self.config.network.min_k,
-        )
-        .ok()?;
+        // No plot filter: the harvester applied the chain's (the full node checks it again).
+        let (plot_id, quality) =
+            super::intake::verify_proof(self.config.network, pos, &challenge_hash, &sp_hash, 0)
+                .ok()?;
         let required_iters = calculate_iterations_quality(
             constants.difficulty_constant_factor,
             &quality,

@@ -4,11 +4,14 @@
 //! (`respond_signatures`) and the farmer key's complete it.
 
 use chia_bls::{PublicKey, Signature};
+use chia_protocol::ProofOfSpace;
 use sharechain::pospace::{
     calculate_iterations_quality, plot_id_og, plot_id_pool, proof_len,
     verify_and_get_quality_string, PosError, ProofRef,
 };
-use sharechain::pospace_share::{PoSpaceShare, ShareContent, ShareError, SignagePoint};
+use sharechain::pospace_share::{
+    ChiaNetwork, PoSpaceShare, ShareContent, ShareError, SignagePoint,
+};
 
 use super::keys::{sign_aug, taproot_sk};
 use super::{Farmer, LATE_AFTER_SIGNAGE_POINTS};
@@ -107,36 +110,8 @@ pub fn check_proof(
         return Err(Refused::Late { behind });
     }
     let pos = &np.proof;
-    if pos.version != 0 {
-        return Err(Refused::Malformed("v2 proofs are not supported yet"));
-    }
-    let plot_pk = pos.plot_public_key.to_bytes();
-    let plot_id = match (&pos.pool_public_key, &pos.pool_contract_puzzle_hash) {
-        (Some(pool_pk), None) => plot_id_og(&pool_pk.to_bytes(), &plot_pk),
-        (None, Some(hash)) => plot_id_pool(&hash.to_bytes(), &plot_pk),
-        _ => return Err(Refused::Malformed("needs exactly one pool target")),
-    };
-    if pos.size < network.min_k || pos.size > network.max_k {
-        return Err(Refused::Malformed("plot size outside the network's range"));
-    }
-    if pos.proof.len() != proof_len(pos.size) {
-        return Err(Refused::Malformed("proof length does not match k"));
-    }
-    let challenge = pos.challenge.to_bytes();
-    let proof = ProofRef {
-        plot_id: &plot_id,
-        k: pos.size,
-        challenge: &challenge,
-        proof: pos.proof.as_slice(),
-    };
-    let quality = verify_and_get_quality_string(
-        &proof,
-        &challenge_hash,
-        &sp_hash,
-        network.plot_filter_prefix_bits(sp.peak_height),
-        network.min_k,
-    )
-    .map_err(Refused::InvalidProof)?;
+    let filter_bits = network.plot_filter_prefix_bits(sp.peak_height);
+    let (plot_id, quality) = verify_proof(network, pos, &challenge_hash, &sp_hash, filter_bits)?;
     let work = farmer.sink.work();
     let iters = calculate_iterations_quality(
         network.difficulty_constant_factor,
@@ -174,6 +149,44 @@ pub fn check_proof(
         received,
         received_at: super::now_secs(),
     })
+}
+
+/// A v1 proof of space for a signage point: its shape checked against `network` (one pool
+/// target, a plot size of the network, a proof as long as its size says), then the proof itself
+/// with `filter_bits` of plot filter. Its plot id and quality string.
+pub(super) fn verify_proof(
+    network: &ChiaNetwork,
+    pos: &ProofOfSpace,
+    challenge_hash: &[u8; 32],
+    sp_hash: &[u8; 32],
+    filter_bits: u8,
+) -> Result<([u8; 32], [u8; 32]), Refused> {
+    if pos.version != 0 {
+        return Err(Refused::Malformed("v2 proofs are not supported yet"));
+    }
+    let plot_pk = pos.plot_public_key.to_bytes();
+    let plot_id = match (&pos.pool_public_key, &pos.pool_contract_puzzle_hash) {
+        (Some(pool_pk), None) => plot_id_og(&pool_pk.to_bytes(), &plot_pk),
+        (None, Some(hash)) => plot_id_pool(&hash.to_bytes(), &plot_pk),
+        _ => return Err(Refused::Malformed("needs exactly one pool target")),
+    };
+    if pos.size < network.min_k || pos.size > network.max_k {
+        return Err(Refused::Malformed("plot size outside the network's range"));
+    }
+    if pos.proof.len() != proof_len(pos.size) {
+        return Err(Refused::Malformed("proof length does not match k"));
+    }
+    let challenge = pos.challenge.to_bytes();
+    let proof = ProofRef {
+        plot_id: &plot_id,
+        k: pos.size,
+        challenge: &challenge,
+        proof: pos.proof.as_slice(),
+    };
+    let quality =
+        verify_and_get_quality_string(&proof, challenge_hash, sp_hash, filter_bits, network.min_k)
+            .map_err(Refused::InvalidProof)?;
+    Ok((plot_id, quality))
 }
 
 /// Completes the share: the harvester's signature plus the farmer key's (and the taproot key's

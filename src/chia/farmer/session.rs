@@ -505,16 +505,7 @@ impl Session {
         let id = self.next_id();
         self.pending
             .insert(id, (Pending::Proof { share, block }, Instant::now()));
-        send(
-            ws,
-            &Frame::new(
-                msg::REQUEST_SIGNATURES,
-                Some(id),
-                "request_signatures",
-                &request,
-            )?,
-        )
-        .await
+        request_signatures(ws, id, &request).await
     }
 
     fn next_id(&mut self) -> u16 {
@@ -534,16 +525,7 @@ impl Session {
                 let messages = request.messages.clone();
                 self.pending
                     .insert(id, (Pending::Values { attempt, messages }, Instant::now()));
-                send(
-                    ws,
-                    &Frame::new(
-                        msg::REQUEST_SIGNATURES,
-                        Some(id),
-                        "request_signatures",
-                        &request,
-                    )?,
-                )
-                .await
+                request_signatures(ws, id, &request).await
             }
         }
     }
@@ -653,6 +635,21 @@ fn only_ws_path(request: &Request, response: Response) -> Result<Response, Error
         *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
         Err(refusal)
     }
+}
+
+/// Sends `request_signatures` with message id `id` (the id its answer carries).
+async fn request_signatures(
+    ws: &mut Ws,
+    id: u16,
+    request: &p::RequestSignatures,
+) -> Result<(), SessionError> {
+    let frame = Frame::new(
+        msg::REQUEST_SIGNATURES,
+        Some(id),
+        "request_signatures",
+        request,
+    )?;
+    send(ws, &frame).await
 }
 
 async fn send(ws: &mut Ws, frame: &Frame) -> Result<(), SessionError> {
