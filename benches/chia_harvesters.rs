@@ -45,12 +45,15 @@
 )]
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/chia_common/mod.rs"]
+mod chia_common;
+
 use bitcoin::hashes::{sha256, Hash};
+use chia_common::{ChiaHarvester, MNEMONIC};
 use chia_protocol::Bytes32;
 use p2pool::chia::farmer::{Farmer, FarmerKeys, ShareRecord};
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
@@ -59,9 +62,6 @@ use p2pool::harvester::plots::Consensus;
 use p2pool::harvester::protocol::Plot2;
 use sharechain::pospace_share::{check_share, KnownSignagePoints, PoSpaceShare};
 
-/// A fixed mnemonic: the same farmer keys every run, so the plots made for them are kept.
-const MNEMONIC: &str =
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 const TXCH: &str = "txch1qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurswpc8qurskhc8nk";
 /// Seconds of measurement: (full run, smoke run).
 const MEASURE_SECS: (u64, u64) = (40, 5);
@@ -236,17 +236,9 @@ async fn run(run: Run) -> Result<String, String> {
         announced_per_connection: run.plots / run.harvesters,
     };
     let generator = LoadGenerator::start(&spec)?;
-    let real = match &run.real {
-        Some((venv, plots)) => Some(RealHarvester::start(
-            venv,
-            plots,
-            &ca_dir,
-            node.worker_addr.port(),
-            network.difficulty_constant_factor,
-            dir.path(),
-        )?),
-        None => None,
-    };
+    let real = run.real.as_ref().map(|(venv, plots)| {
+        ChiaHarvester::start(venv, dir.path(), &ca_dir, node.worker_addr.port(), plots)
+    });
 
     // Ready: every connection (and the real harvester) through its first plot sync.
     let started = Instant::now();
@@ -261,7 +253,7 @@ async fn run(run: Run) -> Result<String, String> {
             break hs;
         }
         if started.elapsed() > Duration::from_secs(180) {
-            let log = real.as_ref().map(RealHarvester::log).unwrap_or_default();
+            let log = real.as_ref().map(ChiaHarvester::log).unwrap_or_default();
             return Err(format!(
                 "{sim} of {} harvesters synced (real harvester synced: {real_ok}) after {:?}; \
                  counters {:?}\nreal harvester log:\n{log}",
@@ -692,106 +684,4 @@ fn make_plots(python: &Path, keys: &FarmerKeys, wanted: &[(PathBuf, String)]) {
         }
     }
     eprintln!("plots made in {:.0} s", started.elapsed().as_secs_f64());
-}
-
-/// chia-blockchain's `chia_harvester`, farming its plots for the node (killed on drop).
-struct RealHarvester {
-    child: Child,
-    log: PathBuf,
-}
-
-impl RealHarvester {
-    fn start(
-        venv: &Path,
-        plots: &Path,
-        ca_dir: &Path,
-        port: u16,
-        dcf: u128,
-        dir: &Path,
-    ) -> Result<RealHarvester, String> {
-        let bin = venv.join("bin");
-        let root = dir.join("chia-root");
-        let keys_root = dir.join("chia-keys");
-        let chia = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new(bin.join("chia"))
-                .args(args)
-                .env("CHIA_ROOT", &root)
-                .env("CHIA_KEYS_ROOT", &keys_root)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| e.to_string())?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "chia {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
-        };
-        chia(&["init"])?;
-        chia(&["init", "-c", &ca_dir.display().to_string()])?;
-        let edit = format!(
-            "import os, yaml\n\
-             p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
-             c = yaml.safe_load(open(p))\n\
-             c['selected_network'] = 'regtest'\n\
-             c['network_overrides']['constants']['regtest'] = {{\n\
-               'DIFFICULTY_CONSTANT_FACTOR': {dcf}, 'NUMBER_ZERO_BITS_PLOT_FILTER_V1': 0,\n\
-               'MIN_PLOT_SIZE_V1': 18 }}\n\
-             c['network_overrides']['config']['regtest'] = {{\n\
-               'address_prefix': 'txch', 'default_full_node_port': 58444 }}\n\
-             h = c['harvester']\n\
-             h['selected_network'] = 'regtest'\n\
-             h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
-             h['plot_directories'] = [{plots:?}]\n\
-             h['rpc_port'] = {rpc}\n\
-             h['logging']['log_stdout'] = True\n\
-             h['logging']['log_level'] = 'WARNING'\n\
-             c['daemon_port'] = {daemon}\n\
-             yaml.safe_dump(c, open(p, 'w'))\n",
-            plots = plots.display().to_string(),
-            rpc = free_port(),
-            daemon = free_port(),
-        );
-        let out = Command::new(bin.join("python"))
-            .args(["-c", &edit])
-            .env("CHIA_ROOT", &root)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
-                "editing the chia config: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let log = dir.join("chia-harvester.log");
-        let file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let child = Command::new(bin.join("chia_harvester"))
-            .env("CHIA_ROOT", &root)
-            .env("CHIA_KEYS_ROOT", &keys_root)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(file)
-            .spawn()
-            .map_err(|e| format!("chia_harvester: {e}"))?;
-        Ok(RealHarvester { child, log })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for RealHarvester {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(0, |a| a.port())
 }

@@ -189,6 +189,17 @@ fn new_proof(
 
 /// Answers a `request_signatures` with the plot's local key, as chia's harvester does.
 async fn sign(ws: &mut Ws, request: &Frame, plot: &Plot, keys: &FarmerKeys) {
+    sign_with(ws, request, plot, keys, |m| plot.sign(m)).await;
+}
+
+/// Answers a `request_signatures` for `plot` with `signature` of each message.
+async fn sign_with(
+    ws: &mut Ws,
+    request: &Frame,
+    plot: &Plot,
+    keys: &FarmerKeys,
+    signature: impl Fn(&[u8]) -> chia_bls::Signature,
+) {
     let r: p::RequestSignatures = request.payload("request_signatures").unwrap();
     let reply = p::RespondSignatures {
         plot_identifier: r.plot_identifier.clone(),
@@ -199,7 +210,7 @@ async fn sign(ws: &mut Ws, request: &Frame, plot: &Plot, keys: &FarmerKeys) {
         message_signatures: r
             .messages
             .iter()
-            .map(|m| (*m, plot.sign(&m.to_bytes())))
+            .map(|m| (*m, signature(&m.to_bytes())))
             .collect(),
         include_source_signature_data: false,
         farmer_reward_address_override: None,
@@ -463,23 +474,11 @@ fn a_bad_harvester_signature_is_refused_and_the_connection_carries_on() {
                 wait_counter(&farmer, "shares", 1);
                 break;
             }
-            // The plot's local key over other messages: well-formed, but not the share's.
-            let r: p::RequestSignatures = request.payload("request_signatures").unwrap();
-            let reply = p::RespondSignatures {
-                plot_identifier: r.plot_identifier.clone(),
-                challenge_hash: r.challenge_hash,
-                sp_hash: r.sp_hash,
-                local_pk: og.local_sk.public_key(),
-                farmer_pk: keys.farmer_pk(),
-                message_signatures: r
-                    .messages
-                    .iter()
-                    .map(|m| (*m, og.sign(b"not the share's message")))
-                    .collect(),
-                include_source_signature_data: false,
-                farmer_reward_address_override: None,
-            };
-            send(&mut ws, msg::RESPOND_SIGNATURES, request.id, &reply).await;
+            // The plot's local key over another message: well-formed, but not the share's.
+            sign_with(&mut ws, &request, &og, &keys, |_| {
+                og.sign(b"not the share's message")
+            })
+            .await;
             wait_counter(&farmer, "share_invalid", 1);
             bad_sent = true;
         }
