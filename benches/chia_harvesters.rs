@@ -37,7 +37,7 @@
 //! the same run: `check_share` (proof and BLS signature) of those shares on one thread, median.
 //! Refusals are printed by reason (`refused_*`); none is expected. The smoke run under
 //! `cargo test --benches` uses 4 connections (2 answering), 400 plots, 5 s and no real
-//! harvester.
+//! harvester. `CHIA_BENCH_SCENARIO=filter` (or `every_plot`) runs one scenario only.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -150,7 +150,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    for scenario in scenarios {
+    // `CHIA_BENCH_SCENARIO=filter` (or `every_plot`) runs that scenario only.
+    let only = std::env::var("CHIA_BENCH_SCENARIO").ok();
+    for scenario in scenarios
+        .iter()
+        .filter(|s| only.as_deref().is_none_or(|o| o == s.name))
+    {
         let result = rt.block_on(run(Run {
             scenario,
             harvesters,

@@ -20,7 +20,7 @@
 //! Then the whole pool on a real chain (`chain_load`): the `p2pool` node on Bitcoin Core
 //! (`BITCOIND`) or its embedded chain, and ckpool (`CKPOOL`) on a Bitcoin Core of its own, each
 //! with N connections submitting random nonces for 10 s: one `RESULT server=…` line per server
-//! and N.
+//! and N. `STRATUM_LOAD_PARTS=worker` or `=chain` runs one of the two parts only.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -90,9 +90,16 @@ fn main() {
     let mut ns = ns;
     ns.sort_unstable();
     ns.dedup();
-    for &n in &ns {
-        let line = rt.block_on(run(n, full));
-        println!("{line}");
+    // `STRATUM_LOAD_PARTS=chain` (or `worker`) runs one part only.
+    let parts = std::env::var("STRATUM_LOAD_PARTS").unwrap_or_else(|_| "worker,chain".into());
+    if parts.contains("worker") {
+        for &n in &ns {
+            let line = rt.block_on(run(n, full));
+            println!("{line}");
+        }
+    }
+    if !parts.contains("chain") {
+        return;
     }
     // The whole pool on a real chain, and ckpool beside it (see `chain_load`).
     let (chain_ns, secs) = if full { (ns, 10.0) } else { (vec![20], 1.0) };

@@ -80,8 +80,12 @@ pub fn line_point(sizes: &Sizes, table: u8, park: &[u8], index: u64) -> Result<u
             got: park.len(),
         });
     }
-    let deltas =
-        DecodeTable::for_r(r).decode(&park[start..end], (ENTRIES_PER_PARK - 1) as usize)?;
+    // Only the deltas before the entry are summed: decode no further.
+    let deltas = DecodeTable::for_r(r).decode_prefix(
+        &park[start..end],
+        (ENTRIES_PER_PARK - 1) as usize,
+        (index % ENTRIES_PER_PARK) as usize,
+    )?;
     let stub_bits = k - STUB_MINUS_BITS;
     let mut sum_deltas = 0u64;
     let mut sum_stubs = 0u64;

@@ -10,6 +10,20 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::protocol::MAX_MESSAGE_BYTES;
 
+/// Bytes read from the socket at a time. tungstenite zeroes its whole read buffer before every
+/// read, and chia's messages are mostly a few hundred bytes: its 128 KiB default would cost a
+/// 128 KiB memset per message. Larger messages (plot sync batches) arrive over several reads.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// The websocket settings of every chia connection, client or server side: chia's message size
+/// limit and a read buffer sized for its messages.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(MAX_MESSAGE_BYTES + 64))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES + 64))
+}
+
 /// A connected chia websocket.
 pub type ClientWs =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -66,13 +80,10 @@ pub async fn dial(
         .connect(server_name(addr), tcp)
         .await
         .map_err(DialError::Tls)?;
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_BYTES + 64))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES + 64));
     let upgrade = tokio_tungstenite::client_async_with_config(
         format!("wss://{addr}/ws"),
         tls,
-        Some(ws_config),
+        Some(ws_config()),
     );
     let (ws, _) = match upgrade_timeout {
         Some(limit) => tokio::time::timeout(limit, upgrade)

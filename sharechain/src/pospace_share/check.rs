@@ -217,25 +217,30 @@ pub fn precheck(
 ) -> Vec<Result<Quality, ShareError>> {
     let threads = threads.clamp(1, shares.len().max(1));
     let chunk = shares.len().div_ceil(threads).max(1);
-    let proofs: Vec<Result<Quality, ShareError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
-            .chunks(chunk)
-            .map(|part| {
-                let run =
-                    move || -> Vec<_> { part.iter().map(|s| check_proof(s, network)).collect() };
-                (part, scope.spawn(run))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(part, handle)| {
-                // A thread that died costs speed, not results.
-                handle
-                    .join()
-                    .unwrap_or_else(|_| part.iter().map(|s| check_proof(s, network)).collect())
-            })
-            .collect()
-    });
+    let proofs: Vec<Result<Quality, ShareError>> = if threads == 1 {
+        shares.iter().map(|s| check_proof(s, network)).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .chunks(chunk)
+                .map(|part| {
+                    let run = move || -> Vec<_> {
+                        part.iter().map(|s| check_proof(s, network)).collect()
+                    };
+                    (part, scope.spawn(run))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(part, handle)| {
+                    // A thread that died costs speed, not results.
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| part.iter().map(|s| check_proof(s, network)).collect())
+                })
+                .collect()
+        })
+    };
     let checks: Vec<SignatureCheck<'_>> = shares.iter().map(|s| signature_check(s)).collect();
     let signatures = verify_signatures(&checks);
     proofs

@@ -22,6 +22,7 @@
 
 pub mod blocks;
 pub mod clock;
+pub mod cpu;
 mod intake;
 pub mod keyring;
 pub mod keys;

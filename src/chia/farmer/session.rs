@@ -13,15 +13,15 @@ use chia_protocol::{Bytes32, Handshake, NodeType};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::blocks::{BlockProof, SessionCommand};
+use super::cpu;
 use super::intake::{self, Candidate, Refused};
 use super::messages;
 use super::sink::SinkError;
 use super::{Announced, Farmer, HarvesterInfo, PlotSummary, ShareRecord};
-use crate::chia::protocol::{self as p, msg, Frame, ProtocolError, MAX_MESSAGE_BYTES};
+use crate::chia::protocol::{self as p, msg, Frame, ProtocolError};
 
 /// TLS and websocket handshakes must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,12 +140,13 @@ async fn serve(
         .and_then(|c| c.first())
         .map(|c| hex::encode(sha256::Hash::hash(c.as_ref()).to_byte_array()))
         .unwrap_or_default();
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_BYTES + 64))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES + 64));
     let mut ws = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::accept_hdr_async_with_config(tls, only_ws_path, Some(ws_config)),
+        tokio_tungstenite::accept_hdr_async_with_config(
+            tls,
+            only_ws_path,
+            Some(crate::chia::wss::ws_config()),
+        ),
     )
     .await
     .map_err(|_| SessionError::Timeout)??;
@@ -547,21 +548,33 @@ impl Session {
         }
         let Some(candidate) = share else { return };
         let signature_wait_ms = requested.elapsed().as_secs_f64() * 1e3;
-        let share = match intake::complete(&self.farmer, &candidate, m) {
-            Ok(s) => s,
-            Err(refused) => {
-                self.refuse(&refused);
-                return;
-            }
-        };
         let Ok(permit) = self.submitting.clone().try_acquire_owned() else {
             self.farmer.count("share_backlog");
             return;
         };
         let farmer = self.farmer.clone();
         let harvester = self.id;
+        let reply = m.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            // The farmer key's signature (curve arithmetic) off the connection's task.
+            let completing = farmer.clone();
+            let completed = cpu::run(move || {
+                let share = intake::complete(&completing, &candidate, &reply);
+                (share, candidate)
+            })
+            .await;
+            let Some((completed, candidate)) = completed else {
+                farmer.count("share_check_failed");
+                return;
+            };
+            let share = match completed {
+                Ok(s) => s,
+                Err(refused) => {
+                    refuse(&farmer, harvester, &refused);
+                    return;
+                }
+            };
             let record = ShareRecord {
                 hash: share.hash().to_string(),
                 harvester,
