@@ -61,6 +61,7 @@ fn main() {
     match std::env::var("STRATUM_LOAD_ROLE").as_deref() {
         Ok("server") => return server(),
         Ok("floor") => return floor(),
+        Ok("answer_floor") => return chain_load::answer_floor(),
         _ => {}
     }
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
@@ -104,7 +105,7 @@ fn main() {
     // The whole pool on a real chain, and ckpool beside it (see `chain_load`).
     let (chain_ns, secs) = if full { (ns, 10.0) } else { (vec![20], 1.0) };
     let servers: &[&str] = if full {
-        &["p2pool", "ckpool"]
+        &["p2pool", "ckpool", "floor"]
     } else {
         &["p2pool"]
     };
@@ -112,7 +113,7 @@ fn main() {
         for name in servers {
             let line = rt.block_on(async {
                 let server = chain_load::start(name).await?;
-                Some(chain_load::run(server, n, secs, rss_mb).await)
+                Some(chain_load::run(server, n, secs, rss_mb, cpu_secs).await)
             });
             match line {
                 Some(line) => println!("{line}"),

@@ -8,7 +8,14 @@
 //! bitcoind's RPC log per accepted block; the embedded chain's own count for p2pool without
 //! Core), `notify_spread_ms` (median over new blocks of first to last connection receiving the
 //! block's job), `disconnects` (connections the server closed), `rss_mb` (the server's resident
-//! memory at the end).
+//! memory at the end), `server_cpu_us` (the server process's CPU time over the window per
+//! answer: what an answer costs the server, whatever else the machine runs).
+//!
+//! `server=floor` is the reference for what this client and machine allow: a server that does
+//! nothing but answer (a fixed reply per submit line, all lines read at once answered in one
+//! write, on a tokio runtime like the node's), in a process of its own ([`answer_floor`]). The
+//! client and the servers share the machine's cores, and most of an answer's cost is the
+//! kernel's (a `recv` and a `send` on each side): no server answers faster than the floor.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -162,6 +169,7 @@ pub struct Server {
 impl Server {
     fn height(&self) -> u64 {
         match &self.core {
+            _ if self.name == "floor" => 0,
             Some(core) => core.height(),
             // The embedded chain, as the node reports it.
             None => http_json(self.port, "/web/node_status")
@@ -173,6 +181,7 @@ impl Server {
     /// `submitblock` calls bitcoind saw (Core's RPC log), or the node's own count.
     fn submitblock_calls(&self) -> usize {
         match &self.core {
+            _ if self.name == "floor" => 0,
             Some(core) => core.submitblock_calls(),
             None => http_json(self.port, "/local_stats")
                 .and_then(|v| v["blocks"]["submitblock_calls"].as_u64())
@@ -470,7 +479,13 @@ async fn submit(c: &mut Conn, rng: &mut u32) {
 }
 
 /// One run: `n` connections submitting for `secs`; the RESULT line.
-pub async fn run(server: Server, n: usize, secs: f64, rss_mb: impl Fn(u32) -> f64) -> String {
+pub async fn run(
+    server: Server,
+    n: usize,
+    secs: f64,
+    rss_mb: impl Fn(u32) -> f64,
+    cpu_secs: impl Fn(u32) -> f64,
+) -> String {
     let base = Instant::now();
     let shared = Arc::new(Shared::default());
     let (go_tx, go) = watch::channel(0u8);
@@ -495,12 +510,14 @@ pub async fn run(server: Server, n: usize, secs: f64, rss_mb: impl Fn(u32) -> f6
     let served = shared.ready.load(Ordering::Relaxed);
     let (h0, calls0) = (server.height(), server.submitblock_calls());
     shared.spreads.lock().clear();
+    let cpu0 = cpu_secs(server.proc.0.id());
     let t = Instant::now();
     go_tx.send_replace(1);
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     go_tx.send_replace(2);
     let elapsed = t.elapsed().as_secs_f64();
     let answers = shared.answers.load(Ordering::Relaxed);
+    let server_cpu = cpu_secs(server.proc.0.id()) - cpu0;
     // Blocks still with bitcoind.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (h1, calls1) = (server.height(), server.submitblock_calls());
@@ -536,20 +553,21 @@ pub async fn run(server: Server, n: usize, secs: f64, rss_mb: impl Fn(u32) -> f6
     eprintln!(
         "{} on {}: {answers} answers in {elapsed:.1} s, {blocks} blocks, {calls} submitblock calls",
         server.name,
-        if server.core.is_some() {
-            "Bitcoin Core"
-        } else {
-            "the embedded chain"
+        match (&server.core, server.name) {
+            (_, "floor") => "no chain",
+            (Some(_), _) => "Bitcoin Core",
+            (None, _) => "the embedded chain",
         },
     );
     format!(
-        "RESULT server={} connections={served} answers_per_s={:.0} submit_p99_ms={:.2} blocks_accepted={blocks} submitblock_per_block={:.2} notify_spread_ms={:.2} disconnects={disconnects} rss_mb={:.1}",
+        "RESULT server={} connections={served} answers_per_s={:.0} submit_p99_ms={:.2} blocks_accepted={blocks} submitblock_per_block={:.2} notify_spread_ms={:.2} disconnects={disconnects} rss_mb={:.1} server_cpu_us={:.1}",
         server.name,
         answers as f64 / elapsed,
         pick(&lat, 0.99),
         calls as f64 / blocks.max(1) as f64,
         pick(&spreads, 0.5),
         rss,
+        server_cpu * 1e6 / answers.max(1) as f64,
     )
 }
 
@@ -558,6 +576,95 @@ pub async fn start(name: &str) -> Option<Server> {
     match name {
         "p2pool" => Some(start_p2pool().await),
         "ckpool" => start_ckpool().await,
+        "floor" => Some(start_floor().await),
         _ => None,
+    }
+}
+
+/// The answer floor (see the module docs), started as this bench's own binary.
+async fn start_floor() -> Server {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .env("STRATUM_LOAD_ROLE", "answer_floor")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("floor process");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("port line");
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    Server {
+        name: "floor",
+        port,
+        proc: Proc(child),
+        core: None,
+        _dir: dir,
+    }
+}
+
+/// The answer floor's process: listens on 127.0.0.1, prints `PORT p`, answers until killed.
+pub fn answer_floor() {
+    let _ = rlimit::increase_nofile_limit(200_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("PORT {}", listener.local_addr().expect("addr").port());
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(answer(stream));
+        }
+    });
+}
+
+/// One floor connection: every line read is answered, all lines of one read in one write.
+async fn answer(stream: TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let _ = stream.set_nodelay(true);
+    let (mut r, mut w) = stream.into_split();
+    let mut buf = vec![0u8; 4096];
+    let mut have = 0usize;
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        let Ok(n) = r.read(&mut buf[have..]).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        have += n;
+        let mut start = 0;
+        while let Some(end) = buf[start..have].iter().position(|&b| b == b'\n') {
+            let line = &buf[start..start + end];
+            if line.windows(9).any(|x| x == b"subscribe") {
+                out.extend_from_slice(
+                    b"{\"id\":1,\"result\":[[],\"00000000\",4],\"error\":null}\n",
+                );
+                out.extend_from_slice(b"{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"1\",\"00\",\"00\",\"00\",[],\"20000000\",\"207fffff\",\"00000000\",true]}\n");
+            } else if line.windows(9).any(|x| x == b"authorize") {
+                out.extend_from_slice(b"{\"id\":2,\"result\":true,\"error\":null}\n");
+            } else {
+                out.extend_from_slice(b"{\"id\":9,\"result\":true,\"error\":null}\n");
+            }
+            start += end + 1;
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+        if have == buf.len() {
+            return;
+        }
+        if w.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
     }
 }
