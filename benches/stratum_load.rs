@@ -206,9 +206,11 @@ enum Phase {
 
 type ServerOut = StdBufReader<std::process::ChildStdout>;
 
-fn spawn_server() -> (Child, ChildStdin, ServerOut, u16) {
+/// This binary again in `role` (`STRATUM_LOAD_ROLE`): the child, its input and output, and the
+/// port of its `PORT p` line.
+fn spawn_role(role: &str) -> (Child, ChildStdin, ServerOut, u16) {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .env("STRATUM_LOAD_ROLE", "server")
+        .env("STRATUM_LOAD_ROLE", role)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -370,7 +372,7 @@ async fn run(n: usize, full: bool) -> String {
     } else {
         (ROUNDS.1, SUBMIT_SECS.1)
     };
-    let (mut child, mut stdin, mut server_out, port) = spawn_server();
+    let (mut child, mut stdin, mut server_out, port) = spawn_role("server");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let shared = Arc::new(Shared {
         base: Instant::now(),

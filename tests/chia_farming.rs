@@ -16,10 +16,9 @@
 
 mod chia_net;
 
-use chia_net::{free_port, http_get as get};
+use chia_net::http_get as get;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,33 +139,8 @@ async fn blocks_are_farmed_through_the_node_and_again_after_a_full_node_restart(
     );
 
     // chia's harvester on the network's root, its farmer the node (chia's farmer is stopped).
-    let port = addr.port();
-    let edit = format!(
-        "import os, yaml\n\
-         p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
-         c = yaml.safe_load(open(p))\n\
-         h = c['harvester']\n\
-         h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
-         h['port'] = {hport}\n\
-         yaml.safe_dump(c, open(p, 'w'))\n",
-        hport = free_port(),
-    );
-    let edited = Command::new(venv.join("bin/python"))
-        .args(["-c", &edit])
-        .env("CHIA_ROOT", &net.root)
-        .output()
-        .unwrap();
-    assert!(edited.status.success(), "{edited:?}");
     let log_path = dir.path().join("harvester.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut harvester = Command::new(venv.join("bin/chia_harvester"))
-        .env("CHIA_ROOT", &net.root)
-        .env("CHIA_KEYS_ROOT", &net.keys_root)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut harvester = net.start_harvester(&venv, addr.port(), &log_path);
     let diagnose = |what: &str, blocks: &Value| {
         format!(
             "{what}\nblocks: {blocks}\nfull node log:\n{}\nharvester log tail:\n{}",

@@ -300,32 +300,11 @@ async fn signage_points_of_a_chia_network_reach_a_real_harvester_and_become_shar
     assert_eq!(sps["network_id"], net.network.as_str());
 
     // chia's harvester on the network's root, its farmer the node.
-    let port = node.worker_addr.port();
-    let edit = format!(
-        "import os, yaml\n\
-         p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
-         c = yaml.safe_load(open(p))\n\
-         h = c['harvester']\n\
-         h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
-         h['port'] = {hport}\n\
-         yaml.safe_dump(c, open(p, 'w'))\n",
-        hport = free_port(),
+    let mut harvester = net.start_harvester(
+        &venv,
+        node.worker_addr.port(),
+        &dir.path().join("harvester.log"),
     );
-    let edited = Command::new(venv.join("bin/python"))
-        .args(["-c", &edit])
-        .env("CHIA_ROOT", &net.root)
-        .output()
-        .unwrap();
-    assert!(edited.status.success(), "{edited:?}");
-    let log = std::fs::File::create(dir.path().join("harvester.log")).unwrap();
-    let mut harvester = Command::new(venv.join("bin/chia_harvester"))
-        .env("CHIA_ROOT", &net.root)
-        .env("CHIA_KEYS_ROOT", &net.keys_root)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(240);
     let shares = loop {

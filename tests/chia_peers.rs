@@ -20,10 +20,10 @@
 
 mod chia_net;
 
-use chia_net::{free_port, http_get as get, wait_status};
+use chia_net::{http_get as get, wait_status};
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
@@ -66,35 +66,6 @@ fn options(
         },
         p2p,
     }
-}
-
-/// chia's harvester on the network's root, its farmer the node on `port`.
-fn start_harvester(venv: &Path, net: &chia_net::ChiaTestnet, port: u16, log: &Path) -> Child {
-    let edit = format!(
-        "import os, yaml\n\
-         p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
-         c = yaml.safe_load(open(p))\n\
-         h = c['harvester']\n\
-         h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {port}}}]\n\
-         h['port'] = {hport}\n\
-         yaml.safe_dump(c, open(p, 'w'))\n",
-        hport = free_port(),
-    );
-    let edited = Command::new(venv.join("bin/python"))
-        .args(["-c", &edit])
-        .env("CHIA_ROOT", &net.root)
-        .output()
-        .unwrap();
-    assert!(edited.status.success(), "{edited:?}");
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(venv.join("bin/chia_harvester"))
-        .env("CHIA_ROOT", &net.root)
-        .env("CHIA_KEYS_ROOT", &net.keys_root)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
 }
 
 struct Killed(Child);
@@ -144,9 +115,8 @@ async fn a_peers_share_is_taken_on_a_real_signage_point_and_refused_on_one_the_c
 
     // A real share: chia's harvester farming through A.
     let started = Instant::now();
-    let harvester = Killed(start_harvester(
+    let harvester = Killed(net.start_harvester(
         &venv,
-        &net,
         a.worker_addr.port(),
         &dir.path().join("harvester.log"),
     ));

@@ -157,35 +157,45 @@ fn rpc_call(
         .then(|| v["result"].clone())
 }
 
+/// The chain a server works on.
+enum Chain {
+    /// A Bitcoin Core of the run's own.
+    Core(Core),
+    /// The node's embedded chain.
+    Embedded,
+    /// None (the answer floor).
+    Without,
+}
+
 /// A server under load: its worker port, process, and how to read its chain figures.
 pub struct Server {
     name: &'static str,
     port: u16,
     proc: Proc,
-    core: Option<Core>,
+    chain: Chain,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn height(&self) -> u64 {
-        match &self.core {
-            _ if self.name == "floor" => 0,
-            Some(core) => core.height(),
+        match &self.chain {
+            Chain::Core(core) => core.height(),
             // The embedded chain, as the node reports it.
-            None => http_json(self.port, "/web/node_status")
+            Chain::Embedded => http_json(self.port, "/web/node_status")
                 .and_then(|v| v["bitcoind"]["blocks"].as_u64())
                 .unwrap_or(0),
+            Chain::Without => 0,
         }
     }
 
     /// `submitblock` calls bitcoind saw (Core's RPC log), or the node's own count.
     fn submitblock_calls(&self) -> usize {
-        match &self.core {
-            _ if self.name == "floor" => 0,
-            Some(core) => core.submitblock_calls(),
-            None => http_json(self.port, "/local_stats")
+        match &self.chain {
+            Chain::Core(core) => core.submitblock_calls(),
+            Chain::Embedded => http_json(self.port, "/local_stats")
                 .and_then(|v| v["blocks"]["submitblock_calls"].as_u64())
                 .unwrap_or(0) as usize,
+            Chain::Without => 0,
         }
     }
 }
@@ -264,7 +274,7 @@ async fn start_p2pool() -> Server {
         name: "p2pool",
         port: worker,
         proc: Proc(child),
-        core,
+        chain: core.map_or(Chain::Embedded, Chain::Core),
         _dir: dir,
     }
 }
@@ -305,7 +315,7 @@ async fn start_ckpool() -> Option<Server> {
         name: "ckpool",
         port,
         proc: Proc(child),
-        core: Some(core),
+        chain: Chain::Core(core),
         _dir: dir,
     })
 }
@@ -553,10 +563,10 @@ pub async fn run(
     eprintln!(
         "{} on {}: {answers} answers in {elapsed:.1} s, {blocks} blocks, {calls} submitblock calls",
         server.name,
-        match (&server.core, server.name) {
-            (_, "floor") => "no chain",
-            (Some(_), _) => "Bitcoin Core",
-            (None, _) => "the embedded chain",
+        match server.chain {
+            Chain::Core(_) => "Bitcoin Core",
+            Chain::Embedded => "the embedded chain",
+            Chain::Without => "no chain",
         },
     );
     format!(
@@ -583,27 +593,14 @@ pub async fn start(name: &str) -> Option<Server> {
 
 /// The answer floor (see the module docs), started as this bench's own binary.
 async fn start_floor() -> Server {
-    use std::io::BufRead;
+    // The floor reads no input: its standard input and output are dropped here.
+    let (child, _, _, port) = crate::spawn_role("answer_floor");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .env("STRATUM_LOAD_ROLE", "answer_floor")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("floor process");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("port line");
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok())
-        .expect("port");
     Server {
         name: "floor",
         port,
         proc: Proc(child),
-        core: None,
+        chain: Chain::Without,
         _dir: dir,
     }
 }

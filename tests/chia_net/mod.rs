@@ -8,7 +8,7 @@
 #![allow(clippy::print_stdout)] // reason: a test without its tools says it skipped
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -268,6 +268,36 @@ impl ChiaTestnet {
         let text = std::fs::read_to_string(self.root.join("log/debug.log")).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// chia's harvester on this root (`venv`'s `chia_harvester`), its farmer the node's worker
+    /// port `farmer_port` (chia's farmer is not started), its output in `log`.
+    pub fn start_harvester(&self, venv: &Path, farmer_port: u16, log: &Path) -> Child {
+        let edit = format!(
+            "import os, yaml\n\
+             p = os.path.join(os.environ['CHIA_ROOT'], 'config', 'config.yaml')\n\
+             c = yaml.safe_load(open(p))\n\
+             h = c['harvester']\n\
+             h['farmer_peers'] = [{{'host': '127.0.0.1', 'port': {farmer_port}}}]\n\
+             h['port'] = {hport}\n\
+             yaml.safe_dump(c, open(p, 'w'))\n",
+            hport = free_port(),
+        );
+        let edited = Command::new(venv.join("bin/python"))
+            .args(["-c", &edit])
+            .env("CHIA_ROOT", &self.root)
+            .output()
+            .unwrap();
+        assert!(edited.status.success(), "{edited:?}");
+        let log = std::fs::File::create(log).unwrap();
+        Command::new(venv.join("bin/chia_harvester"))
+            .env("CHIA_ROOT", &self.root)
+            .env("CHIA_KEYS_ROOT", &self.keys_root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
     }
 }
 
