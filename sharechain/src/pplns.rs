@@ -21,6 +21,7 @@
 //! exactly the subsidy. Outputs are ordered by amount (largest first), then script bytes.
 //! The donation weight is paid to the finder too (there is no developer address).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
 
@@ -529,16 +530,8 @@ impl WindowWeights {
         };
         let dust = |id: u32| self.dust[id as usize];
         let cmp = |a: u32, b: u32| script(a).as_bytes().cmp(script(b).as_bytes());
-        let ids = if n == self.entries.len() {
-            split(
-                self.order.iter().map(|&id| (id, self.weights[id as usize])),
-                total,
-                dust,
-                cmp,
-                finder_id,
-                subsidy,
-                max_payouts,
-            )
+        let (order, weights): (Cow<'_, [u32]>, Cow<'_, [u128]>) = if n == self.entries.len() {
+            (Cow::Borrowed(&self.order), Cow::Borrowed(&self.weights))
         } else {
             // A shorter window: from its own shares or by taking the rest off the whole one,
             // whichever walks fewer.
@@ -555,17 +548,17 @@ impl WindowWeights {
                 }
                 w
             };
-            let order = self.sorted(&weights);
-            split(
-                order.iter().map(|&id| (id, weights[id as usize])),
-                total,
-                dust,
-                cmp,
-                finder_id,
-                subsidy,
-                max_payouts,
-            )
+            (Cow::Owned(self.sorted(&weights)), Cow::Owned(weights))
         };
+        let ids = split(
+            order.iter().map(|&id| (id, weights[id as usize])),
+            total,
+            dust,
+            cmp,
+            finder_id,
+            subsidy,
+            max_payouts,
+        );
         ids.into_iter().map(|(id, sat)| (script(id), sat)).collect()
     }
 }
