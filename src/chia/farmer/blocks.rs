@@ -500,12 +500,8 @@ impl Farmer {
         let sp_hash = np.sp_hash.to_bytes();
         let (point, chain) = {
             let recent = self.recent.lock();
-            recent
-                .order
-                .iter()
-                .rev()
-                .find(|a| a.point.challenge_hash == challenge_hash && a.point.sp_hash == sp_hash)
-                .and_then(|a| Some((a.point, a.chain?)))?
+            let a = recent.find(&challenge_hash, &sp_hash)?;
+            (a.point, a.chain?)
         };
         let pos = &np.proof;
         // No plot filter: the harvester applied the chain's (the full node checks it again).

@@ -94,10 +94,7 @@ pub fn check_proof(
     let (number, sp): (u64, SignagePoint) = {
         let recent = farmer.recent.lock();
         recent
-            .order
-            .iter()
-            .rev()
-            .find(|a| a.point.challenge_hash == challenge_hash && a.point.sp_hash == sp_hash)
+            .find(&challenge_hash, &sp_hash)
             .map(|a| (a.number, a.point))
             .ok_or(Refused::UnknownSignagePoint)?
     };

@@ -204,6 +204,16 @@ struct Recent {
     answered: HashSet<([u8; 32], [u8; 32])>,
 }
 
+impl Recent {
+    /// The announced signage point of this challenge and hash, if it is still recent.
+    fn find(&self, challenge_hash: &[u8; 32], sp_hash: &[u8; 32]) -> Option<&Announced> {
+        self.order
+            .iter()
+            .rev()
+            .find(|a| a.point.challenge_hash == *challenge_hash && a.point.sp_hash == *sp_hash)
+    }
+}
+
 /// The farmer endpoint.
 pub struct Farmer {
     config: FarmerConfig,
@@ -332,9 +342,7 @@ impl Farmer {
         };
         {
             let mut recent = self.recent.lock();
-            if recent.order.iter().any(|a| {
-                a.point.sp_hash == point.sp_hash && a.point.challenge_hash == point.challenge_hash
-            }) {
+            if recent.find(&point.challenge_hash, &point.sp_hash).is_some() {
                 return;
             }
             recent.order.push_back(announced);
