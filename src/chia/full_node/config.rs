@@ -134,22 +134,32 @@ pub fn chain_constants_of(
     })?;
     let doc = docs.into_iter().next().unwrap_or(Yaml::Null);
     let mut constants = ChainConstants::for_network(network);
-    let key = |name: &str| format!("network_overrides.constants.{network}.{name}");
-    if let Some(v) = scalar(&doc, &key("DIFFICULTY_CONSTANT_FACTOR")) {
-        constants.difficulty_constant_factor = v.parse().map_err(|_| ConfigError::BadValue {
-            path: path.to_owned(),
-            key: key("DIFFICULTY_CONSTANT_FACTOR"),
-            value: v.clone(),
-        })?;
+    if let Some(v) = over(&doc, path, network, "DIFFICULTY_CONSTANT_FACTOR")? {
+        constants.difficulty_constant_factor = v;
     }
-    if let Some(v) = scalar(&doc, &key("NUM_SPS_SUB_SLOT")) {
-        constants.num_sps_sub_slot = v.parse().map_err(|_| ConfigError::BadValue {
-            path: path.to_owned(),
-            key: key("NUM_SPS_SUB_SLOT"),
-            value: v.clone(),
-        })?;
+    if let Some(v) = over(&doc, path, network, "NUM_SPS_SUB_SLOT")? {
+        constants.num_sps_sub_slot = v;
     }
     Ok(constants)
+}
+
+/// The number the root sets for `name` on this network, if it sets one.
+fn over<T: std::str::FromStr>(
+    doc: &Yaml,
+    path: &Path,
+    network: &str,
+    name: &str,
+) -> Result<Option<T>, ConfigError> {
+    let key = format!("network_overrides.constants.{network}.{name}");
+    scalar(doc, &key)
+        .map(|v| {
+            v.parse().map_err(|_| ConfigError::BadValue {
+                path: path.to_owned(),
+                key: key.clone(),
+                value: v.clone(),
+            })
+        })
+        .transpose()
 }
 
 /// The scalar at the dotted `key` of `doc`'s maps, as text; `None` when absent or not a scalar.
