@@ -436,7 +436,7 @@ impl Session {
             }
             msg::RESPOND_SIGNATURES => {
                 let m: p::RespondSignatures = frame.payload("respond_signatures")?;
-                self.on_signatures(frame.id, &m);
+                self.on_signatures(frame.id, m);
                 Ok(())
             }
             other => {
@@ -531,20 +531,20 @@ impl Session {
         }
     }
 
-    fn on_signatures(&mut self, id: Option<u16>, m: &p::RespondSignatures) {
+    fn on_signatures(&mut self, id: Option<u16>, reply: p::RespondSignatures) {
         let Some((pending, requested)) = id.and_then(|id| self.pending.remove(&id)) else {
             self.farmer.count("signature_unrequested");
             return;
         };
         let (share, block) = match pending {
             Pending::Values { attempt, messages } => {
-                self.farmer.block_signed_values(attempt, &messages, m);
+                self.farmer.block_signed_values(attempt, &messages, &reply);
                 return;
             }
             Pending::Proof { share, block } => (share, block),
         };
         if let Some(block) = &block {
-            self.farmer.declare_block(self.id, block, m);
+            self.farmer.declare_block(self.id, block, &reply);
         }
         let Some(candidate) = share else { return };
         let signature_wait_ms = requested.elapsed().as_secs_f64() * 1e3;
@@ -554,7 +554,6 @@ impl Session {
         };
         let farmer = self.farmer.clone();
         let harvester = self.id;
-        let reply = m.clone();
         tokio::spawn(async move {
             let _permit = permit;
             // The farmer key's signature (curve arithmetic) off the connection's task.
@@ -565,7 +564,7 @@ impl Session {
             })
             .await;
             let Some((completed, candidate)) = completed else {
-                farmer.count("share_check_failed");
+                farmer.count("share_completion_failed");
                 return;
             };
             let share = match completed {
