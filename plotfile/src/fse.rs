@@ -305,8 +305,8 @@ impl DecodeTable {
     /// The first `want` of the `count` deltas [`Self::decode`] gives: equal to
     /// `decode(src, count)?[..want]` whenever that succeeds, decoding only as far as needed (a
     /// prover reading one entry of a park needs the deltas before it, on average half of
-    /// them). Damage past the prefix goes unseen: what is read from it is checked by whoever
-    /// verifies the proof.
+    /// them). Damage past the prefix goes unseen here; damage before it shows in the proof,
+    /// which the prover checks before returning it.
     pub fn decode_prefix(
         &self,
         src: &[u8],
