@@ -41,6 +41,30 @@ pub fn read_bits_u128(bytes: &[u8], start: u64, n: u32) -> u128 {
     v
 }
 
+/// The sum of the first `count` fields of `width` bits (1..=57) packed MSB-first from bit 0
+/// of `bytes`; fields past the end read as zero, as [`read_bits_u128`] reads them. A prover
+/// sums up to 2047 stubs per line point, 63 line points per proof: fields whose eight bytes
+/// are all inside `bytes` are read with one load each.
+fn sum_fields(bytes: &[u8], count: usize, width: u32) -> u64 {
+    debug_assert!((1..=57).contains(&width));
+    let mut sum = 0u64;
+    let mut pos = 0u64;
+    for _ in 0..count {
+        let first = (pos / 8) as usize;
+        let field = match bytes.get(first..first + 8) {
+            Some(word) => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                (u64::from_be_bytes(w) << (pos % 8)) >> (64 - width)
+            }
+            None => sharechain_bits(bytes, pos, width),
+        };
+        sum += field;
+        pos += u64::from(width);
+    }
+    sum
+}
+
 fn sharechain_bits(bytes: &[u8], start: u64, n: u32) -> u64 {
     let first = (start / 8) as usize;
     let mut word = [0u8; 8];
@@ -87,13 +111,9 @@ pub fn line_point(sizes: &Sizes, table: u8, park: &[u8], index: u64) -> Result<u
         (index % ENTRIES_PER_PARK) as usize,
     )?;
     let stub_bits = k - STUB_MINUS_BITS;
-    let mut sum_deltas = 0u64;
-    let mut sum_stubs = 0u64;
-    let n = (index % ENTRIES_PER_PARK).min(deltas.len() as u64);
-    for (i, &d) in deltas.iter().enumerate().take(n as usize) {
-        sum_stubs += sharechain_bits(stubs, i as u64 * u64::from(stub_bits), stub_bits);
-        sum_deltas += u64::from(d);
-    }
+    let n = ((index % ENTRIES_PER_PARK) as usize).min(deltas.len());
+    let sum_deltas: u64 = deltas[..n].iter().map(|&d| u64::from(d)).sum();
+    let sum_stubs = sum_fields(stubs, n, stub_bits);
     let big_delta = (u128::from(sum_deltas) << stub_bits) + u128::from(sum_stubs);
     Ok(checkpoint.wrapping_add(big_delta))
 }
@@ -198,6 +218,25 @@ mod tests {
         );
         // The last 6 bits, then zeros past the end.
         assert_eq!(read_bits_u128(&bytes, 90, 10), 0b11_0000_0000);
+    }
+
+    #[test]
+    fn field_sums_match_reading_each_field() {
+        // Widths of stubs for k 18..=50, counts up to a whole park, bytes ending mid-field.
+        let bytes: Vec<u8> = (0..4000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for width in [1u32, 7, 15, 16, 29, 47, 57] {
+            for len in [0usize, 1, 9, 100, 3999] {
+                let b = &bytes[..len];
+                for count in [0usize, 1, 2, 63, 1024, 2047] {
+                    let each: u64 = (0..count as u64)
+                        .map(|i| sharechain_bits(b, i * u64::from(width), width))
+                        .sum();
+                    assert_eq!(sum_fields(b, count, width), each, "{width} {len} {count}");
+                }
+            }
+        }
     }
 
     #[test]
