@@ -23,3 +23,10 @@ pub mod store;
 pub mod submit;
 pub mod work;
 pub mod worker;
+
+/// The cores this process may use, read once: the standard library's answer re-reads the
+/// cgroup quota files on every call, and per-share and per-fan-out code asks for it.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+}

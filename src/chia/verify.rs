@@ -86,9 +86,7 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(&args.file)
             .with_context(|| format!("reading {}", args.file.display()))?
     };
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args.threads.unwrap_or_else(crate::cores);
     if args.bench {
         return bench(&text, threads);
     }

@@ -161,7 +161,7 @@ impl ShareKind for PoSpace {
         if shares.is_empty() {
             return None;
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let threads = crate::cores().min(4);
         let results: Vec<_> = shares
             .iter()
             .map(|s| s.hash())

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 /// One slot per core.
 static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = crate::cores();
     Arc::new(Semaphore::new(cores))
 });
 

@@ -421,6 +421,16 @@ impl Farmer {
         self.shares.lock().iter().cloned().collect()
     }
 
+    /// The newest `n` accepted shares, oldest first (a poller's cheap look at what is new).
+    pub fn newest_shares(&self, n: usize) -> Vec<ShareRecord> {
+        let shares = self.shares.lock();
+        shares
+            .iter()
+            .skip(shares.len().saturating_sub(n))
+            .cloned()
+            .collect()
+    }
+
     /// Where this node's harvesters' shares came from: share hash (as `ShareRecord::hash`) →
     /// (harvester, when its proof arrived), for the recent shares and those being submitted.
     pub fn share_origins(&self) -> HashMap<String, (u64, u64)> {

@@ -70,7 +70,7 @@ impl<P> Registry<P> {
 
 /// Threads for a fan-out to `n` connections.
 fn threads_for(n: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = crate::cores();
     (n / MIN_PER_THREAD).clamp(1, cores.min(MAX_THREADS))
 }
 
