@@ -20,7 +20,9 @@
 //! Then the whole pool on a real chain (`chain_load`): the `p2pool` node on Bitcoin Core
 //! (`BITCOIND`) or its embedded chain, and ckpool (`CKPOOL`) on a Bitcoin Core of its own, each
 //! with N connections submitting random nonces for 10 s: one `RESULT server=…` line per server
-//! and N. `STRATUM_LOAD_PARTS=worker` or `=chain` runs one of the two parts only.
+//! and N (`ckpool_blocks`: ckpool again, its chain given as many new blocks as p2pool's run
+//! found). `STRATUM_LOAD_PARTS=worker` or `=chain` runs one of the two parts only;
+//! `STRATUM_LOAD_SERVERS=p2pool,ckpool` some of the chain part's servers.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -104,19 +106,33 @@ fn main() {
     }
     // The whole pool on a real chain, and ckpool beside it (see `chain_load`).
     let (chain_ns, secs) = if full { (ns, 10.0) } else { (vec![20], 1.0) };
-    let servers: &[&str] = if full {
-        &["p2pool", "ckpool", "floor"]
+    let all: &[&str] = if full {
+        &["p2pool", "ckpool", "ckpool_blocks", "floor"]
     } else {
         &["p2pool"]
     };
+    let chosen = std::env::var("STRATUM_LOAD_SERVERS").unwrap_or_default();
+    let servers: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|s| chosen.is_empty() || chosen.split(',').any(|c| c == *s))
+        .collect();
     for n in chain_ns {
-        for name in servers {
+        // The blocks p2pool's run found, for `ckpool_blocks` to see as many.
+        let mut p2pool_blocks = 0;
+        for name in &servers {
+            let blocks = (*name == "ckpool_blocks").then_some(p2pool_blocks);
             let line = rt.block_on(async {
                 let server = chain_load::start(name).await?;
-                Some(chain_load::run(server, n, secs, rss_mb, cpu_secs).await)
+                Some(chain_load::run(server, n, secs, blocks, rss_mb, cpu_secs).await)
             });
             match line {
-                Some(line) => println!("{line}"),
+                Some(line) => {
+                    if *name == "p2pool" {
+                        p2pool_blocks = chain_load::field(&line, "blocks_accepted").unwrap_or(0);
+                    }
+                    println!("{line}");
+                }
                 None => eprintln!("skipped: {name} (needs CKPOOL and BITCOIND)"),
             }
         }

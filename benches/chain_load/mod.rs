@@ -11,6 +11,13 @@
 //! memory at the end), `server_cpu_us` (the server process's CPU time over the window per
 //! answer: what an answer costs the server, whatever else the machine runs).
 //!
+//! ckpool on regtest clamps the network difficulty to 1 ("Network diff set to 1.0"), so random
+//! nonces never make it a block: its chain stands still and its miners get no new-block jobs,
+//! where p2pool's run finds a block every second or so and sends each to every connection.
+//! `server=ckpool_blocks` is ckpool under the same load with as many blocks as p2pool's run of
+//! that size accepted, mined on its Bitcoin Core at even intervals over the window
+//! (`generatetoaddress`), so that both servers send the same number of new-block jobs.
+//!
 //! `server=floor` is the reference for what this client and machine allow: a server that does
 //! nothing but answer (a fixed reply per submit line, all lines read at once answered in one
 //! write, on a tokio runtime like the node's), in a process of its own ([`answer_floor`]). The
@@ -261,10 +268,16 @@ async fn start_p2pool() -> Server {
             format!("127.0.0.1:{}", core.p2p),
         ]);
     }
-    let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
+    // `CHAIN_LOAD_LOG=FILE` keeps the node's log (`CHAIN_LOAD_RUST_LOG`, default `warn`).
+    let log_path = std::env::var_os("CHAIN_LOAD_LOG")
+        .map_or_else(|| dir.path().join("node.log"), PathBuf::from);
+    let log = std::fs::File::create(log_path).expect("log");
     let child = Command::new(env!("CARGO_BIN_EXE_p2pool"))
         .args(&args)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("CHAIN_LOAD_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(log.try_clone().expect("dup"))
         .stderr(log)
         .spawn()
@@ -280,7 +293,7 @@ async fn start_p2pool() -> Server {
 }
 
 /// ckpool on a Bitcoin Core of its own; `None` when `CKPOOL` or `BITCOIND` is missing.
-async fn start_ckpool() -> Option<Server> {
+async fn start_ckpool(name: &'static str) -> Option<Server> {
     let ckpool = std::env::var("CKPOOL").ok()?;
     let core = Core::start(&std::env::var("BITCOIND").ok()?);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -312,7 +325,7 @@ async fn start_ckpool() -> Option<Server> {
         .expect("ckpool");
     wait_listening(port, "ckpool").await;
     Some(Server {
-        name: "ckpool",
+        name,
         port,
         proc: Proc(child),
         chain: Chain::Core(core),
@@ -361,6 +374,8 @@ async fn read_line(
 struct Conn {
     w: tokio::net::tcp::OwnedWriteHalf,
     job: String,
+    /// The previous block hash of its newest job.
+    prev: String,
     ntime: String,
     en2: String,
     sent: Option<Instant>,
@@ -395,6 +410,7 @@ async fn group(
         conns.push(Conn {
             w,
             job: String::new(),
+            prev: String::new(),
             ntime: String::new(),
             en2: "00000000".into(),
             sent: None,
@@ -421,11 +437,14 @@ async fn group(
                         let first_job = c.job.is_empty();
                         c.job = job;
                         c.ntime = ntime;
-                        let now = base.elapsed().as_micros() as u64;
-                        {
+                        // The spread of a new block's job: each connection's first job on it
+                        // (later jobs on the same block, as a pool sends them, do not count).
+                        if c.prev != prev {
+                            let now = base.elapsed().as_micros() as u64;
                             let mut spreads = shared.spreads.lock();
-                            let e = spreads.entry(prev).or_insert((now, now));
+                            let e = spreads.entry(prev.clone()).or_insert((now, now));
                             e.1 = e.1.max(now);
+                            c.prev = prev;
                         }
                         if first_job {
                             shared.ready.fetch_add(1, Ordering::Relaxed);
@@ -489,10 +508,42 @@ async fn submit(c: &mut Conn, rng: &mut u32) {
 }
 
 /// One run: `n` connections submitting for `secs`; the RESULT line.
+/// The number after `name=` in a `RESULT` line.
+pub fn field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Mines `count` blocks on `core`'s RPC port at even intervals over `secs` (the window), on a
+/// thread of its own; stops early when `stop` is set.
+fn mine_paced(rpc: u16, count: u64, secs: f64, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let every = Duration::from_secs_f64(secs / (count + 1) as f64);
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        for i in 1..=count {
+            let at = every * u32::try_from(i).unwrap_or(u32::MAX);
+            while start.elapsed() < at {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let params = format!("[1, \"{}\"]", *ADDRESS);
+            if rpc_call(rpc, ("u", "p"), "generatetoaddress", &params).is_none() {
+                eprintln!("ckpool_blocks: generatetoaddress failed");
+            }
+        }
+    });
+}
+
+/// Runs the load on `server`; `blocks`: that many blocks mined on its chain during the window
+/// (Bitcoin Core only), for `ckpool_blocks`.
 pub async fn run(
     server: Server,
     n: usize,
     secs: f64,
+    blocks: Option<u64>,
     rss_mb: impl Fn(u32) -> f64,
     cpu_secs: impl Fn(u32) -> f64,
 ) -> String {
@@ -523,7 +574,12 @@ pub async fn run(
     let cpu0 = cpu_secs(server.proc.0.id());
     let t = Instant::now();
     go_tx.send_replace(1);
+    let stop_mining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let (Some(count), Chain::Core(core)) = (blocks, &server.chain) {
+        mine_paced(core.rpc, count, secs, Arc::clone(&stop_mining));
+    }
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop_mining.store(true, Ordering::Relaxed);
     go_tx.send_replace(2);
     let elapsed = t.elapsed().as_secs_f64();
     let answers = shared.answers.load(Ordering::Relaxed);
@@ -585,7 +641,8 @@ pub async fn run(
 pub async fn start(name: &str) -> Option<Server> {
     match name {
         "p2pool" => Some(start_p2pool().await),
-        "ckpool" => start_ckpool().await,
+        "ckpool" => start_ckpool("ckpool").await,
+        "ckpool_blocks" => start_ckpool("ckpool_blocks").await,
         "floor" => Some(start_floor().await),
         _ => None,
     }
