@@ -222,11 +222,12 @@ mod tests {
 
     #[test]
     fn field_sums_match_reading_each_field() {
-        // Widths of stubs for k 18..=50, counts up to a whole park, bytes ending mid-field.
+        // Widths of stubs for k 18..=50 (and narrower), counts up to a whole park, bytes ending
+        // mid-field. 2047 fields of 47 bits sum below 2^58.
         let bytes: Vec<u8> = (0..4000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        for width in [1u32, 7, 15, 16, 29, 47, 57] {
+        for width in [1u32, 7, 15, 16, 29, 47] {
             for len in [0usize, 1, 9, 100, 3999] {
                 let b = &bytes[..len];
                 for count in [0usize, 1, 2, 63, 1024, 2047] {
