@@ -3,10 +3,13 @@
 //! to its farmer and the node's link to a chia full node.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use rustls::pki_types::ServerName;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage};
 
 use super::protocol::MAX_MESSAGE_BYTES;
 
@@ -22,6 +25,36 @@ pub fn ws_config() -> WebSocketConfig {
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES + 64))
         .max_frame_size(Some(MAX_MESSAGE_BYTES + 64))
+}
+
+/// What a chia websocket delivered next, pings and pongs skipped (tungstenite answers pings).
+#[derive(Debug)]
+pub enum Incoming {
+    /// A binary message: one chia message.
+    Message(Bytes),
+    /// The peer closed the websocket (a close frame or the end of the stream).
+    Closed,
+    /// A text message, which chia never sends.
+    Text,
+}
+
+/// The next [`Incoming`] of a chia websocket, client or server side; `last_seen` is set at any
+/// message, pongs included (the callers' silence limits).
+pub async fn next_incoming<S>(ws: &mut S, last_seen: &mut Instant) -> Result<Incoming, WsError>
+where
+    S: futures::Stream<Item = Result<WsMessage, WsError>> + Unpin,
+{
+    loop {
+        let next = ws.next().await;
+        *last_seen = Instant::now();
+        return match next {
+            None | Some(Ok(WsMessage::Close(_))) => Ok(Incoming::Closed),
+            Some(Ok(WsMessage::Binary(b))) => Ok(Incoming::Message(b)),
+            Some(Ok(WsMessage::Text(_))) => Ok(Incoming::Text),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => Err(e),
+        };
+    }
 }
 
 /// A connected chia websocket.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chia_bls::PublicKey;
 use chia_protocol::{Handshake, NodeType};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -21,7 +21,7 @@ use super::protocol::{self as p, msg, Frame, ProtocolError};
 use super::sync::PlotSync;
 pub use super::tls::CertSource;
 use super::tls::{self, TlsError};
-use crate::chia::wss::DialError;
+use crate::chia::wss::{self, DialError, Incoming};
 
 /// Signage point lookups running at once; a signage point arriving past this is dropped.
 pub const MAX_LOOKUPS: usize = 4;
@@ -171,7 +171,7 @@ impl Harvester {
     /// One connection: handshake, then serve the farmer until it closes or misbehaves.
     pub async fn session(&self) -> Result<(), SessionError> {
         let addr = self.config.farmer.clone();
-        let mut ws = crate::chia::wss::dial(&addr, self.tls.clone(), CONNECT_TIMEOUT, None)
+        let mut ws = wss::dial(&addr, self.tls.clone(), CONNECT_TIMEOUT, None)
             .await
             .map_err(|e| match e {
                 DialError::Connect { addr, reason } => SessionError::Connect { addr, reason },
@@ -348,15 +348,9 @@ async fn recv<S>(ws: &mut S, last_seen: &mut Instant) -> Result<Option<Frame>, S
 where
     S: futures::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
-    loop {
-        let next = ws.next().await;
-        *last_seen = Instant::now();
-        match next {
-            None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
-            Some(Ok(WsMessage::Binary(b))) => return Ok(Some(Frame::decode(&b)?)),
-            Some(Ok(WsMessage::Text(_))) => return Err(SessionError::TextFrame),
-            Some(Ok(_)) => continue, // ping, pong: tungstenite answers pings itself
-            Some(Err(e)) => return Err(e.into()),
-        }
+    match wss::next_incoming(ws, last_seen).await? {
+        Incoming::Message(b) => Ok(Some(Frame::decode(&b)?)),
+        Incoming::Closed => Ok(None),
+        Incoming::Text => Err(SessionError::TextFrame),
     }
 }

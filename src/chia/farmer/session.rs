@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::hashes::{sha256, Hash};
 use chia_protocol::{Bytes32, Handshake, NodeType};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -22,6 +22,7 @@ use super::messages;
 use super::sink::SinkError;
 use super::{Announced, Farmer, HarvesterInfo, PlotSummary, ShareRecord};
 use crate::chia::protocol::{self as p, msg, Frame, ProtocolError};
+use crate::chia::wss::{self, Incoming};
 
 /// TLS and websocket handshakes must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,11 +143,7 @@ async fn serve(
         .unwrap_or_default();
     let mut ws = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::accept_hdr_async_with_config(
-            tls,
-            only_ws_path,
-            Some(crate::chia::wss::ws_config()),
-        ),
+        tokio_tungstenite::accept_hdr_async_with_config(tls, only_ws_path, Some(wss::ws_config())),
     )
     .await
     .map_err(|_| SessionError::Timeout)??;
@@ -675,20 +672,14 @@ async fn recv(
     last_seen: &mut Instant,
     farmer: &Farmer,
 ) -> Result<Option<Frame>, SessionError> {
-    loop {
-        let next = ws.next().await;
-        *last_seen = Instant::now();
-        match next {
-            None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
-            Some(Ok(WsMessage::Binary(b))) => {
-                let frame = Frame::decode(&b)?;
-                farmer.record_frame(frame.msg_type, &b);
-                return Ok(Some(frame));
-            }
-            Some(Ok(WsMessage::Text(_))) => return Err(SessionError::TextFrame),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.into()),
+    match wss::next_incoming(ws, last_seen).await? {
+        Incoming::Message(b) => {
+            let frame = Frame::decode(&b)?;
+            farmer.record_frame(frame.msg_type, &b);
+            Ok(Some(frame))
         }
+        Incoming::Closed => Ok(None),
+        Incoming::Text => Err(SessionError::TextFrame),
     }
 }
 

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chia_protocol::{Handshake, NodeType};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::chia::farmer::blocks::Uplink;
 use crate::chia::farmer::source::{ChainPoint, SourceEvent, SourcePoint};
 use crate::chia::protocol::{self as p, msg, Frame, ProtocolError};
-use crate::chia::wss::DialError;
+use crate::chia::wss::{self, DialError, Incoming};
 use sharechain::pospace_share::SignagePoint;
 
 use super::Shared;
@@ -136,15 +136,14 @@ pub(super) async fn session(
     on_up: impl FnOnce(),
 ) -> Result<(), LinkError> {
     let addr = shared.config.peer.clone();
-    let mut ws =
-        crate::chia::wss::dial(&addr, tls.clone(), CONNECT_TIMEOUT, Some(HANDSHAKE_TIMEOUT))
-            .await
-            .map_err(|e| match e {
-                DialError::Connect { addr, reason } => LinkError::Connect { addr, reason },
-                DialError::Tls(e) => LinkError::Tls(e),
-                DialError::Websocket(e) => LinkError::Websocket(e),
-                DialError::Timeout(t) => LinkError::HandshakeTimeout(t),
-            })?;
+    let mut ws = wss::dial(&addr, tls.clone(), CONNECT_TIMEOUT, Some(HANDSHAKE_TIMEOUT))
+        .await
+        .map_err(|e| match e {
+            DialError::Connect { addr, reason } => LinkError::Connect { addr, reason },
+            DialError::Tls(e) => LinkError::Tls(e),
+            DialError::Websocket(e) => LinkError::Websocket(e),
+            DialError::Timeout(t) => LinkError::HandshakeTimeout(t),
+        })?;
 
     let ours = shared.config.network_id.clone();
     let hello = Handshake {
@@ -306,15 +305,9 @@ type Ws = crate::chia::wss::ClientWs;
 
 /// The next chia message, `None` when the full node closed.
 async fn recv(ws: &mut Ws, last_seen: &mut Instant) -> Result<Option<Frame>, LinkError> {
-    loop {
-        let next = ws.next().await;
-        *last_seen = Instant::now();
-        match next {
-            None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
-            Some(Ok(WsMessage::Binary(b))) => return Ok(Some(Frame::decode(&b)?)),
-            Some(Ok(WsMessage::Text(_))) => return Err(LinkError::TextFrame),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.into()),
-        }
+    match wss::next_incoming(ws, last_seen).await? {
+        Incoming::Message(b) => Ok(Some(Frame::decode(&b)?)),
+        Incoming::Closed => Ok(None),
+        Incoming::Text => Err(LinkError::TextFrame),
     }
 }
