@@ -529,7 +529,6 @@ fn is_real(h: &p2pool::chia::farmer::HarvesterInfo) -> bool {
     !h.software_version.starts_with("p2pool-rs")
 }
 
-/// Adds the shares recorded since the last call (the farmer keeps the latest 1000).
 /// Records the shares not seen before. Polled every 250 ms, it copies only the newest
 /// [`COLLECT_NEWEST`] records (the copying runs in the node's process and counts in its CPU).
 fn collect(farmer: &Farmer, seen: &mut HashSet<String>, shares: &mut Vec<ShareRecord>) {

@@ -507,7 +507,6 @@ async fn submit(c: &mut Conn, rng: &mut u32) {
     }
 }
 
-/// One run: `n` connections submitting for `secs`; the RESULT line.
 /// The number after `name=` in a `RESULT` line.
 pub fn field(line: &str, name: &str) -> Option<u64> {
     line.split_whitespace()
@@ -515,19 +514,16 @@ pub fn field(line: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Mines `count` blocks on `core`'s RPC port at even intervals over `secs` (the window), on a
-/// thread of its own; stops early when `stop` is set.
+/// Mines `count` blocks on a Bitcoin Core's RPC port at even intervals over `secs` (the window),
+/// on a thread of its own; none after `stop` is set.
 fn mine_paced(rpc: u16, count: u64, secs: f64, stop: Arc<std::sync::atomic::AtomicBool>) {
     let every = Duration::from_secs_f64(secs / (count + 1) as f64);
     std::thread::spawn(move || {
         let start = Instant::now();
-        for i in 1..=count {
-            let at = every * u32::try_from(i).unwrap_or(u32::MAX);
-            while start.elapsed() < at {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
+        for i in 1..=u32::try_from(count).unwrap_or(u32::MAX) {
+            std::thread::sleep((every * i).saturating_sub(start.elapsed()));
+            if stop.load(Ordering::Relaxed) {
+                return;
             }
             let params = format!("[1, \"{}\"]", *ADDRESS);
             if rpc_call(rpc, ("u", "p"), "generatetoaddress", &params).is_none() {
@@ -537,8 +533,8 @@ fn mine_paced(rpc: u16, count: u64, secs: f64, stop: Arc<std::sync::atomic::Atom
     });
 }
 
-/// Runs the load on `server`; `blocks`: that many blocks mined on its chain during the window
-/// (Bitcoin Core only), for `ckpool_blocks`.
+/// One run: `n` connections submitting for `secs`; the RESULT line. `blocks`: that many blocks
+/// mined on the server's chain during the window (Bitcoin Core only), for `ckpool_blocks`.
 pub async fn run(
     server: Server,
     n: usize,

@@ -217,27 +217,21 @@ pub fn precheck(
 ) -> Vec<Result<Quality, ShareError>> {
     let threads = threads.clamp(1, shares.len().max(1));
     let chunk = shares.len().div_ceil(threads).max(1);
+    let check_all = |part: &[&PoSpaceShare]| -> Vec<Result<Quality, ShareError>> {
+        part.iter().map(|s| check_proof(s, network)).collect()
+    };
     let proofs: Vec<Result<Quality, ShareError>> = if threads == 1 {
-        shares.iter().map(|s| check_proof(s, network)).collect()
+        check_all(shares)
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = shares
                 .chunks(chunk)
-                .map(|part| {
-                    let run = move || -> Vec<_> {
-                        part.iter().map(|s| check_proof(s, network)).collect()
-                    };
-                    (part, scope.spawn(run))
-                })
+                .map(|part| (part, scope.spawn(move || check_all(part))))
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|(part, handle)| {
-                    // A thread that died costs speed, not results.
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| part.iter().map(|s| check_proof(s, network)).collect())
-                })
+                // A thread that died costs speed, not results.
+                .flat_map(|(part, handle)| handle.join().unwrap_or_else(|_| check_all(part)))
                 .collect()
         })
     };

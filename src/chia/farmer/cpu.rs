@@ -9,10 +9,7 @@ use std::sync::{Arc, LazyLock};
 use tokio::sync::Semaphore;
 
 /// One slot per core.
-static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = crate::cores();
-    Arc::new(Semaphore::new(cores))
-});
+static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(crate::cores())));
 
 /// Runs `f` on the blocking pool when a core's slot is free. `None` when `f` panicked.
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {

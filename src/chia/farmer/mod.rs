@@ -418,7 +418,7 @@ impl Farmer {
 
     /// Accepted shares, oldest first.
     pub fn shares(&self) -> Vec<ShareRecord> {
-        self.shares.lock().iter().cloned().collect()
+        self.newest_shares(usize::MAX)
     }
 
     /// The newest `n` accepted shares, oldest first (a poller's cheap look at what is new).
