@@ -16,6 +16,9 @@
 //! issued from the node's CA: websocket `/ws`, chia handshake, plot sync of 100 plots per
 //! connection (10,000 in all), `new_proof_of_space` for each proof found,
 //! `request_signatures` answered with the plot's real signature, and `farming_info`. The
+//! connections' signage point lookups take turns (`Harvester::lookup_gate`): they stand for
+//! harvesters on machines of their own, where a signature reply does not wait behind other
+//! harvesters' lookups. The
 //! answering connections farm one real k18 plot each (the rest of their plots, and all plots
 //! of the others, are announced only); every proof comes from a real plot, each plot farmed by
 //! one connection. The plots are made once with chiapos (`tests/harvester/make_keyed_plot.py`,
@@ -57,7 +60,7 @@ use chia_common::{ChiaHarvester, MNEMONIC};
 use chia_protocol::Bytes32;
 use p2pool::chia::farmer::{Farmer, FarmerKeys, ShareRecord};
 use p2pool::chia::node::{ChiaNode, ChiaNodeOptions, ChiaRunArgs};
-use p2pool::harvester::client::{CertSource, FarmConfig, Harvester};
+use p2pool::harvester::client::{CertSource, FarmConfig, Harvester, LookupGate};
 use p2pool::harvester::plots::Consensus;
 use p2pool::harvester::protocol::Plot2;
 use sharechain::pospace_share::{check_share, KnownSignagePoints, PoSpaceShare};
@@ -491,6 +494,10 @@ fn load_generator(spec: &str) {
         .enable_all()
         .build()
         .expect("runtime");
+    // The connections stand for harvesters on machines of their own: their lookups take turns
+    // (one signage point lookup at a time in this process), so that no connection's signature
+    // reply waits behind twenty lookups time-sliced on the same two cores.
+    let gate = LookupGate::default();
     rt.block_on(async {
         for i in 0..spec.connections {
             let plots: Vec<PathBuf> = spec.plots.get(i).cloned().into_iter().collect();
@@ -512,7 +519,9 @@ fn load_generator(spec: &str) {
                 }
             };
             let announced = spec.announced_per_connection - plots.len();
-            let harvester = harvester.announce_only(announced_only(i, announced, &keys));
+            let harvester = harvester
+                .announce_only(announced_only(i, announced, &keys))
+                .lookup_gate(gate.clone());
             tokio::spawn(async move { harvester.run().await });
         }
         // The bench closes standard input (or dies): stop.

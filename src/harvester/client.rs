@@ -111,7 +111,13 @@ pub struct Harvester {
     /// Plots reported by plot sync but not farmed (see [`Harvester::announce_only`]).
     announced_only: Vec<p::Plot2>,
     lookups: Arc<Semaphore>,
+    /// Shared with other harvesters of this process (see [`Harvester::lookup_gate`]).
+    gate: Option<LookupGate>,
 }
+
+/// Lets the signage point lookups of the harvesters holding it run one at a time.
+#[derive(Debug, Clone, Default)]
+pub struct LookupGate(Arc<parking_lot::Mutex<()>>);
 
 impl Harvester {
     /// Loads the TLS identity and opens the plots (plots that fail are reported to the farmer
@@ -137,6 +143,7 @@ impl Harvester {
             invalid,
             announced_only: Vec::new(),
             lookups: Arc::new(Semaphore::new(MAX_LOOKUPS)),
+            gate: None,
         })
     }
 
@@ -145,6 +152,16 @@ impl Harvester {
     /// every proof still comes from an opened plot.
     pub fn announce_only(mut self, plots: Vec<p::Plot2>) -> Harvester {
         self.announced_only = plots;
+        self
+    }
+
+    /// Runs this harvester's signage point lookups behind `gate`: harvesters given the same gate
+    /// look up one signage point at a time between them. A load generator whose connections
+    /// stand for harvesters on machines of their own shares one, so that a connection's
+    /// signature reply (a few hundred microseconds, waited on by the farmer) is not
+    /// time-sliced behind every other connection's lookup on the same cores.
+    pub fn lookup_gate(mut self, gate: LookupGate) -> Harvester {
+        self.gate = Some(gate);
         self
     }
 
@@ -280,8 +297,10 @@ impl Harvester {
                                 continue;
                             };
                             let (plots, tx, consensus) = (farmable.clone(), out_tx.clone(), self.config.consensus);
+                            let gate = self.gate.clone();
                             tokio::task::spawn_blocking(move || {
                                 let _permit = permit;
+                                let _turn = gate.as_ref().map(|g| g.0.lock());
                                 answer_signage_point(&plots, &sp, &consensus, &tx);
                             });
                         }
