@@ -19,7 +19,8 @@
 //! (persist, request parents, penalise peers, switch work). The tracker is generic over the share
 //! kind ([`TrackedShare`]) and its rules ([`Verifier`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bitcoin::hashes::Hash as _;
@@ -146,7 +147,7 @@ pub struct ShareTracker<S: TrackedShare, V: Verifier<S>> {
     config: TrackerConfig,
     /// Children waiting for a parent that is not held, by the parent's hash.
     waiting: ShareHashMap<Vec<ShareHash>>,
-    verified_heads: ShareHashSet,
+    verified_heads: VerifiedHeads,
     heads: ShareHashSet,
     invalid: ShareHashSet,
     invalid_order: VecDeque<ShareHash>,
@@ -157,6 +158,35 @@ pub struct ShareTracker<S: TrackedShare, V: Verifier<S>> {
     seq: u64,
     /// The last insertion (`seq`) into each tree, by tree id.
     tree_seen: HashMap<u64, u64>,
+}
+
+/// Verified shares without verified children, also ordered by cumulative work.
+#[derive(Debug, Default)]
+struct VerifiedHeads {
+    work: ShareHashMap<u128>,
+    by_work: BTreeSet<(u128, ShareHash)>,
+}
+
+impl VerifiedHeads {
+    fn insert(&mut self, hash: ShareHash, cum_work: u128) {
+        if let Some(old) = self.work.insert(hash, cum_work) {
+            self.by_work.remove(&(old, hash));
+        }
+        self.by_work.insert((cum_work, hash));
+    }
+
+    fn remove(&mut self, hash: &ShareHash) {
+        if let Some(old) = self.work.remove(hash) {
+            self.by_work.remove(&(old, *hash));
+        }
+    }
+
+    /// A head's cumulative work changed (its subtree was attached to a parent).
+    fn set_work(&mut self, hash: &ShareHash, cum_work: u128) {
+        if self.work.contains_key(hash) {
+            self.insert(*hash, cum_work);
+        }
+    }
 }
 
 /// Trees are checked for staleness once per this many insertions.
@@ -170,7 +200,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             verifier,
             config,
             waiting: ShareHashMap::default(),
-            verified_heads: ShareHashSet::default(),
+            verified_heads: VerifiedHeads::default(),
             heads: ShareHashSet::default(),
             invalid: ShareHashSet::default(),
             invalid_order: VecDeque::new(),
@@ -233,7 +263,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
 
     /// Verified shares without verified children.
     pub fn verified_heads(&self) -> Vec<ShareHash> {
-        self.verified_heads.iter().copied().collect()
+        self.verified_heads.work.keys().copied().collect()
     }
 
     /// Shares without children.
@@ -390,6 +420,7 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             node.height = height;
             node.cum_work = cum.saturating_add(node.share.work());
             node.cum_aux = cum_aux.saturating_add(node.share.aux_work());
+            self.verified_heads.set_work(&h, node.cum_work);
             node.rooted = rooted;
             node.tree = tree;
             node.skip = skip;
@@ -446,10 +477,11 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
                     let node = self.chain.nodes.get_mut(&h).expect("held");
                     node.verified = true;
                     queue.extend(node.children.iter().copied());
+                    let cum_work = node.cum_work;
                     if let Some(p) = share.prev_hash() {
                         self.verified_heads.remove(&p);
                     }
-                    self.verified_heads.insert(h);
+                    self.verified_heads.insert(h, cum_work);
                     self.pending.remove(&h);
                     changes.verified.push(h);
                 }
@@ -497,12 +529,13 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
         if let Some(p) = node.share.prev_hash() {
             if let Some(parent) = self.chain.nodes.get_mut(&p) {
                 parent.children.retain(|c| c != hash);
-                let (parent_verified, siblings) = (parent.verified, parent.children.clone());
+                let (parent_verified, siblings, parent_work) =
+                    (parent.verified, parent.children.clone(), parent.cum_work);
                 if siblings.is_empty() {
                     self.heads.insert(p);
                 }
                 if parent_verified && !siblings.iter().any(|c| self.chain.is_verified(c)) {
-                    self.verified_heads.insert(p);
+                    self.verified_heads.insert(p, parent_work);
                 }
             } else if let Some(w) = self.waiting.get_mut(&p) {
                 w.retain(|c| c != hash);
@@ -554,12 +587,26 @@ impl<S: TrackedShare, V: Verifier<S>> ShareTracker<S, V> {
             b.reverse();
             b
         };
-        self.verified_heads
-            .iter()
-            .map(|h| self.effective(h))
-            .filter_map(|h| self.chain.nodes.get(&h).map(|n| (h, n.cum_work)))
-            .max_by(|a, b| a.1.cmp(&b.1).then(pow(&b.0).cmp(&pow(&a.0))))
-            .map(|(h, _)| h)
+        // Heads by cumulative work, most first: a head stands for itself or its parent, never
+        // for more work than its own, so once a head has less work than the best found so far
+        // no later one can win (stale siblings stay heads until pruned: there can be many).
+        let mut best: Option<(ShareHash, u128)> = None;
+        for (head_work, head) in self.verified_heads.by_work.iter().rev() {
+            if best.is_some_and(|(_, work)| *head_work < work) {
+                break;
+            }
+            let candidate = self.effective(head);
+            let Some(work) = self.chain.nodes.get(&candidate).map(|n| n.cum_work) else {
+                continue;
+            };
+            let better = best.is_none_or(|(b, best_work)| {
+                work.cmp(&best_work).then(pow(&b).cmp(&pow(&candidate))) == Ordering::Greater
+            });
+            if better {
+                best = Some((candidate, work));
+            }
+        }
+        best.map(|(h, _)| h)
     }
 
     fn update_best(&mut self, changes: &mut Changes<V::Error>) {

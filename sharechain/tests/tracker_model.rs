@@ -85,3 +85,66 @@ proptest! {
         prop_assert!(t.missing_parents().is_empty());
     }
 }
+
+/// The model with the block tip: a head that does not build on the tip stands for its parent
+/// when that is valid; the best is the candidate with the most work, the lower id on ties.
+fn model_best_on_tip(f: &Forest, tips: &[u8], tip: u8) -> Option<u32> {
+    let n = f.shares.len();
+    let ok = |mut i: usize| loop {
+        let (parent, _, valid) = f.shares[i];
+        if !valid {
+            return false;
+        }
+        match parent {
+            None => return true,
+            Some(p) => i = p,
+        }
+    };
+    let cum = |mut i: usize| {
+        let mut w = 0;
+        loop {
+            w += f.shares[i].1;
+            match f.shares[i].0 {
+                None => return w,
+                Some(p) => i = p,
+            }
+        }
+    };
+    let stands_for = |i: usize| match f.shares[i].0 {
+        Some(p) if tips[i] != tip && ok(p) => p,
+        _ => i,
+    };
+    (0..n)
+        .filter(|&i| ok(i))
+        .filter(|&i| !(0..n).any(|c| f.shares[c].0 == Some(i) && ok(c)))
+        .map(stands_for)
+        .max_by(|&a, &b| cum(a).cmp(&cum(b)).then(b.cmp(&a)))
+        .map(|i| i as u32)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Many stale heads and a block tip that some of them miss: the best share is still the
+    /// model's, whether the tip is known before the shares or set after them.
+    #[test]
+    fn best_share_on_a_tip_matches_the_naive_model(
+        f in forest(),
+        tips in prop::collection::vec(0u8..2, 40),
+        tip in 0u8..2,
+        tip_first in any::<bool>(),
+    ) {
+        let mut t = tracker(1000);
+        if tip_first {
+            let _ = t.set_tip(Some(tip));
+        }
+        for &i in &f.order {
+            let (parent, work, valid) = f.shares[i];
+            let _ = t.insert(Toy { id: i as u32, prev: parent.map(|p| p as u32), work, tip: tips[i], valid });
+        }
+        if !tip_first {
+            let _ = t.set_tip(Some(tip));
+        }
+        prop_assert_eq!(t.best().map(|b| id_of(&b)), model_best_on_tip(&f, &tips, tip));
+    }
+}
