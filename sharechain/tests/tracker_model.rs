@@ -34,10 +34,9 @@ fn forest() -> impl Strategy<Value = Forest> {
         .prop_map(|(shares, order)| Forest { shares, order })
 }
 
-/// The naive model: walk everything from scratch.
-fn model_best(f: &Forest) -> Option<u32> {
-    let n = f.shares.len();
-    let ok = |mut i: usize| loop {
+/// Share `i` and all its ancestors are valid.
+fn all_valid(f: &Forest, mut i: usize) -> bool {
+    loop {
         let (parent, _, valid) = f.shares[i];
         if !valid {
             return false;
@@ -46,17 +45,26 @@ fn model_best(f: &Forest) -> Option<u32> {
             None => return true,
             Some(p) => i = p,
         }
-    };
-    let cum = |mut i: usize| {
-        let mut w = 0;
-        loop {
-            w += f.shares[i].1;
-            match f.shares[i].0 {
-                None => return w,
-                Some(p) => i = p,
-            }
+    }
+}
+
+/// Work of share `i` and all its ancestors.
+fn cum_work(f: &Forest, mut i: usize) -> u128 {
+    let mut w = 0;
+    loop {
+        w += f.shares[i].1;
+        match f.shares[i].0 {
+            None => return w,
+            Some(p) => i = p,
         }
-    };
+    }
+}
+
+/// The naive model: walk everything from scratch.
+fn model_best(f: &Forest) -> Option<u32> {
+    let n = f.shares.len();
+    let ok = |i: usize| all_valid(f, i);
+    let cum = |i: usize| cum_work(f, i);
     (0..n)
         .filter(|&i| ok(i))
         .filter(|&i| !(0..n).any(|c| f.shares[c].0 == Some(i) && ok(c)))
@@ -90,26 +98,8 @@ proptest! {
 /// when that is valid; the best is the candidate with the most work, the lower id on ties.
 fn model_best_on_tip(f: &Forest, tips: &[u8], tip: u8) -> Option<u32> {
     let n = f.shares.len();
-    let ok = |mut i: usize| loop {
-        let (parent, _, valid) = f.shares[i];
-        if !valid {
-            return false;
-        }
-        match parent {
-            None => return true,
-            Some(p) => i = p,
-        }
-    };
-    let cum = |mut i: usize| {
-        let mut w = 0;
-        loop {
-            w += f.shares[i].1;
-            match f.shares[i].0 {
-                None => return w,
-                Some(p) => i = p,
-            }
-        }
-    };
+    let ok = |i: usize| all_valid(f, i);
+    let cum = |i: usize| cum_work(f, i);
     let stands_for = |i: usize| match f.shares[i].0 {
         Some(p) if tips[i] != tip && ok(p) => p,
         _ => i,
