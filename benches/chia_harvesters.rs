@@ -20,8 +20,9 @@
 //! harvesters on machines of their own, where a signature reply does not wait behind other
 //! harvesters' lookups. The answering connections farm one real k18 plot each (the rest of
 //! their plots, and all plots of the others, are announced only); every proof comes from a real
-//! plot, each plot farmed by one connection. The plots are made once with chiapos (`tests/harvester/make_keyed_plot.py`,
-//! the node's farmer keys in the memo) and kept in `$CARGO_TARGET_DIR/chia-bench-plots`. Beside
+//! plot, each plot farmed by one connection. The plots are made once with chiapos
+//! (`tests/harvester/make_keyed_plot.py`, the node's farmer keys in the memo) and kept in
+//! `$CARGO_TARGET_DIR/chia-bench-plots`. Beside
 //! them runs `chia_harvester` from `~/.cache/p2pool-rs/venv-chia` with two plots of its own,
 //! pointed at the worker port as `tests/chia_farmer.rs` does ("skipped: real harvester" without
 //! the venv).

@@ -490,8 +490,7 @@ async fn run(n: usize, full: bool) -> String {
     drop(stdin);
     let _ = child.wait();
     let rejected = shared.rejected.load(Ordering::SeqCst);
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let floor = floor_in_child(n, cores);
+    let floor = floor_in_child(n, p2pool::cores());
     let floor_one = floor_in_child(n, 1);
     if connected < n || rejected > 0 {
         eprintln!("warning: {connected}/{n} connections ready, {rejected} submits rejected");

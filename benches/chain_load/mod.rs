@@ -518,6 +518,7 @@ pub fn field(line: &str, name: &str) -> Option<u64> {
 /// on a thread of its own; none after `stop` is set.
 fn mine_paced(rpc: u16, count: u64, secs: f64, stop: Arc<std::sync::atomic::AtomicBool>) {
     let every = Duration::from_secs_f64(secs / (count + 1) as f64);
+    let params = format!("[1, \"{}\"]", *ADDRESS);
     std::thread::spawn(move || {
         let start = Instant::now();
         for i in 1..=u32::try_from(count).unwrap_or(u32::MAX) {
@@ -525,7 +526,6 @@ fn mine_paced(rpc: u16, count: u64, secs: f64, stop: Arc<std::sync::atomic::Atom
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let params = format!("[1, \"{}\"]", *ADDRESS);
             if rpc_call(rpc, ("u", "p"), "generatetoaddress", &params).is_none() {
                 eprintln!("ckpool_blocks: generatetoaddress failed");
             }

@@ -60,16 +60,9 @@ fn cum_work(f: &Forest, mut i: usize) -> u128 {
     }
 }
 
-/// The naive model: walk everything from scratch.
+/// The naive model: walk everything from scratch (every share on the block tip).
 fn model_best(f: &Forest) -> Option<u32> {
-    let n = f.shares.len();
-    let ok = |i: usize| all_valid(f, i);
-    let cum = |i: usize| cum_work(f, i);
-    (0..n)
-        .filter(|&i| ok(i))
-        .filter(|&i| !(0..n).any(|c| f.shares[c].0 == Some(i) && ok(c)))
-        .max_by(|&a, &b| cum(a).cmp(&cum(b)).then(b.cmp(&a)))
-        .map(|i| i as u32)
+    model_best_on_tip(f, &vec![0; f.shares.len()], 0)
 }
 
 proptest! {
